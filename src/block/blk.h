@@ -1,0 +1,119 @@
+/* Block layer: drives (an open image or device) and per-thread I/O contexts.
+ * Knows nothing of SCSI or virtio. All offsets and lengths are in bytes.
+ *
+ * Threading: a struct blk_ctx belongs to one thread (one event loop) and owns
+ * that thread's io_uring and completion eventfds. A drive may be used from
+ * several contexts at once; drive state changed at run time (write cache,
+ * size) is read with relaxed atomics on the I/O path. */
+#ifndef VSCSI_BLOCK_BLK_H
+#define VSCSI_BLOCK_BLK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct ev_loop;
+struct blk_drive;
+struct blk_ctx;
+
+enum blk_cache_mode {
+    /* QEMU semantics (docs "cache" option):   O_DIRECT  flush honoured  WCE shown */
+    BLK_CACHE_WRITEBACK,    /*                  no        yes             on (default) */
+    BLK_CACHE_NONE,         /*                  yes       yes             on */
+    BLK_CACHE_WRITETHROUGH, /*                  no        every write     off */
+    BLK_CACHE_DIRECTSYNC,   /*                  yes       every write     off */
+    BLK_CACHE_UNSAFE,       /*                  no        ignored         on */
+};
+
+enum blk_aio { BLK_AIO_IO_URING, BLK_AIO_THREADS };
+
+enum blk_driver_kind { BLK_DRIVER_FILE, BLK_DRIVER_NULL };
+
+struct blk_opts {
+    const char *id;             /* name used in messages */
+    enum blk_driver_kind driver;
+    const char *filename;       /* file or block device (BLK_DRIVER_FILE) */
+    const char *format;         /* "raw" (NULL = raw) */
+    enum blk_cache_mode cache;
+    bool readonly;
+    bool discard_unmap;         /* discard=unmap: pass discards to the file */
+    enum blk_aio aio;
+    uint64_t size;              /* BLK_DRIVER_NULL: size in bytes */
+};
+
+/* Open a drive. Returns 0, or -errno with a one-line human message in err. */
+int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, size_t errlen);
+/* Close; all requests must have completed. */
+void blk_close(struct blk_drive *d);
+
+const char *blk_id(const struct blk_drive *d);
+uint64_t blk_size(const struct blk_drive *d);          /* bytes */
+bool blk_is_readonly(const struct blk_drive *d);
+bool blk_can_discard(const struct blk_drive *d);       /* discard=unmap and supported */
+/* Discarded ranges read back as zeroes (true for files with hole punching). */
+bool blk_discard_zeroes(const struct blk_drive *d);
+/* Minimum alignment of buffers/offsets for this drive's I/O (1 when not O_DIRECT). */
+uint32_t blk_dio_align(const struct blk_drive *d);
+/* Logical block size of the underlying storage (512 for regular files). */
+uint32_t blk_host_block_size(const struct blk_drive *d);
+/* Volatile write cache as seen by the guest (WCE). */
+bool blk_write_cache(const struct blk_drive *d);
+void blk_set_write_cache(struct blk_drive *d, bool on);
+/* Re-read the size (after an external resize) or truncate to new_size (0 = just re-read).
+ * Returns 0 or -errno. */
+int blk_resize(struct blk_drive *d, uint64_t new_size);
+
+/* Report whether [offset, offset+len) is allocated: *mapped = true when the
+ * first byte is data; *run = length of the run of the same kind (>= 1 byte,
+ * <= len). Uses SEEK_DATA/SEEK_HOLE; drives without holes report mapped. 0 or -errno. */
+int blk_get_status(struct blk_drive *d, uint64_t offset, uint64_t len, bool *mapped, uint64_t *run);
+
+enum blk_op {
+    BLK_OP_READ,
+    BLK_OP_WRITE,
+    BLK_OP_FLUSH,           /* offset/len ignored */
+    BLK_OP_DISCARD,         /* advisory: may do nothing when discard is off */
+    BLK_OP_WRITE_ZEROES,    /* must leave zeroes; BLK_F_MAY_UNMAP allows deallocation */
+};
+
+#define BLK_F_FUA        (1u << 0)  /* write reaches stable storage before completion */
+#define BLK_F_MAY_UNMAP  (1u << 1)
+
+struct blk_req;
+typedef void blk_done_cb(struct blk_req *req, int ret);
+
+struct blk_req {
+    enum blk_op op;
+    uint32_t flags;
+    uint64_t offset;
+    uint64_t len;               /* READ/WRITE: must equal iov_size(iov, iovcnt) */
+    const struct iovec *iov;    /* guest memory; read/written in place */
+    unsigned iovcnt;
+    blk_done_cb *done_cb;       /* ret: 0, or -errno (a short transfer is -EIO) */
+    void *opaque;
+    /* private to the block layer */
+    struct blk_drive *drive;
+    void *priv;
+    uint64_t done_bytes;
+    int stage;
+};
+
+/* Per-thread I/O context: registers its completion fds on loop. */
+struct blk_ctx *blk_ctx_new(struct ev_loop *loop, char *err, size_t errlen);
+/* All requests must have completed. */
+void blk_ctx_free(struct blk_ctx *ctx);
+/* Number of requests submitted and not yet completed. */
+unsigned blk_ctx_inflight(const struct blk_ctx *ctx);
+
+/* Submit. The completion callback always runs later from ctx's loop, never from
+ * inside blk_submit. Returns 0, or -errno when the request was not accepted
+ * (done_cb is then not called). Range checks against the drive size are done
+ * here too (-ERANGE... callers should check first; the block layer re-checks). */
+int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req);
+
+/* Submit everything queued so far (batching: blk_submit may delay the
+ * io_uring_submit until blk_ctx_flush or the end of the loop round). */
+void blk_ctx_flush(struct blk_ctx *ctx);
+
+#endif

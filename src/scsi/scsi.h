@@ -1,0 +1,193 @@
+/* SCSI target layer: a bus of targets and logical units, command execution,
+ * task management, unit attentions. Knows nothing of virtio: it gets a CDB
+ * copy with its length and a data buffer described by an iovec array, and
+ * completes through a callback. Uses block/ through blk.h only. */
+#ifndef VSCSI_SCSI_SCSI_H
+#define VSCSI_SCSI_SCSI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "block/blk.h"
+
+#define SCSI_CDB_MAX      32
+#define SCSI_SENSE_MAX    96
+#define SCSI_MAX_TARGET   255   /* target ids 0..255 */
+#define SCSI_MAX_LUN      16383 /* flat space addressing, SAM-5 */
+
+/* SAM status codes */
+#define SCSI_STATUS_GOOD                 0x00
+#define SCSI_STATUS_CHECK_CONDITION      0x02
+#define SCSI_STATUS_CONDITION_MET        0x04
+#define SCSI_STATUS_BUSY                 0x08
+#define SCSI_STATUS_RESERVATION_CONFLICT 0x18
+#define SCSI_STATUS_TASK_SET_FULL        0x28
+#define SCSI_STATUS_TASK_ABORTED         0x40
+
+enum scsi_dir {
+    SCSI_DIR_NONE,
+    SCSI_DIR_TO_DEV,    /* data-out (write) */
+    SCSI_DIR_FROM_DEV,  /* data-in (read) */
+};
+
+/* Outcome at the transport level (maps to virtio-scsi response codes). */
+enum scsi_host_status {
+    SCSI_HOST_OK,           /* status/sense are valid */
+    SCSI_HOST_OVERRUN,      /* command needs more buffer than given, or wrong direction */
+    SCSI_HOST_BAD_TARGET,   /* no such target */
+    SCSI_HOST_ABORTED,      /* aborted by a TMF */
+    SCSI_HOST_RESET,        /* aborted by a reset */
+    SCSI_HOST_FAILURE,      /* internal failure */
+};
+
+struct scsi_bus;
+struct scsi_lun;
+struct scsi_cmd;
+
+typedef void scsi_cmd_done_cb(struct scsi_cmd *cmd);
+
+struct scsi_cmd {
+    /* --- in: filled by the transport before scsi_bus_submit() --- */
+    uint8_t target;
+    uint16_t lun;               /* decoded LUN number 0..16383 */
+    bool lun_wlun_report;       /* REPORT LUNS well-known LUN (0xc101) */
+    uint8_t cdb[SCSI_CDB_MAX];  /* copied out of guest memory */
+    uint8_t cdb_len;
+    enum scsi_dir dir;          /* from the descriptor layout */
+    const struct iovec *iov;    /* data buffer in guest memory (data-in or data-out) */
+    unsigned iovcnt;
+    size_t buf_len;             /* iov_size(iov, iovcnt) */
+    uint64_t tag;
+    uint8_t task_attr;
+    uint32_t nexus;             /* initiator port (I_T nexus) id, for reservations */
+    struct blk_ctx *blk_ctx;    /* I/O context of the submitting thread */
+    scsi_cmd_done_cb *done_cb;
+    void *opaque;
+
+    /* --- out: valid when done_cb runs --- */
+    enum scsi_host_status host_status;
+    uint8_t status;
+    uint8_t sense_len;
+    uint8_t sense[SCSI_SENSE_MAX];
+    size_t xfer_len;            /* bytes moved; residual = buf_len - xfer_len */
+
+    /* --- private to the SCSI layer --- */
+    struct scsi_lun *lu;
+    struct scsi_cmd *next_inflight, **pprev_inflight;
+    struct blk_req breq;
+    struct iovec sub_iov[4];
+    uint64_t lba;
+    uint32_t nblocks;
+    uint32_t done_blocks;
+    int state;
+    uint32_t flags;
+    void *priv;
+};
+
+/* Device configuration, from --device or QMP device_add. */
+enum scsi_dev_type { SCSI_DEV_HD, SCSI_DEV_CD };
+
+struct scsi_dev_config {
+    enum scsi_dev_type type;
+    const char *id;             /* user-visible name (may be NULL: generated) */
+    const char *serial;         /* VPD 80 (NULL: generated from id) */
+    uint64_t wwn;               /* NAA for VPD 83 (0: generated, stable per id) */
+    const char *vendor;         /* INQUIRY, 8 chars max (default "VSCSI") */
+    const char *product;        /* 16 chars max (default "VSCSI HARDDISK") */
+    const char *version;        /* 4 chars max (default from VSCSI_VERSION) */
+    uint32_t logical_block_size;   /* 512 or 4096 */
+    uint32_t physical_block_size;  /* >= logical, power of two multiple */
+    bool removable;
+};
+
+/* Notifications to the transport (virtio events). Called on the bus owner's thread. */
+enum scsi_bus_event {
+    SCSI_EV_LUN_ADDED,
+    SCSI_EV_LUN_REMOVED,
+    SCSI_EV_CAPACITY_CHANGED,   /* asc 0x2a ascq 0x09 */
+    SCSI_EV_MEDIA_CHANGED,
+};
+
+struct scsi_bus_listener_ops {
+    void (*event_cb)(void *opaque, enum scsi_bus_event ev, uint8_t target, uint16_t lun);
+};
+
+struct scsi_bus *scsi_bus_new(void);
+void scsi_bus_free(struct scsi_bus *bus);   /* all LUNs removed, no commands in flight */
+void scsi_bus_set_listener(struct scsi_bus *bus, const struct scsi_bus_listener_ops *ops, void *opaque);
+
+/* Attach a drive as a logical unit. The bus does not own the drive.
+ * Returns 0, -EEXIST (address taken), -EINVAL (bad config, message in err). */
+int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
+                     const struct scsi_dev_config *cfg, struct blk_drive *drive,
+                     char *err, size_t errlen);
+/* Detach. Commands in flight complete first: done_cb runs when the LUN is gone
+ * (may be synchronous if idle). Returns -ENOENT when absent. */
+int scsi_bus_remove_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
+                        void (*done_cb)(void *opaque), void *opaque);
+bool scsi_bus_has_target(const struct scsi_bus *bus, uint8_t target);
+struct scsi_lun *scsi_bus_find_lun(const struct scsi_bus *bus, uint8_t target, uint16_t lun);
+/* The drive size changed (after blk_resize): queue UA 2A/09 and notify. */
+void scsi_bus_capacity_changed(struct scsi_bus *bus, uint8_t target, uint16_t lun);
+
+/* Execute a command. Always completes through cmd->done_cb, possibly before
+ * returning (GOOD/CHECK CONDITION answered from memory) or later (I/O). */
+void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd);
+
+/* Task management (SAM-5 7). */
+enum scsi_tmf_type {
+    SCSI_TMF_ABORT_TASK,
+    SCSI_TMF_ABORT_TASK_SET,
+    SCSI_TMF_CLEAR_ACA,
+    SCSI_TMF_CLEAR_TASK_SET,
+    SCSI_TMF_I_T_NEXUS_RESET,
+    SCSI_TMF_LOGICAL_UNIT_RESET,
+    SCSI_TMF_QUERY_TASK,
+    SCSI_TMF_QUERY_TASK_SET,
+};
+
+enum scsi_tmf_response {
+    SCSI_TMF_COMPLETE,          /* function complete */
+    SCSI_TMF_SUCCEEDED,         /* QUERY TASK (SET): a task exists */
+    SCSI_TMF_REJECTED,          /* function rejected / not supported */
+    SCSI_TMF_INCORRECT_LUN,
+    SCSI_TMF_BAD_TARGET,
+};
+
+struct scsi_tmf;
+typedef void scsi_tmf_done_cb(struct scsi_tmf *tmf);
+
+struct scsi_tmf {
+    enum scsi_tmf_type type;
+    uint8_t target;
+    uint16_t lun;
+    uint64_t tag;               /* ABORT TASK / QUERY TASK */
+    uint32_t nexus;
+    scsi_tmf_done_cb *done_cb;  /* runs after every affected command has completed */
+    void *opaque;
+    enum scsi_tmf_response response;
+    /* private */
+    unsigned pending;
+    struct scsi_tmf *next;
+};
+
+/* Runs the TMF; affected commands complete (TASK ABORTED / host ABORTED|RESET)
+ * before tmf->done_cb. May complete synchronously. */
+void scsi_bus_tmf(struct scsi_bus *bus, struct scsi_tmf *tmf);
+
+/* Number of LUNs, and iteration for management/listing. */
+unsigned scsi_bus_lun_count(const struct scsi_bus *bus);
+struct scsi_lun_info {
+    uint8_t target;
+    uint16_t lun;
+    enum scsi_dev_type type;
+    const char *id;
+    struct blk_drive *drive;
+};
+/* Calls fn for each LUN in (target, lun) order; stops when fn returns non-zero. */
+int scsi_bus_foreach_lun(const struct scsi_bus *bus,
+                         int (*fn)(void *opaque, const struct scsi_lun_info *info), void *opaque);
+
+#endif

@@ -1,0 +1,207 @@
+#include "util/loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct ev_handler {
+    int fd;
+    bool dead;
+    ev_fd_cb *cb;
+    void *opaque;
+    struct ev_handler *next_dead;
+};
+
+struct ev_defer {
+    ev_defer_cb *cb;
+    void *opaque;
+    struct ev_defer *next;
+};
+
+struct ev_loop {
+    int epfd;
+    int wakefd;
+    bool stop;
+    struct ev_handler wake_h;
+    struct ev_handler *dead;            /* freed after the dispatch round */
+    struct ev_defer *defer_head, **defer_tail;
+};
+
+static void wake_cb(void *opaque, int fd, uint32_t events)
+{
+    uint64_t v;
+
+    (void)opaque;
+    (void)events;
+    if (read(fd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: nothing pending; nothing else can fail on an eventfd */
+    }
+}
+
+struct ev_loop *ev_loop_new(void)
+{
+    struct ev_loop *loop = calloc(1, sizeof(*loop));
+
+    if (!loop)
+        return NULL;
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0)
+        goto err_free;
+    loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->wakefd < 0)
+        goto err_ep;
+    loop->wake_h = (struct ev_handler){ .fd = loop->wakefd, .cb = wake_cb };
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &loop->wake_h };
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0)
+        goto err_wake;
+    loop->defer_tail = &loop->defer_head;
+    return loop;
+
+err_wake:
+    close(loop->wakefd);
+err_ep:
+    close(loop->epfd);
+err_free:
+    free(loop);
+    return NULL;
+}
+
+static void reap_dead(struct ev_loop *loop)
+{
+    while (loop->dead) {
+        struct ev_handler *h = loop->dead;
+        loop->dead = h->next_dead;
+        free(h);
+    }
+}
+
+static void run_deferred(struct ev_loop *loop)
+{
+    /* Callbacks may defer more work: take the list and run only what was queued. */
+    struct ev_defer *d = loop->defer_head;
+
+    loop->defer_head = NULL;
+    loop->defer_tail = &loop->defer_head;
+    while (d) {
+        struct ev_defer *next = d->next;
+        d->cb(d->opaque);
+        free(d);
+        d = next;
+    }
+}
+
+void ev_loop_free(struct ev_loop *loop)
+{
+    if (!loop)
+        return;
+    while (loop->defer_head)
+        run_deferred(loop);
+    reap_dead(loop);
+    close(loop->wakefd);
+    close(loop->epfd);
+    free(loop);
+}
+
+struct ev_handler *ev_loop_add_fd(struct ev_loop *loop, int fd, uint32_t events,
+                                  ev_fd_cb *cb, void *opaque)
+{
+    struct ev_handler *h = calloc(1, sizeof(*h));
+
+    if (!h) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    *h = (struct ev_handler){ .fd = fd, .cb = cb, .opaque = opaque };
+    struct epoll_event ev = { .events = events, .data.ptr = h };
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int e = errno;
+        free(h);
+        errno = e;
+        return NULL;
+    }
+    return h;
+}
+
+int ev_loop_mod_fd(struct ev_loop *loop, struct ev_handler *h, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = h };
+
+    return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, h->fd, &ev) < 0 ? -errno : 0;
+}
+
+void ev_loop_del_fd(struct ev_loop *loop, struct ev_handler *h)
+{
+    if (!h || h->dead)
+        return;
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+    h->dead = true;
+    h->next_dead = loop->dead;
+    loop->dead = h;
+}
+
+int ev_loop_defer(struct ev_loop *loop, ev_defer_cb *cb, void *opaque)
+{
+    struct ev_defer *d = malloc(sizeof(*d));
+
+    if (!d)
+        return -ENOMEM;
+    *d = (struct ev_defer){ .cb = cb, .opaque = opaque };
+    *loop->defer_tail = d;
+    loop->defer_tail = &d->next;
+    return 0;
+}
+
+int ev_loop_run_once(struct ev_loop *loop, int timeout_ms)
+{
+    struct epoll_event evs[64];
+    int n;
+
+    if (loop->defer_head)
+        timeout_ms = 0;
+    n = epoll_wait(loop->epfd, evs, 64, timeout_ms);
+    if (n < 0) {
+        if (errno != EINTR)
+            return -errno;
+        n = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        struct ev_handler *h = evs[i].data.ptr;
+        if (!h->dead)
+            h->cb(h->opaque, h->fd, evs[i].events);
+    }
+    run_deferred(loop);
+    reap_dead(loop);
+    return n;
+}
+
+int ev_loop_run(struct ev_loop *loop)
+{
+    loop->stop = false;
+    while (!loop->stop) {
+        int r = ev_loop_run_once(loop, -1);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+void ev_loop_stop(struct ev_loop *loop)
+{
+    loop->stop = true;
+}
+
+bool ev_loop_stopped(const struct ev_loop *loop)
+{
+    return loop->stop;
+}
+
+void ev_loop_wakeup(struct ev_loop *loop)
+{
+    uint64_t one = 1;
+
+    if (write(loop->wakefd, &one, sizeof(one)) < 0) {
+        /* EAGAIN only when the counter is saturated: a wakeup is pending anyway */
+    }
+}

@@ -1,0 +1,41 @@
+/* A small epoll event loop. One loop per thread; not thread-safe except
+ * ev_loop_wakeup(). Handlers may add/remove handlers (including themselves)
+ * from inside a callback: removal takes effect at once, memory is freed after
+ * the current dispatch round. */
+#ifndef VSCSI_UTIL_LOOP_H
+#define VSCSI_UTIL_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct ev_handler;
+
+/* events: EPOLLIN/EPOLLOUT/... bits as delivered by epoll. */
+typedef void ev_fd_cb(void *opaque, int fd, uint32_t events);
+typedef void ev_defer_cb(void *opaque);
+
+struct ev_loop *ev_loop_new(void);
+void ev_loop_free(struct ev_loop *loop);
+
+/* Watch fd for events (EPOLLIN etc). Returns a handle or NULL (errno set). */
+struct ev_handler *ev_loop_add_fd(struct ev_loop *loop, int fd, uint32_t events,
+                                  ev_fd_cb *cb, void *opaque);
+int ev_loop_mod_fd(struct ev_loop *loop, struct ev_handler *h, uint32_t events);
+/* Stop watching; h is invalid afterwards. Does not close the fd. */
+void ev_loop_del_fd(struct ev_loop *loop, struct ev_handler *h);
+
+/* Run cb(opaque) once, after the current dispatch round (from the loop thread). */
+int ev_loop_defer(struct ev_loop *loop, ev_defer_cb *cb, void *opaque);
+
+/* Dispatch ready events, waiting at most timeout_ms (-1 = forever). Returns the
+ * number of handlers run or -errno. */
+int ev_loop_run_once(struct ev_loop *loop, int timeout_ms);
+/* Run until ev_loop_stop() is called. */
+int ev_loop_run(struct ev_loop *loop);
+void ev_loop_stop(struct ev_loop *loop);
+bool ev_loop_stopped(const struct ev_loop *loop);
+/* Wake a loop blocked in epoll_wait (any thread). */
+void ev_loop_wakeup(struct ev_loop *loop);
+
+#endif
