@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Build and run every test suite: unit + harness (normal build, then again
+# under ASan+UBSan), then the end-to-end guest tests. Ends with the line
+# "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0 failed=0 skipped=0
+failures=()
+
+count_meson() {    # $1 = build dir, $2 = label
+    local log="$1/meson-logs/testlog.json" ok fail skip
+    [ -f "$log" ] || { failed=$((failed + 1)); failures+=("$2: no test log"); return; }
+    ok=$(grep -c '"result": "OK"' "$log" || true)
+    fail=$(grep -Ec '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+    skip=$(grep -c '"result": "SKIP"' "$log" || true)
+    passed=$((passed + ok)); failed=$((failed + fail)); skipped=$((skipped + skip))
+    if [ "$fail" -gt 0 ]; then
+        while read -r name; do failures+=("$2: $name"); done < <(
+            grep -E '"result": "(FAIL|TIMEOUT|ERROR)' "$log" | sed -E 's/.*"name": "([^"]*)".*/\1/')
+    fi
+}
+
+run_meson_suite() {    # $1 = build dir, $2 = label, rest = meson setup args
+    local dir="$1" label="$2"; shift 2
+    echo "=== $label: build ($dir)"
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >/dev/null || { failed=$((failed + 1)); failures+=("$label: meson setup"); return; }
+    fi
+    if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
+        tail -40 "$dir.build.log"
+        failed=$((failed + 1)); failures+=("$label: build failed"); return
+    fi
+    echo "=== $label: unit and harness tests"
+    meson test -C "$dir" --suite unit --suite harness --print-errorlogs --num-processes 2 \
+        --timeout-multiplier "${TIMEOUT_MULT:-1}" || true
+    count_meson "$dir" "$label"
+}
+
+run_meson_suite build "default"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+TIMEOUT_MULT=3 run_meson_suite build-asan "asan+ubsan" -Db_sanitize=address,undefined -Db_lundef=false
+
+if [ "${VSCSI_SKIP_GUEST:-0}" != 1 ] && [ -x tests/guest/run-all.sh ]; then
+    echo "=== end-to-end guest tests"
+    out=$(mktemp)
+    VSCSID="$PWD/build/vscsid" tests/guest/run-all.sh 2>&1 | tee "$out"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+    if [ -n "$line" ]; then
+        gp=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+        gf=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+        passed=$((passed + gp)); failed=$((failed + gf))
+        [ "$gf" -gt 0 ] && failures+=("guest: $gf failed")
+    else
+        failed=$((failed + 1)); failures+=("guest: no summary line")
+    fi
+    gs=$(grep -Eo '^[0-9]+ skipped' "$out" | tail -1 | grep -Eo '^[0-9]+' || true)
+    skipped=$((skipped + ${gs:-0}))
+    rm -f "$out"
+fi
+
+echo
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "skipped: $skipped"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,206 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/opts.h"
+
+static const char *const drive_keys =
+    "file, id, format, cache, readonly, discard, aio, driver, size";
+static const char *const device_keys =
+    "drive, scsi-id, lun, id, serial, wwn, vendor, product, ver, logical_block_size, "
+    "physical_block_size, removable";
+
+/* Copy a string option into a fixed field, refusing (not truncating) long values. */
+static int get_str(struct opts *o, const char *key, char *dst, size_t cap, const char *what,
+                   char *err, size_t errlen)
+{
+    const char *v = opts_get(o, key);
+
+    if (!v)
+        return 0;
+    if (strlen(v) >= cap) {
+        snprintf(err, errlen, "%s: %s= is too long (at most %zu characters)", what, key, cap - 1);
+        return -EINVAL;
+    }
+    strcpy(dst, v);
+    return 1;
+}
+
+static int reject_unused(struct opts *o, const char *what, const char *valid, char *err, size_t errlen)
+{
+    const char *k = opts_first_unused(o);
+
+    if (!k)
+        return 0;
+    snprintf(err, errlen, "%s: unknown key '%s' (valid keys: %s)", what, k, valid);
+    return -EINVAL;
+}
+
+int cli_parse_drive(const char *str, struct drive_conf *conf, char *err, size_t errlen)
+{
+    static const char *const cache_modes[] = { "writeback", "none", "writethrough", "directsync",
+                                               "unsafe", NULL };
+    static const char *const discard_modes[] = { "ignore", "unmap", "off", "on", NULL };
+    static const char *const aio_modes[] = { "io_uring", "threads", NULL };
+    static const char *const drivers[] = { "file", "null", NULL };
+    const char *what = "--drive";
+    struct opts o;
+    int v, ret;
+    bool ro;
+
+    memset(conf, 0, sizeof(*conf));
+    conf->blk.cache = BLK_CACHE_WRITEBACK;
+    conf->blk.aio = BLK_AIO_IO_URING;
+    if (opts_parse(&o, str, NULL, err, errlen) < 0) {
+        char tmp[256];
+        snprintf(tmp, sizeof(tmp), "%s", err);
+        snprintf(err, errlen, "%s %s: %s", what, str, tmp);
+        return -EINVAL;
+    }
+    if ((ret = get_str(&o, "id", conf->id, sizeof(conf->id), what, err, errlen)) < 0 ||
+        (ret = get_str(&o, "file", conf->filename, sizeof(conf->filename), what, err, errlen)) < 0 ||
+        (ret = get_str(&o, "format", conf->format, sizeof(conf->format), what, err, errlen)) < 0)
+        goto out;
+    if ((ret = opts_get_enum(&o, "driver", drivers, &v, what, err, errlen)) < 0)
+        goto out;
+    conf->blk.driver = ret ? (enum blk_driver_kind)v : BLK_DRIVER_FILE;
+    if ((ret = opts_get_enum(&o, "cache", cache_modes, &v, what, err, errlen)) < 0)
+        goto out;
+    if (ret)
+        conf->blk.cache = (enum blk_cache_mode)v;
+    if ((ret = opts_get_enum(&o, "discard", discard_modes, &v, what, err, errlen)) < 0)
+        goto out;
+    conf->blk.discard_unmap = ret && (v == 1 || v == 3);
+    if ((ret = opts_get_enum(&o, "aio", aio_modes, &v, what, err, errlen)) < 0)
+        goto out;
+    if (ret)
+        conf->blk.aio = (enum blk_aio)v;
+    if ((ret = opts_get_bool(&o, "readonly", &ro, what, err, errlen)) < 0)
+        goto out;
+    conf->blk.readonly = ret && ro;
+    if ((ret = opts_get_size(&o, "size", &conf->blk.size, what, err, errlen)) < 0)
+        goto out;
+    if ((ret = reject_unused(&o, what, drive_keys, err, errlen)) < 0)
+        goto out;
+    ret = -EINVAL;
+    if (!conf->id[0]) {
+        snprintf(err, errlen, "%s %s: missing id= (devices refer to the drive by it)", what, str);
+        goto out;
+    }
+    if (conf->blk.driver == BLK_DRIVER_FILE && !conf->filename[0]) {
+        snprintf(err, errlen, "%s id=%s: missing file=PATH (or use driver=null,size=N)", what, conf->id);
+        goto out;
+    }
+    if (conf->blk.driver == BLK_DRIVER_NULL && !conf->blk.size) {
+        snprintf(err, errlen, "%s id=%s: driver=null needs size= (e.g. size=1G)", what, conf->id);
+        goto out;
+    }
+    if (conf->format[0] && strcmp(conf->format, "raw")) {
+        snprintf(err, errlen, "%s id=%s: format=%s is not supported (supported: raw)", what,
+                 conf->id, conf->format);
+        goto out;
+    }
+    ret = 0;
+out:
+    opts_free(&o);
+    return ret < 0 ? ret : 0;
+}
+
+const char *cli_device_help(void)
+{
+    return "Device types (--device TYPE,drive=ID,scsi-id=T,lun=L,...):\n"
+           "  scsi-hd     virtual SCSI disk (SBC-4)\n"
+           "  scsi-disk   alias of scsi-hd\n"
+           "Properties: drive (required), scsi-id (0-255, default 0), lun (0-16383, default 0),\n"
+           "  id, serial, wwn (0xHEX, NAA), vendor (8 chars), product (16 chars), ver (4 chars),\n"
+           "  logical_block_size (512|4096), physical_block_size (power of two >= logical),\n"
+           "  removable (on|off)\n";
+}
+
+int cli_parse_device(const char *str, struct device_conf *conf, char *err, size_t errlen)
+{
+    const char *what = "--device";
+    struct opts o;
+    const char *type;
+    uint64_t v;
+    bool b;
+    int ret;
+
+    memset(conf, 0, sizeof(*conf));
+    conf->scsi.type = SCSI_DEV_HD;
+    conf->scsi.logical_block_size = 512;
+    if (opts_parse(&o, str, "driver", err, errlen) < 0) {
+        char tmp[256];
+        snprintf(tmp, sizeof(tmp), "%s", err);
+        snprintf(err, errlen, "%s %s: %s", what, str, tmp);
+        return -EINVAL;
+    }
+    type = opts_get(&o, "driver");
+    ret = -EINVAL;
+    if (!type) {
+        snprintf(err, errlen, "%s %s: missing device type first, e.g. --device scsi-hd,drive=ID",
+                 what, str);
+        goto out;
+    }
+    if (strcmp(type, "scsi-hd") && strcmp(type, "scsi-disk")) {
+        snprintf(err, errlen, "%s: unknown device type '%s' (see --device help)", what, type);
+        goto out;
+    }
+    if ((ret = get_str(&o, "id", conf->id, sizeof(conf->id), what, err, errlen)) < 0 ||
+        (ret = get_str(&o, "drive", conf->drive, sizeof(conf->drive), what, err, errlen)) < 0 ||
+        (ret = get_str(&o, "serial", conf->serial, sizeof(conf->serial), what, err, errlen)) < 0 ||
+        (ret = get_str(&o, "vendor", conf->vendor, 9, what, err, errlen)) < 0 ||
+        (ret = get_str(&o, "product", conf->product, 17, what, err, errlen)) < 0 ||
+        (ret = get_str(&o, "ver", conf->version, 5, what, err, errlen)) < 0)
+        goto out;
+    if ((ret = opts_get_u64(&o, "scsi-id", 0, SCSI_MAX_TARGET, &v, what, err, errlen)) < 0)
+        goto out;
+    if (ret)
+        conf->target = (uint8_t)v;
+    if ((ret = opts_get_u64(&o, "lun", 0, SCSI_MAX_LUN, &v, what, err, errlen)) < 0)
+        goto out;
+    if (ret)
+        conf->lun = (uint16_t)v;
+    if ((ret = opts_get_u64(&o, "wwn", 1, UINT64_MAX, &conf->scsi.wwn, what, err, errlen)) < 0)
+        goto out;
+    if ((ret = opts_get_u64(&o, "logical_block_size", 512, 4096, &v, what, err, errlen)) < 0)
+        goto out;
+    if (ret) {
+        if (v != 512 && v != 4096) {
+            snprintf(err, errlen, "%s: logical_block_size=%llu: expected 512 or 4096", what,
+                     (unsigned long long)v);
+            ret = -EINVAL;
+            goto out;
+        }
+        conf->scsi.logical_block_size = (uint32_t)v;
+    }
+    conf->scsi.physical_block_size = conf->scsi.logical_block_size;
+    if ((ret = opts_get_u64(&o, "physical_block_size", 512, 1u << 20, &v, what, err, errlen)) < 0)
+        goto out;
+    if (ret) {
+        if ((v & (v - 1)) || v < conf->scsi.logical_block_size) {
+            snprintf(err, errlen, "%s: physical_block_size=%llu: expected a power of two "
+                     ">= logical_block_size (%u)", what, (unsigned long long)v,
+                     conf->scsi.logical_block_size);
+            ret = -EINVAL;
+            goto out;
+        }
+        conf->scsi.physical_block_size = (uint32_t)v;
+    }
+    if ((ret = opts_get_bool(&o, "removable", &b, what, err, errlen)) < 0)
+        goto out;
+    conf->scsi.removable = ret && b;
+    if ((ret = reject_unused(&o, what, device_keys, err, errlen)) < 0)
+        goto out;
+    ret = -EINVAL;
+    if (!conf->drive[0]) {
+        snprintf(err, errlen, "%s %s: missing drive=ID (the id of a --drive)", what, str);
+        goto out;
+    }
+    ret = 0;
+out:
+    opts_free(&o);
+    return ret < 0 ? ret : 0;
+}

@@ -1,0 +1,212 @@
+/* vscsid: vhost-user-scsi backend daemon. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemon.h"
+#include "util/log.h"
+#include "util/loop.h"
+#include "util/opts.h"
+#include "vscsi-config.h"
+
+#define EXIT_USAGE 2
+#define MAX_ITEMS 4096
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: vscsid --socket PATH [--num-queues N]\n"
+"              --drive file=PATH,id=ID[,format=raw][,cache=MODE][,readonly=on|off]\n"
+"                      [,discard=ignore|unmap][,aio=io_uring|threads]\n"
+"              --device scsi-hd,drive=ID,scsi-id=T,lun=L[,id=NAME][,serial=S][,wwn=0xHEX]\n"
+"                      [,vendor=V][,product=P][,logical_block_size=512|4096]\n"
+"                      [,physical_block_size=N][,removable=on|off]\n"
+"              [--device ...]\n"
+"\n"
+"A vhost-user-scsi backend: QEMU attaches with\n"
+"  -chardev socket,id=c0,path=PATH -device vhost-user-scsi-pci,chardev=c0\n"
+"(guest RAM must be shared: -object memory-backend-memfd,...,share=on).\n"
+"\n"
+"Options:\n"
+"  -s, --socket PATH     vhost-user socket to listen on (created, mode 0600)\n"
+"  -q, --num-queues N    request queues offered (1-64, default 16; QEMU uses\n"
+"                        one per vCPU by default and needs at least that many)\n"
+"  --drive OPTS          a backing image (see above); cache modes: writeback\n"
+"                        (default), none, writethrough, directsync, unsafe;\n"
+"                        driver=null,size=N gives a data-less disk for benchmarks\n"
+"  --device OPTS         a SCSI device on the drive; --device help lists types\n"
+"  -v, --verbose         more log output (repeat for debug)\n"
+"  -h, --help            this text\n"
+"  -V, --version         version\n");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "vscsid: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'vscsid --help' for more information.\n");
+    return EXIT_USAGE;
+}
+
+struct sig_state {
+    struct ev_loop *loop;
+    int signals;
+};
+
+static void signal_cb(void *opaque, int fd, uint32_t events)
+{
+    struct sig_state *s = opaque;
+    struct signalfd_siginfo si;
+
+    (void)events;
+    while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        s->signals++;
+        log_info("received %s, shutting down", strsignal((int)si.ssi_signo));
+        ev_loop_stop(s->loop);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "num-queues", required_argument, NULL, 'q' },
+        { "drive", required_argument, NULL, 'D' },
+        { "device", required_argument, NULL, 'd' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    static struct drive_conf drives[64];
+    static struct device_conf devices[MAX_ITEMS];
+    unsigned ndrives = 0, ndevices = 0, verbose = 0;
+    struct ctrl_conf ctrl = { .num_queues = 16 };
+    char err[512];
+    struct ev_loop *loop = NULL;
+    struct vscsid *d = NULL;
+    struct sig_state sigs = { 0 };
+    sigset_t mask;
+    int c, sfd = -1, rc = 1;
+
+    while ((c = getopt_long(argc, argv, "s:q:vhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (strlen(optarg) >= sizeof(ctrl.socket_path))
+                return usage_error("--socket %s: path too long for a unix socket (max 107 bytes)", optarg);
+            strcpy(ctrl.socket_path, optarg);
+            break;
+        case 'q': {
+            uint64_t n;
+            if (parse_u64(optarg, &n) < 0 || n < 1 || n > 64)
+                return usage_error("--num-queues %s: expected a number from 1 to 64", optarg);
+            ctrl.num_queues = (unsigned)n;
+            break;
+        }
+        case 'D':
+            if (ndrives == sizeof(drives) / sizeof(drives[0]))
+                return usage_error("%s: too many --drive options", "--drive");
+            if (cli_parse_drive(optarg, &drives[ndrives], err, sizeof(err)) < 0)
+                return usage_error("%s", err);
+            ndrives++;
+            break;
+        case 'd':
+            if (!strcmp(optarg, "help") || !strcmp(optarg, "?")) {
+                fputs(cli_device_help(), stdout);
+                return 0;
+            }
+            if (ndevices == MAX_ITEMS)
+                return usage_error("%s: too many --device options", "--device");
+            if (cli_parse_device(optarg, &devices[ndevices], err, sizeof(err)) < 0)
+                return usage_error("%s", err);
+            ndevices++;
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("vscsid %s\n", VSCSI_VERSION);
+            return 0;
+        default:
+            return usage_error("%s", "invalid option");
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s' (options start with --)", argv[optind]);
+    if (!ctrl.socket_path[0])
+        return usage_error("%s", "missing --socket PATH (where QEMU connects)");
+    log_set_level(verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_INFO);
+
+    /* A peer closing its socket must not kill the daemon. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    loop = ev_loop_new();
+    if (!loop) {
+        fprintf(stderr, "vscsid: cannot create event loop: %s\n", strerror(errno));
+        return 1;
+    }
+    sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    sigs.loop = loop;
+    if (sfd < 0 || !ev_loop_add_fd(loop, sfd, EPOLLIN, signal_cb, &sigs)) {
+        fprintf(stderr, "vscsid: cannot set up signal handling: %s\n", strerror(errno));
+        goto out;
+    }
+    d = vscsid_new(loop, err, sizeof(err));
+    if (!d) {
+        fprintf(stderr, "vscsid: %s\n", err);
+        goto out;
+    }
+    for (unsigned i = 0; i < ndrives; i++) {
+        if (vscsid_add_drive(d, &drives[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "vscsid: --drive: %s\n", err);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+    }
+    for (unsigned i = 0; i < ndevices; i++) {
+        if (vscsid_add_device(d, &devices[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "vscsid: --device: %s\n", err);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+    }
+    if (vscsid_add_controller(d, &ctrl, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vscsid: --socket %s: %s\n", ctrl.socket_path, err);
+        goto out;
+    }
+    log_info("serving %u device(s) on %s (%u request queues)", vscsid_device_count(d),
+             ctrl.socket_path, ctrl.num_queues);
+    fprintf(stderr,
+            "vscsid: attach a VM with:\n"
+            "  qemu-system-x86_64 -m 1G -object memory-backend-memfd,id=mem,size=1G,share=on \\\n"
+            "    -numa node,memdev=mem -chardev socket,id=vscsi0,path=%s \\\n"
+            "    -device vhost-user-scsi-pci,chardev=vscsi0,num_queues=1 ...\n",
+            ctrl.socket_path);
+    if (ev_loop_run(loop) < 0)
+        log_err("event loop failed: %s", strerror(errno));
+
+    /* Graceful stop: let in-flight commands finish so nothing acknowledged is lost. */
+    for (int i = 0; i < 3000 && (vscsid_inflight(d) || blk_ctx_inflight(vscsid_blk_ctx(d))); i++)
+        ev_loop_run_once(loop, 10);
+    rc = 0;
+out:
+    vscsid_free(d);
+    if (sfd >= 0)
+        close(sfd);
+    ev_loop_free(loop);
+    return rc;
+}

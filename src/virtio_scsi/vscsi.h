@@ -1,0 +1,42 @@
+/* virtio-scsi device: turns virtqueue elements into SCSI commands and TMFs
+ * for the scsi/ layer, and bus events into virtio-scsi events. One struct
+ * vscsi_ctrl per vhost-user socket (an initiator port / I_T nexus). */
+#ifndef VSCSI_VIRTIO_SCSI_VSCSI_H
+#define VSCSI_VIRTIO_SCSI_VSCSI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct blk_ctx;
+struct scsi_bus;
+struct vscsi_ctrl;
+
+#define VSCSI_MAX_REQUEST_QUEUES 64
+
+struct vscsi_ctrl_config {
+    const char *socket_path;
+    unsigned num_queues;        /* request queues; virtqueues = 2 + num_queues */
+    uint32_t nexus;             /* initiator port id given to the SCSI layer */
+};
+
+/* Decode a virtio-scsi LUN field (5.6.6.1). Returns 0 and sets target/lun,
+ * *wlun for the REPORT LUNS well-known LUN; -EINVAL when lun[0] != 1 (no such
+ * target). A malformed LUN on a valid target yields lun = VSCSI_LUN_INVALID. */
+#define VSCSI_LUN_INVALID 0xffff
+int vscsi_decode_lun(const uint8_t lun[8], uint8_t *target, uint16_t *lun_out, bool *wlun);
+/* Encode like REPORT LUNS: lun[2] = 0x40 | lun >> 8 only for lun >= 256. */
+void vscsi_encode_lun(uint8_t target, uint16_t lun, uint8_t out[8]);
+
+struct vscsi_ctrl *vscsi_ctrl_new(struct ev_loop *loop, struct blk_ctx *blk_ctx,
+                                  struct scsi_bus *bus, const struct vscsi_ctrl_config *cfg,
+                                  char *err, size_t errlen);
+void vscsi_ctrl_free(struct vscsi_ctrl *ctrl);
+/* Commands popped from the guest and not yet completed. */
+unsigned vscsi_ctrl_inflight(const struct vscsi_ctrl *ctrl);
+
+/* Bus events for this controller's guest (also the scsi_bus listener). */
+void vscsi_ctrl_bus_event(struct vscsi_ctrl *ctrl, int ev, uint8_t target, uint16_t lun);
+
+#endif

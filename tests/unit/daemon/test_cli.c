@@ -1,0 +1,115 @@
+/* Command-line parsing and virtio-scsi LUN addressing. */
+#include <errno.h>
+
+#include "cli.h"
+#include "test.h"
+#include "virtio_scsi/vscsi.h"
+
+static void test_drive_ok(void)
+{
+    struct drive_conf c;
+    char err[512];
+
+    CHECK_EQ(cli_parse_drive("file=/tmp/x.img,id=d0,cache=none,readonly=on,discard=unmap,aio=threads",
+                             &c, err, sizeof(err)), 0);
+    CHECK(!strcmp(c.id, "d0"));
+    CHECK(!strcmp(c.filename, "/tmp/x.img"));
+    CHECK_EQ(c.blk.cache, BLK_CACHE_NONE);
+    CHECK(c.blk.readonly);
+    CHECK(c.blk.discard_unmap);
+    CHECK_EQ(c.blk.aio, BLK_AIO_THREADS);
+    CHECK_EQ(cli_parse_drive("driver=null,size=1G,id=n", &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.blk.driver, BLK_DRIVER_NULL);
+    CHECK_EQ(c.blk.size, 1ull << 30);
+}
+
+static void test_drive_errors(void)
+{
+    struct drive_conf c;
+    char err[512];
+
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,cache=fast", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "cache=fast") && strstr(err, "writeback|none"));
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,colour=red", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "unknown key 'colour'") && strstr(err, "valid keys"));
+    CHECK_EQ(cli_parse_drive("file=/x", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "missing id=") != NULL);
+    CHECK_EQ(cli_parse_drive("id=d", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "missing file=") != NULL);
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,format=qcow2", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "supported: raw") != NULL);
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,readonly=maybe", &c, err, sizeof(err)), -EINVAL);
+    CHECK_EQ(cli_parse_drive("driver=null,id=n", &c, err, sizeof(err)), -EINVAL);
+}
+
+static void test_device(void)
+{
+    struct device_conf c;
+    char err[512];
+
+    CHECK_EQ(cli_parse_device("scsi-hd,drive=d0,scsi-id=3,lun=300,serial=abc,wwn=0x5000c50015ea71ac,"
+                              "logical_block_size=4096,physical_block_size=4096,removable=on",
+                              &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.target, 3);
+    CHECK_EQ(c.lun, 300);
+    CHECK(!strcmp(c.serial, "abc"));
+    CHECK(c.scsi.wwn == 0x5000c50015ea71acull);
+    CHECK_EQ(c.scsi.logical_block_size, 4096);
+    CHECK(c.scsi.removable);
+    CHECK_EQ(cli_parse_device("scsi-disk,drive=d0", &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.target, 0);
+    CHECK_EQ(c.scsi.physical_block_size, 512);
+    CHECK_EQ(cli_parse_device("scsi-tape,drive=d0", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "unknown device type") != NULL);
+    CHECK_EQ(cli_parse_device("scsi-hd,drive=d0,scsi-id=256", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "scsi-id=256") && strstr(err, "255"));
+    CHECK_EQ(cli_parse_device("scsi-hd,drive=d0,lun=16384", &c, err, sizeof(err)), -EINVAL);
+    CHECK_EQ(cli_parse_device("scsi-hd,scsi-id=1", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "missing drive=") != NULL);
+    CHECK_EQ(cli_parse_device("scsi-hd,drive=d,logical_block_size=1024", &c, err, sizeof(err)), -EINVAL);
+    CHECK_EQ(cli_parse_device("scsi-hd,drive=d,physical_block_size=256", &c, err, sizeof(err)), -EINVAL);
+    CHECK_EQ(cli_parse_device("scsi-hd,drive=d,vendor=TOOLONGVENDOR", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "too long") != NULL);
+}
+
+static void test_lun_codec(void)
+{
+    uint8_t l[8], t;
+    uint16_t lun;
+    bool w;
+
+    vscsi_encode_lun(5, 3, l);
+    CHECK_MEM(l, "\x01\x05\x00\x03\0\0\0\0", 8);
+    CHECK_EQ(vscsi_decode_lun(l, &t, &lun, &w), 0);
+    CHECK_EQ(t, 5);
+    CHECK_EQ(lun, 3);
+    CHECK(!w);
+    vscsi_encode_lun(0, 300, l);
+    CHECK_MEM(l, "\x01\x00\x41\x2c\0\0\0\0", 8);
+    CHECK_EQ(vscsi_decode_lun(l, &t, &lun, &w), 0);
+    CHECK_EQ(lun, 300);
+    /* Linux sets 0x40 even for small LUNs: same LUN. */
+    uint8_t linux_lun[8] = { 1, 2, 0x40, 7, 0, 0, 0, 0 };
+    CHECK_EQ(vscsi_decode_lun(linux_lun, &t, &lun, &w), 0);
+    CHECK_EQ(lun, 7);
+    uint8_t wl[8] = { 1, 0, 0xc1, 0x01, 0, 0, 0, 0 };
+    CHECK_EQ(vscsi_decode_lun(wl, &t, &lun, &w), 0);
+    CHECK(w);
+    uint8_t bad0[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    CHECK_EQ(vscsi_decode_lun(bad0, &t, &lun, &w), -EINVAL);
+    uint8_t badfmt[8] = { 1, 0, 0x80, 0, 0, 0, 0, 0 };
+    CHECK_EQ(vscsi_decode_lun(badfmt, &t, &lun, &w), 0);
+    CHECK_EQ(lun, VSCSI_LUN_INVALID);
+    uint8_t badtail[8] = { 1, 0, 0, 1, 0, 0, 0, 1 };
+    CHECK_EQ(vscsi_decode_lun(badtail, &t, &lun, &w), 0);
+    CHECK_EQ(lun, VSCSI_LUN_INVALID);
+}
+
+int main(void)
+{
+    RUN_TEST(test_drive_ok);
+    RUN_TEST(test_drive_errors);
+    RUN_TEST(test_device);
+    RUN_TEST(test_lun_codec);
+    return test_exit();
+}
