@@ -191,6 +191,39 @@ struct blk_ctx *vscsid_blk_ctx(struct vscsid *d)
     return d->blk_ctx;
 }
 
+int vscsid_foreach_drive(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_drive_info *),
+                         void *opaque)
+{
+    for (struct drive_entry *e = d->drives; e; e = e->next) {
+        struct vscsid_drive_info info = {
+            .conf = &e->conf, .blk = e->blk, .attached_to = e->used_by[0] ? e->used_by : NULL,
+        };
+        int r = fn(opaque, &info);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_device_info *),
+                          void *opaque)
+{
+    for (struct device_entry *e = d->devices; e; e = e->next) {
+        struct vscsid_device_info info = {
+            .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
+        };
+        int r = fn(opaque, &info);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+void vscsid_request_shutdown(struct vscsid *d)
+{
+    ev_loop_stop(d->loop);
+}
+
 static void device_removed_cb(void *opaque)
 {
     (void)opaque;

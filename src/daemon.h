@@ -47,6 +47,25 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
 int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *err, size_t errlen);
 
 unsigned vscsid_device_count(const struct vscsid *d);
+
+/* Read-only views for listing (query-block, query-scsi-devices). */
+struct vscsid_drive_info {
+    const struct drive_conf *conf;
+    struct blk_drive *blk;
+    const char *attached_to;        /* device id or NULL */
+};
+struct vscsid_device_info {
+    const struct device_conf *conf;
+    const char *drive_id;
+    struct blk_drive *blk;
+};
+/* Iterate; stop when fn returns non-zero (that value is returned). */
+int vscsid_foreach_drive(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_drive_info *),
+                         void *opaque);
+int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_device_info *),
+                          void *opaque);
+/* Ask the daemon to shut down gracefully (QMP quit, signals). */
+void vscsid_request_shutdown(struct vscsid *d);
 /* Commands in flight on every controller. */
 unsigned vscsid_inflight(const struct vscsid *d);
 struct blk_ctx *vscsid_blk_ctx(struct vscsid *d);
