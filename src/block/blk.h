@@ -64,6 +64,20 @@ void blk_set_write_cache(struct blk_drive *d, bool on);
  * Returns 0 or -errno. */
 int blk_resize(struct blk_drive *d, uint64_t new_size);
 
+/* Per-drive counters, summed over all contexts. Operations are counted when
+ * they complete (errors included); bytes only for successful reads/writes. */
+struct blk_stats {
+    uint64_t reads, writes, flushes, discards, write_zeroes;
+    uint64_t read_bytes, write_bytes;
+    uint64_t errors;            /* requests completed with ret < 0 */
+    uint64_t bounces;           /* requests copied through an aligned buffer (O_DIRECT) */
+};
+void blk_get_stats(const struct blk_drive *d, struct blk_stats *out);
+
+/* Worker threads of the shared pool used by aio=threads and for what io_uring
+ * cannot do (default 4). Takes effect the next time the pool starts. */
+void blk_set_pool_size(unsigned nthreads);
+
 /* Report whether [offset, offset+len) is allocated: *mapped = true when the
  * first byte is data; *run = length of the run of the same kind (>= 1 byte,
  * <= len). Uses SEEK_DATA/SEEK_HOLE; drives without holes report mapped. 0 or -errno. */
@@ -101,15 +115,16 @@ struct blk_req {
 
 /* Per-thread I/O context: registers its completion fds on loop. */
 struct blk_ctx *blk_ctx_new(struct ev_loop *loop, char *err, size_t errlen);
-/* All requests must have completed. */
+/* All requests must have completed. May be called from a completion callback. */
 void blk_ctx_free(struct blk_ctx *ctx);
 /* Number of requests submitted and not yet completed. */
 unsigned blk_ctx_inflight(const struct blk_ctx *ctx);
 
 /* Submit. The completion callback always runs later from ctx's loop, never from
  * inside blk_submit. Returns 0, or -errno when the request was not accepted
- * (done_cb is then not called). Range checks against the drive size are done
- * here too (-ERANGE... callers should check first; the block layer re-checks). */
+ * (done_cb is then not called): -EINVAL for a range beyond the drive size or
+ * len != iov_size, -EROFS for a write-type op on a readonly drive (callers
+ * should check first; the block layer re-checks). */
 int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req);
 
 /* Submit everything queued so far (batching: blk_submit may delay the

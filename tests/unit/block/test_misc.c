@@ -1,0 +1,376 @@
+/* Open errors, request validation, readonly, the null driver, many requests
+ * in flight, I/O error propagation, freeing a context from a callback, and
+ * the automatic fallback when io_uring is unavailable. */
+#include "blk_test.h"
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#define MiB (1u << 20)
+
+static const char *g_dir;
+
+static void test_open_errors(void)
+{
+    struct blk_opts o = { .id = "d0", .filename = "/nonexistent/x.img" };
+    struct blk_drive *d = (void *)1;
+    char err[256];
+
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), -ENOENT);
+    CHECK(d == NULL);
+    CHECK(!strcmp(err, "drive d0: cannot open '/nonexistent/x.img': No such file or directory"));
+
+    o.format = "qcow2";
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), -ENOTSUP);
+    CHECK(!strcmp(err, "drive d0: format 'qcow2' is not supported yet (supported: raw)"));
+    o.format = "raw";
+
+    o.filename = "/dev/null";
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), -EINVAL);
+    CHECK(!strcmp(err, "drive d0: '/dev/null' is not a regular file or block device"));
+
+    o.filename = g_dir;     /* a directory: O_RDWR fails, O_RDONLY is refused */
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), -EISDIR);
+    CHECK(strstr(err, "drive d0: cannot open") == err);
+    o.readonly = true;
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "is not a regular file or block device") != NULL);
+
+    o.filename = NULL;
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), -EINVAL);
+    CHECK(!strcmp(err, "drive d0: no file name given"));
+    CHECK(d == NULL);
+}
+
+static int g_calls;
+
+static void count_cb(struct blk_req *req, int ret)
+{
+    (void)req;
+    (void)ret;
+    g_calls++;
+}
+
+/* Refused requests return at once and never call back. */
+static void test_validation(void)
+{
+    char path[PATH_MAX];
+    struct blk_drive *d, *ro;
+    unsigned char buf[4096];
+    struct iovec v = { buf, sizeof(buf) };
+    struct blk_req req = { .iov = &v, .iovcnt = 1, .len = 4096, .done_cb = count_cb };
+
+    CHECK_EQ(t_make_file(g_dir, MiB, path, sizeof(path)), 0);
+    d = t_open(path, BLK_CACHE_WRITEBACK, BLK_AIO_IO_URING, false, false);
+    ro = t_open(path, BLK_CACHE_NONE, BLK_AIO_THREADS, true, true);
+    CHECK(d && ro);
+    if (!d || !ro)
+        goto out;
+    g_calls = 0;
+    req.op = BLK_OP_READ;
+    req.offset = MiB - 4095;
+    CHECK_EQ(blk_submit(t_ctx, d, &req), -EINVAL);
+    req.offset = MiB;
+    CHECK_EQ(blk_submit(t_ctx, d, &req), -EINVAL);
+    req.offset = UINT64_MAX - 100;          /* offset + len wraps */
+    CHECK_EQ(blk_submit(t_ctx, d, &req), -EINVAL);
+    req.offset = 0;
+    req.len = 8192;                         /* != iov size */
+    CHECK_EQ(blk_submit(t_ctx, d, &req), -EINVAL);
+    req.len = 4096;
+    req.op = (enum blk_op)42;
+    CHECK_EQ(blk_submit(t_ctx, d, &req), -EINVAL);
+    req.op = BLK_OP_DISCARD;
+    req.offset = 4096;
+    req.len = UINT64_MAX;
+    CHECK_EQ(blk_submit(t_ctx, d, &req), -EINVAL);
+    req.len = 4096;
+    req.done_cb = NULL;
+    CHECK_EQ(blk_submit(t_ctx, d, &req), -EINVAL);
+    req.done_cb = count_cb;
+
+    /* readonly: every write-type op is -EROFS; reads and flushes work */
+    CHECK(blk_is_readonly(ro));
+    CHECK(!blk_can_discard(ro));
+    req.offset = 0;
+    req.op = BLK_OP_WRITE;
+    CHECK_EQ(blk_submit(t_ctx, ro, &req), -EROFS);
+    req.op = BLK_OP_DISCARD;
+    CHECK_EQ(blk_submit(t_ctx, ro, &req), -EROFS);
+    req.op = BLK_OP_WRITE_ZEROES;
+    CHECK_EQ(blk_submit(t_ctx, ro, &req), -EROFS);
+    CHECK_EQ(blk_ctx_inflight(t_ctx), 0);
+    for (int i = 0; i < 5; i++)
+        ev_loop_run_once(t_loop, 10);
+    CHECK_EQ(g_calls, 0);
+    CHECK_EQ(t_rw(ro, BLK_OP_READ, 0, 0, buf, 4096), 0);
+    CHECK_EQ(t_io(ro, BLK_OP_FLUSH, 0, 0, NULL, 0, 0), 0);
+out:
+    blk_close(d);
+    blk_close(ro);
+    unlink(path);
+}
+
+static void test_null(void)
+{
+    struct blk_opts o = { .id = "n0", .driver = BLK_DRIVER_NULL, .size = 1ull << 40,
+                          .discard_unmap = true };
+    struct blk_drive *d;
+    struct blk_stats st;
+    char err[256];
+    unsigned char *buf = t_alloc(65536);
+    bool mapped;
+    uint64_t run;
+
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), 0);
+    CHECK_EQ(blk_size(d), 1ull << 40);
+    CHECK(blk_can_discard(d));
+    CHECK(blk_discard_zeroes(d));
+    memset(buf, 0xff, 65536);
+    CHECK_EQ(t_rw(d, BLK_OP_READ, 0, (1ull << 40) - 65536, buf, 65536), 0);
+    CHECK(buf[0] == 0 && buf[65535] == 0 && !memcmp(buf, buf + 1, 65535));
+    CHECK_EQ(t_rw(d, BLK_OP_WRITE, BLK_F_FUA, 0, buf, 65536), 0);
+    CHECK_EQ(t_io(d, BLK_OP_FLUSH, 0, 0, NULL, 0, 0), 0);
+    CHECK_EQ(t_io(d, BLK_OP_DISCARD, 0, 0, NULL, 0, 1ull << 30), 0);
+    CHECK_EQ(t_io(d, BLK_OP_WRITE_ZEROES, BLK_F_MAY_UNMAP, 0, NULL, 0, 1ull << 30), 0);
+    CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 1ull << 40, buf, 512), -EINVAL);
+    CHECK_EQ(blk_get_status(d, 0, 1ull << 40, &mapped, &run), 0);
+    CHECK(mapped);
+    CHECK_EQ(run, 1ull << 40);
+    blk_get_stats(d, &st);
+    CHECK_EQ(st.reads, 1);
+    CHECK_EQ(st.writes, 1);
+    CHECK_EQ(st.read_bytes, 65536);
+    CHECK_EQ(st.flushes, 1);
+    CHECK_EQ(st.discards, 1);
+    CHECK_EQ(st.write_zeroes, 1);
+    CHECK_EQ(blk_resize(d, MiB), 0);
+    CHECK_EQ(blk_size(d), MiB);
+    blk_close(d);
+    free(buf);
+}
+
+/* Far more requests than the ring holds: all complete, none is lost. */
+static void many(struct blk_drive *d, unsigned n, bool verify)
+{
+    struct blk_req *reqs = calloc(n, sizeof(*reqs));
+    struct iovec *v = calloc(n, sizeof(*v));
+    unsigned char *buf = t_alloc((size_t)n * 4096);
+    int done = 0, bad = 0;
+
+    for (unsigned pass = 0; pass < (verify ? 2u : 1u); pass++) {
+        done = 0;
+        if (pass == 0)
+            t_fill(buf, (size_t)n * 4096, n);
+        else
+            memset(buf, 0, (size_t)n * 4096);
+        for (unsigned i = 0; i < n; i++) {
+            v[i] = (struct iovec){ buf + (size_t)i * 4096, 4096 };
+            reqs[i] = (struct blk_req){ .op = pass ? BLK_OP_READ : BLK_OP_WRITE,
+                                        .offset = (uint64_t)i * 4096, .len = 4096,
+                                        .iov = &v[i], .iovcnt = 1, .opaque = &done };
+        }
+        for (unsigned i = 0; i < n; i++) {
+            reqs[i].done_cb = count_cb;
+            if (blk_submit(t_ctx, d, &reqs[i]) != 0)
+                bad++;
+        }
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(blk_ctx_inflight(t_ctx), n);
+        g_calls = 0;
+        CHECK(t_wait(&g_calls, (int)n));
+        CHECK_EQ(g_calls, n);
+        CHECK_EQ(blk_ctx_inflight(t_ctx), 0);
+    }
+    if (verify) {
+        unsigned char *ref = malloc((size_t)n * 4096);
+        t_fill(ref, (size_t)n * 4096, n);
+        CHECK_MEM(buf, ref, (size_t)n * 4096);
+        free(ref);
+    }
+    free(reqs);
+    free(v);
+    free(buf);
+}
+
+static void test_concurrent(void)
+{
+    char path[PATH_MAX];
+    struct blk_opts o = { .id = "n0", .driver = BLK_DRIVER_NULL, .size = 1ull << 30 };
+    struct blk_drive *d;
+    char err[256];
+
+    CHECK_EQ(t_make_file(g_dir, 16 * MiB, path, sizeof(path)), 0);
+    for (int aio = 0; aio < 2; aio++)
+        for (int c = 0; c < 2; c++) {
+            d = t_open(path, c ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK, (enum blk_aio)aio,
+                       false, false);
+            CHECK(d != NULL);
+            if (!d)
+                continue;
+            many(d, 1000, true);
+            many(d, 3000, true);    /* beyond the CQ limit: the pending list */
+            blk_close(d);
+        }
+    unlink(path);
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), 0);
+    many(d, 3000, false);
+    blk_close(d);
+}
+
+/* Errors from the file come back as -errno: swap the drive's fd for
+ * /dev/full (writes: ENOSPC, flush: EINVAL) or a directory (reads: EISDIR). */
+static void test_errors(void)
+{
+    for (int aio = 0; aio < 2; aio++) {
+        char path[PATH_MAX];
+        struct blk_drive *d;
+        struct blk_stats st;
+        unsigned char *buf = t_alloc(8192);
+        int fd, other;
+
+        CHECK_EQ(t_make_file(g_dir, MiB, path, sizeof(path)), 0);
+        d = t_open(path, BLK_CACHE_WRITEBACK, (enum blk_aio)aio, false, false);
+        CHECK(d != NULL);
+        fd = t_find_fd(path);
+        CHECK(fd >= 0);
+        if (!d || fd < 0)
+            goto next;
+        other = open("/dev/full", O_RDWR);
+        CHECK_EQ(dup2(other, fd), fd);
+        close(other);
+        CHECK_EQ(t_rw(d, BLK_OP_WRITE, 0, 0, buf, 8192), -ENOSPC);
+        CHECK_EQ(t_rw(d, BLK_OP_WRITE, BLK_F_FUA, 4096, buf, 4096), -ENOSPC);
+        CHECK_EQ(t_io(d, BLK_OP_FLUSH, 0, 0, NULL, 0, 0), -EINVAL);
+        other = open(g_dir, O_RDONLY | O_DIRECTORY);
+        CHECK_EQ(dup2(other, fd), fd);
+        close(other);
+        CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 0, buf, 8192), -EISDIR);
+        blk_get_stats(d, &st);
+        CHECK_EQ(st.errors, 4);
+        CHECK_EQ(st.write_bytes, 0);
+next:
+        blk_close(d);
+        unlink(path);
+        free(buf);
+    }
+}
+
+/* blk_ctx_free from inside a completion callback (the last request). */
+static struct blk_ctx *g_ctx2;
+
+static void free_cb(struct blk_req *req, int ret)
+{
+    (void)req;
+    CHECK_EQ(ret, 0);
+    CHECK_EQ(blk_ctx_inflight(g_ctx2), 0);
+    blk_ctx_free(g_ctx2);
+    g_ctx2 = NULL;
+    g_calls++;
+}
+
+static void test_free_in_callback(void)
+{
+    char path[PATH_MAX], err[256];
+    struct blk_opts no = { .id = "n0", .driver = BLK_DRIVER_NULL, .size = MiB };
+    struct blk_drive *drives[3] = { NULL };
+    unsigned char buf[4096];
+    struct iovec v = { buf, sizeof(buf) };
+
+    CHECK_EQ(t_make_file(g_dir, MiB, path, sizeof(path)), 0);
+    drives[0] = t_open(path, BLK_CACHE_WRITEBACK, BLK_AIO_IO_URING, false, false);
+    drives[1] = t_open(path, BLK_CACHE_WRITEBACK, BLK_AIO_THREADS, false, false);
+    CHECK_EQ(blk_open(&no, &drives[2], err, sizeof(err)), 0);
+    for (int i = 0; i < 3; i++) {
+        struct blk_req req = { .op = BLK_OP_READ, .len = 4096, .iov = &v, .iovcnt = 1,
+                               .done_cb = free_cb };
+        if (!drives[i])
+            continue;
+        g_ctx2 = blk_ctx_new(t_loop, err, sizeof(err));
+        CHECK(g_ctx2 != NULL);
+        g_calls = 0;
+        CHECK_EQ(blk_submit(g_ctx2, drives[i], &req), 0);
+        blk_ctx_flush(g_ctx2);
+        CHECK(t_wait(&g_calls, 1));
+        CHECK(g_ctx2 == NULL);
+        /* the loop keeps running fine afterwards */
+        for (int j = 0; j < 3; j++)
+            ev_loop_run_once(t_loop, 0);
+        blk_close(drives[i]);
+    }
+    unlink(path);
+}
+
+/* With io_uring_setup blocked (as by a seccomp profile or the sysctl), an
+ * aio=io_uring drive still works, through the thread pool. */
+static int child_no_uring(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+    char path[PATH_MAX];
+    unsigned char w[4096], r[4096];
+    struct blk_drive *d;
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+        return 77;
+    t_setup();
+    CHECK_EQ(t_make_file(g_dir, MiB, path, sizeof(path)), 0);
+    d = t_open(path, BLK_CACHE_WRITEBACK, BLK_AIO_IO_URING, false, false);
+    CHECK(d != NULL);
+    if (d) {
+        t_fill(w, sizeof(w), 11);
+        CHECK_EQ(t_rw(d, BLK_OP_WRITE, 0, 8192, w, 4096), 0);
+        CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 8192, r, 4096), 0);
+        CHECK_MEM(r, w, 4096);
+        blk_close(d);
+    }
+    unlink(path);
+    t_teardown();
+    return test_failures ? 1 : 0;
+}
+
+static void test_uring_fallback(void)
+{
+    pid_t pid;
+    int status;
+
+    fflush(stderr);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        _exit(child_no_uring());
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77)
+        fprintf(stderr, "  seccomp unavailable; skipped\n");
+    else
+        CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    g_dir = t_disk_dir();
+    if (!g_dir)
+        return 77;
+    t_setup();
+    RUN_TEST(test_open_errors);
+    RUN_TEST(test_validation);
+    RUN_TEST(test_null);
+    RUN_TEST(test_concurrent);
+    RUN_TEST(test_errors);
+    RUN_TEST(test_free_in_callback);
+    t_teardown();
+    RUN_TEST(test_uring_fallback);
+    return test_exit();
+}
