@@ -70,7 +70,7 @@ fi
 # --- stamp ------------------------------------------------------------------------
 stamp() {
     {
-        cat "$GUEST_SRC_DIR/build-guest.sh" "$GUEST_SRC_DIR/common.sh" \
+        cat "$GUEST_SRC_DIR/build-guest.sh" \
             "$GUEST_SRC_DIR/guest-init.sh" "$GUEST_SRC_DIR/guest-lib.sh"
         basename "$kdeb"
         dpkg-query -W -f '${Package}=${Version}\n' "${PKGS[@]}"

@@ -31,8 +31,8 @@ ensure_pkgs() {
     [ "$(id -u)" -eq 0 ] || die "need root to apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     # A fresh machine may have no package lists yet; update only when the install fails.
-    apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-        { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+    apt-get install -qq -y --no-install-recommends "${missing[@]}" >&2 ||
+        { apt-get update -qq >&2 && apt-get install -qq -y --no-install-recommends "${missing[@]}" >&2; }
 }
 
 # Seconds since the epoch with milliseconds, for timing reports.
