@@ -19,6 +19,7 @@
 
 struct ev_loop;
 struct vhost_dev;
+struct vhost_mem;
 struct vq;
 
 /* virtio feature bits (transport) */
@@ -69,6 +70,9 @@ struct vq_elem {
     unsigned out_num;
     unsigned in_num;
     struct iovec *iov;
+    /* Set by vq_pop, consumed by vq_push: keeps the guest memory the iovecs
+     * point into mapped while the element is in flight. Do not touch. */
+    struct vhost_mem *mem;
 };
 
 /* Maximum chain length accepted (direct + indirect descriptors). */
