@@ -238,6 +238,7 @@ int vq_start(struct vq *vq)
     if (ret < 0)
         return ret;
     vq->used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+    vq->signalled_used = vq->used_idx;
     vq->signalled_used_valid = false;
     vq->notify_enabled = true;
     /* Ask for kicks (2.7.10): from the next entry on, or no suppression flag. */
@@ -554,7 +555,7 @@ static bool vq_should_notify(struct vq *vq)
 
     vq->signalled_used = new_idx;
     vq->signalled_used_valid = true;
-    if (valid && old == new_idx)
+    if (old == new_idx)
         return false;           /* nothing used since the last check */
 
     /* Order the used index store before reading the driver's suppression
