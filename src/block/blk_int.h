@@ -160,7 +160,8 @@ bool blk_req_bad_range(const struct blk_drive *d, const struct blk_req *req);
 /* Find the iov element and offset inside it where byte done starts. */
 void blk_iov_locate(const struct iovec *iov, unsigned cnt, uint64_t done,
                     unsigned *idx, size_t *off);
-void *blk_bounce_alloc(size_t len);
+/* Aligned to max(align, 4096). */
+void *blk_bounce_alloc(size_t align, size_t len);
 /* Run a file request to the end, blocking (thread-pool workers). 0 or -errno.
  * Continues from req->done_bytes for reads and writes. */
 int blk_file_exec(struct blk_req *req);

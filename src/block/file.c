@@ -161,11 +161,13 @@ void blk_iov_locate(const struct iovec *iov, unsigned cnt, uint64_t done,
     *off = (size_t)done;
 }
 
-void *blk_bounce_alloc(size_t len)
+void *blk_bounce_alloc(size_t align, size_t len)
 {
     void *p;
 
-    if (posix_memalign(&p, BLK_MAX_ALIGN, len))
+    if (align < 4096)
+        align = 4096;
+    if (posix_memalign(&p, align, len))
         return NULL;
     return p;
 }
@@ -227,15 +229,19 @@ static int write_full(int fd, const void *buf, size_t len, uint64_t pos, int *fl
 static void *thread_bounce(void)
 {
     if (!t_bounce)
-        t_bounce = blk_bounce_alloc(BLK_BOUNCE_MAX);
+        t_bounce = blk_bounce_alloc(BLK_MAX_ALIGN, BLK_BOUNCE_MAX);
     return t_bounce;
 }
 
 /* Move bytes [pos, pos+n) between the file and iov (from byte ioff) through an
  * aligned buffer, in chunks of at most BLK_BOUNCE_MAX. The chunk covers the
  * aligned blocks around the range; partial head/tail blocks of a write are
- * read first (read-modify-write, serialised per drive). iov == NULL on a
- * write writes zeroes. */
+ * read first (read-modify-write). RMWs are serialised per drive among
+ * themselves; a plain write racing with an RMW of the same block is not (a
+ * guest issuing overlapping writes concurrently gets no ordering anyway, but
+ * the RMW may also restore the old bytes around its range: known limitation,
+ * reachable only when the guest block size is below the O_DIRECT alignment).
+ * iov == NULL on a write writes zeroes. */
 static int bounce_rw(struct blk_drive *d, bool write, const struct iovec *iov, unsigned cnt,
                      uint64_t ioff, uint64_t pos, uint64_t n, int *flags, bool *post_sync)
 {

@@ -293,7 +293,8 @@ void uring_submit(struct blk_ctx *ctx, struct blk_req *req)
                 ring_to_threads(ctx, req, false);
                 return;
             }
-            req->priv = blk_bounce_alloc(req->len < BLK_BOUNCE_MAX ? req->len : BLK_BOUNCE_MAX);
+            req->priv = blk_bounce_alloc(d->dio_align,
+                                         req->len < BLK_BOUNCE_MAX ? req->len : BLK_BOUNCE_MAX);
             if (!req->priv) {
                 blk_complete_later(ctx, req, -ENOMEM);
                 return;

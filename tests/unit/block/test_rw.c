@@ -56,11 +56,14 @@ static void roundtrip(enum blk_aio aio, enum blk_cache_mode cache)
     /* The data is in the file itself, seen through an independent fd. */
     fd = open(path, O_RDONLY);
     CHECK(fd >= 0);
-    memset(r, 0, 16384);
-    CHECK_EQ(pread(fd, r, 16384, 65536), 16384);
-    CHECK_MEM(r, w, 16384);
-    CHECK_EQ(pread(fd, r, 4096, FILE_SIZE - 4096), 4096);
-    CHECK_MEM(r, f, 4096);
+    {
+        unsigned char *chk = t_alloc(16384);
+        CHECK_EQ(pread(fd, chk, 16384, 65536), 16384);
+        CHECK_MEM(chk, w, 16384);
+        CHECK_EQ(pread(fd, chk, 4096, FILE_SIZE - 4096), 4096);
+        CHECK_MEM(chk, f, 4096);
+        free(chk);
+    }
     close(fd);
 
     blk_get_stats(d, &st);
