@@ -1,7 +1,11 @@
 /* SCSI target layer: a bus of targets and logical units, command execution,
  * task management, unit attentions. Knows nothing of virtio: it gets a CDB
  * copy with its length and a data buffer described by an iovec array, and
- * completes through a callback. Uses block/ through blk.h only. */
+ * completes through a callback. Uses block/ through blk.h only.
+ *
+ * Threading: a bus, its LUNs, and every command and TMF on it are used from
+ * one thread (the bus owner's loop); commands may carry different blk_ctx
+ * but their completions must run on that same thread. */
 #ifndef VSCSI_SCSI_SCSI_H
 #define VSCSI_SCSI_SCSI_H
 
@@ -43,8 +47,10 @@ enum scsi_host_status {
 };
 
 struct scsi_bus;
+struct scsi_target;
 struct scsi_lun;
 struct scsi_cmd;
+struct scsi_op;
 
 typedef void scsi_cmd_done_cb(struct scsi_cmd *cmd);
 
@@ -84,6 +90,10 @@ struct scsi_cmd {
     int state;
     uint32_t flags;
     void *priv;
+    const struct scsi_op *op;   /* opcode table entry being executed */
+    struct scsi_target *tgt;
+    uint32_t sense_sks;         /* sense-key specific bytes (SKSV set), 0 = none */
+    uint64_t sense_info;        /* INFORMATION field when SCSI_CMDF_INFO is set */
 };
 
 /* Device configuration, from --device or QMP device_add. */
@@ -171,6 +181,7 @@ struct scsi_tmf {
     /* private */
     unsigned pending;
     struct scsi_tmf *next;
+    struct scsi_lun *wait_lu;   /* NULL: waits for the whole target */
 };
 
 /* Runs the TMF; affected commands complete (TASK ABORTED / host ABORTED|RESET)

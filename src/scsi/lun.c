@@ -1,0 +1,238 @@
+/* Logical unit state: configuration, identity, mode page state, unit attentions. */
+#include "scsi/scsi_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vscsi-config.h"
+
+/* Limits reported in VPD B0 (SBC-4 6.6.4) and enforced by sbc.c. */
+#define SCSI_MAX_XFER_BYTES     (32u << 20)     /* virtio-scsi max_sectors 0xffff x 512 */
+#define SCSI_MAX_WS_BYTES       (1u << 30)
+#define SCSI_MAX_UNMAP_DESC     1024u
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+/* Copy s into dst (width chars, space padded, NUL terminated). */
+static int set_padded(char *dst, size_t width, const char *s, const char *what,
+                      char *err, size_t errlen)
+{
+    size_t n = strlen(s);
+
+    if (n > width || !printable(s)) {
+        snprintf(err, errlen, "%s must be at most %zu printable ASCII characters", what, width);
+        return -EINVAL;
+    }
+    memset(dst, ' ', width);
+    memcpy(dst, s, n);
+    dst[width] = '\0';
+    return 0;
+}
+
+/* FNV-1a: a stable hash of the id for generated serials and WWNs. */
+static uint64_t fnv1a64(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static void default_revision(char *dst)
+{
+    const char *v = VSCSI_VERSION;
+    size_t n = strlen(v);
+
+    if (n > 4)
+        n = 4;
+    while (n > 0 && v[n - 1] == '.')
+        n--;
+    memset(dst, ' ', 4);
+    memcpy(dst, v, n);
+    dst[4] = '\0';
+}
+
+int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
+                 const struct scsi_dev_config *cfg, struct blk_drive *drive,
+                 struct scsi_lun **out, char *err, size_t errlen)
+{
+    struct scsi_lun *lu;
+    uint32_t lbs, pbs;
+    int ret = -EINVAL;
+
+    if (cfg->type != SCSI_DEV_HD) {
+        snprintf(err, errlen, "device type not supported yet");
+        return -EINVAL;
+    }
+    lbs = cfg->logical_block_size ? cfg->logical_block_size : 512;
+    if (lbs != 512 && lbs != 4096) {
+        snprintf(err, errlen, "logical_block_size must be 512 or 4096");
+        return -EINVAL;
+    }
+    pbs = cfg->physical_block_size ? cfg->physical_block_size : lbs;
+    if (pbs < lbs || (pbs & (pbs - 1)) || pbs / lbs > (1u << 15)) {
+        snprintf(err, errlen, "physical_block_size must be a power-of-two multiple of logical_block_size");
+        return -EINVAL;
+    }
+
+    lu = calloc(1, sizeof(*lu));
+    if (!lu) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    lu->bus = bus;
+    lu->tgt = tgt;
+    lu->lun = lun;
+    lu->type = cfg->type;
+    lu->optable = &sbc_optable;
+    lu->drive = drive;
+    lu->removable = cfg->removable;
+    lu->medium_present = true;
+    lu->block_size = lbs;
+    lu->block_shift = (uint8_t)__builtin_ctz(lbs);
+    lu->lbppbe = (uint8_t)__builtin_ctz(pbs / lbs);
+    lu->max_xfer_blocks = SCSI_MAX_XFER_BYTES / lbs;
+    lu->max_ws_blocks = SCSI_MAX_WS_BYTES / lbs;
+    lu->max_unmap_desc = SCSI_MAX_UNMAP_DESC;
+
+    if (cfg->id) {
+        if (!*cfg->id || strlen(cfg->id) > SCSI_ID_MAX || !printable(cfg->id)) {
+            snprintf(err, errlen, "id must be 1..%d printable ASCII characters", SCSI_ID_MAX);
+            goto fail;
+        }
+        strcpy(lu->id, cfg->id);
+    } else {
+        snprintf(lu->id, sizeof(lu->id), "scsi0-%u-%u", tgt->id, lun);
+    }
+
+    if (cfg->serial) {
+        if (!*cfg->serial || strlen(cfg->serial) > SCSI_SERIAL_MAX || !printable(cfg->serial)) {
+            snprintf(err, errlen, "serial must be 1..%d printable ASCII characters", SCSI_SERIAL_MAX);
+            goto fail;
+        }
+        strcpy(lu->serial, cfg->serial);
+    } else if (strlen(lu->id) <= SCSI_SERIAL_MAX && !strchr(lu->id, ' ')) {
+        strcpy(lu->serial, lu->id);
+    } else {
+        snprintf(lu->serial, sizeof(lu->serial), "%016llx", (unsigned long long)fnv1a64(lu->id));
+    }
+
+    ret = set_padded(lu->vendor, 8, cfg->vendor ? cfg->vendor : "VSCSI", "vendor", err, errlen);
+    if (ret)
+        goto fail;
+    ret = set_padded(lu->product, 16, cfg->product ? cfg->product : "VSCSI HARDDISK", "product", err, errlen);
+    if (ret)
+        goto fail;
+    if (cfg->version) {
+        ret = set_padded(lu->revision, 4, cfg->version, "version", err, errlen);
+        if (ret)
+            goto fail;
+    } else {
+        default_revision(lu->revision);
+    }
+
+    /* VPD 83 NAA: the configured WWN, else NAA 3 (locally assigned, SPC-4
+     * 7.8.6.6.2) from a hash of the id: stable across restarts, needs no OUI. */
+    if (cfg->wwn) {
+        if (!(cfg->wwn >> 60)) {
+            snprintf(err, errlen, "wwn must carry an NAA in its top 4 bits (e.g. 0x5...)");
+            ret = -EINVAL;
+            goto fail;
+        }
+        lu->wwn = cfg->wwn;
+    } else {
+        lu->wwn = 0x3ull << 60 | (fnv1a64(lu->id) & 0x0fffffffffffffffull);
+    }
+
+    /* SAM-5 6.3.1: a new logical unit reports power on to every initiator */
+    scsi_lun_ua_add(lu, SENSE_UA_POWER_ON);
+    *out = lu;
+    return 0;
+
+fail:
+    free(lu);
+    return ret;
+}
+
+void scsi_lun_free(struct scsi_lun *lu)
+{
+    free(lu);
+}
+
+uint64_t scsi_lun_capacity(const struct scsi_lun *lu)
+{
+    return blk_size(lu->drive) >> lu->block_shift;
+}
+
+/* SAM-5 5.14: a power on / reset UA supersedes the others. */
+static bool ua_is_reset(int reason)
+{
+    return reason == SENSE_UA_POWER_ON || reason == SENSE_UA_BUS_DEVICE_RESET ||
+           reason == SENSE_UA_IT_NEXUS_LOSS;
+}
+
+void scsi_lun_ua_add(struct scsi_lun *lu, int reason)
+{
+    struct scsi_ua_queue *q = &lu->ua;
+
+    if (ua_is_reset(reason))
+        q->n = 0;
+    for (unsigned i = 0; i < q->n; i++)
+        if (q->reason[i] == reason)
+            return;
+    if (q->n == SCSI_UA_MAX)
+        return;     /* the oldest ones stay; the initiator rescans anyway */
+    q->reason[q->n++] = (uint8_t)reason;
+}
+
+void scsi_lun_ua_add_others(struct scsi_lun *lu, uint32_t nexus, int reason)
+{
+    /* One queue per LUN: the only nexus is the one that made the change. */
+    (void)lu;
+    (void)nexus;
+    (void)reason;
+}
+
+void scsi_lun_ua_clear(struct scsi_lun *lu)
+{
+    lu->ua.n = 0;
+}
+
+int scsi_lun_ua_peek(const struct scsi_lun *lu, uint32_t nexus)
+{
+    (void)nexus;
+    return lu->ua.n ? lu->ua.reason[0] : SENSE_OK;
+}
+
+int scsi_lun_ua_take(struct scsi_lun *lu, uint32_t nexus)
+{
+    struct scsi_ua_queue *q = &lu->ua;
+    int r;
+
+    (void)nexus;
+    if (!q->n)
+        return SENSE_OK;
+    r = q->reason[0];
+    memmove(&q->reason[0], &q->reason[1], q->n - 1u);
+    q->n--;
+    return r;
+}
+
+/* SAM-5 6.3.3 / SBC-4 4.x: a LU reset clears medium removal prevention;
+ * mode pages keep their current values (no saved pages to revert to). */
+void scsi_lun_reset(struct scsi_lun *lu)
+{
+    lu->prevent = false;
+    scsi_lun_ua_add(lu, SENSE_UA_BUS_DEVICE_RESET);
+}

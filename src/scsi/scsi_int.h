@@ -1,0 +1,279 @@
+/* Internal interfaces of the SCSI target layer: bus/target/LUN structures,
+ * the per-device-type opcode table, the one sense-reason enum, helpers shared
+ * by target.c, lun.c, sense.c, spc.c and sbc.c. Not for use outside src/scsi/. */
+#ifndef VSCSI_SCSI_SCSI_INT_H
+#define VSCSI_SCSI_SCSI_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scsi/scsi.h"
+
+/* ---- sense reasons: the one table lives in sense.c ---- */
+
+/* Every outcome of a command that is not plain GOOD is one of these; sense.c
+ * converts it to status + sense key/ASC/ASCQ. 0 is GOOD. */
+enum scsi_sense_reason {
+    SENSE_OK = 0,
+    SENSE_NO_SENSE,                 /* 00/00/00 (REQUEST SENSE data only) */
+    SENSE_INVALID_OPCODE,           /* 05/20/00 */
+    SENSE_INVALID_FIELD_CDB,        /* 05/24/00 */
+    SENSE_INVALID_FIELD_PARAM,      /* 05/26/00 */
+    SENSE_PARAM_LIST_LENGTH,        /* 05/1A/00 */
+    SENSE_LBA_OUT_OF_RANGE,         /* 05/21/00 */
+    SENSE_LUN_NOT_SUPPORTED,        /* 05/25/00 */
+    SENSE_SAVING_PARAMS_UNSUP,      /* 05/39/00 */
+    SENSE_REMOVAL_PREVENTED,        /* 05/53/02 */
+    SENSE_MEDIUM_NOT_PRESENT,       /* 02/3A/00 */
+    SENSE_WRITE_PROTECTED,          /* 07/27/00 */
+    SENSE_SPACE_ALLOC_FAILED,       /* 07/27/07 */
+    SENSE_READ_ERROR,               /* 03/11/00 */
+    SENSE_WRITE_ERROR,              /* 03/0C/00 */
+    SENSE_MISCOMPARE,               /* 0E/1D/00 */
+    SENSE_INTERNAL_FAILURE,         /* 04/44/00 */
+    SENSE_UA_POWER_ON,              /* 06/29/00 */
+    SENSE_UA_BUS_DEVICE_RESET,      /* 06/29/03 */
+    SENSE_UA_IT_NEXUS_LOSS,         /* 06/29/07 */
+    SENSE_UA_MODE_PARAMS_CHANGED,   /* 06/2A/01 */
+    SENSE_UA_CAPACITY_CHANGED,      /* 06/2A/09 */
+    SENSE_UA_LUNS_CHANGED,          /* 06/3F/0E */
+    SENSE_UA_MEDIUM_CHANGED,        /* 06/28/00 */
+    SENSE_BUSY,                     /* status BUSY, no sense */
+    SENSE_TASK_SET_FULL,            /* status TASK SET FULL, no sense */
+    SENSE_RESERVATION_CONFLICT,     /* status RESERVATION CONFLICT, no sense */
+    SENSE__COUNT
+};
+
+/* execute() return value: the command completes later through scsi_cmd_complete. */
+#define SCSI_ASYNC (-1)
+
+struct sense_info {
+    uint8_t status;
+    uint8_t key, asc, ascq;
+};
+const struct sense_info *sense_reason_info(int reason);
+bool sense_reason_is_ua(int reason);
+/* Build sense data for reason into buf (cap bytes). desc selects descriptor
+ * format (SPC-4 4.5.2) over fixed (4.5.3). sks: sense-key specific bytes
+ * (0 = none). info: INFORMATION field when info_valid. Returns the length. */
+size_t sense_build(uint8_t *buf, size_t cap, bool desc, int reason,
+                   uint32_t sks, bool info_valid, uint64_t info);
+/* Map a block-layer -errno to a reason; is_write picks the medium error. */
+int sense_from_errno(int err, bool is_write);
+
+/* Sense-key specific field pointer (SPC-4 4.5.2.4.2). */
+#define SENSE_SKS_VALID 0x800000u
+static inline uint32_t sense_sks_field(bool cdb, unsigned byte, int bit)
+{
+    uint32_t v = SENSE_SKS_VALID | (cdb ? 0x400000u : 0) | (byte & 0xffffu);
+    if (bit >= 0)
+        v |= 0x080000u | ((uint32_t)(bit & 7) << 16);
+    return v;
+}
+
+/* ---- opcode tables ---- */
+
+/* Decoded CDB, filled by parse(). The central code then checks, once:
+ * direction and buffer size, medium, write protection and the LBA range. */
+struct scsi_parsed {
+    uint64_t lba;
+    uint64_t nblocks;       /* blocks addressed (checked when SCSI_OPF_LBA) */
+    size_t data_len;        /* data-out bytes needed / data-in bytes (or allocation length) */
+};
+
+typedef int scsi_parse_fn(struct scsi_cmd *cmd, struct scsi_parsed *p);
+/* Returns a sense reason (completes at once) or SCSI_ASYNC. */
+typedef int scsi_exec_fn(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+typedef bool scsi_supported_fn(const struct scsi_lun *lu);
+
+#define SCSI_OPF_DATA_IN    (1u << 0)   /* data-in phase */
+#define SCSI_OPF_DATA_OUT   (1u << 1)   /* data-out phase */
+#define SCSI_OPF_ALLOC      (1u << 2)   /* data_len is an allocation length: move min(data, alloc, buffer) */
+#define SCSI_OPF_UA_OK      (1u << 3)   /* runs despite a pending UA (SAM-5 5.14: INQUIRY, REPORT LUNS, REQUEST SENSE) */
+#define SCSI_OPF_MEDIUM     (1u << 4)   /* needs the medium (02/3A/00 when ejected) */
+#define SCSI_OPF_WRITE      (1u << 5)   /* modifies the medium: write protection applies */
+#define SCSI_OPF_LBA        (1u << 6)   /* lba/nblocks range-checked against the capacity */
+#define SCSI_OPF_RW         (1u << 7)   /* READ/WRITE family: exact data_len, shorter buffer -> OVERRUN */
+
+struct scsi_op {
+    const char *name;
+    scsi_parse_fn *parse;           /* NULL: no CDB fields beyond the usage mask */
+    scsi_exec_fn *execute;          /* NULL (and no sa_ops): unsupported opcode */
+    uint32_t flags;
+    uint8_t cdb_len;
+    uint8_t sa;                     /* service action (entries of a sa_ops list) */
+    /* CDB usage data (SPC-4 6.35.3): bits the device server looks at. Byte 0
+     * is the opcode, byte 1 of a service-action command holds the action.
+     * The central check rejects any other bit set (05/24/00 with pointer). */
+    const uint8_t *usage;
+    scsi_supported_fn *supported;   /* NULL: always; false -> 05/20/00 */
+    const struct scsi_op *sa_ops;   /* service actions in cdb[1] bits 4-0 */
+    uint8_t n_sa;
+};
+
+/* One per device type (sbc now; mmc, ssc, passthrough later). */
+struct scsi_optable {
+    const char *name;
+    int unsupported_reason;         /* answer for an opcode without execute */
+    struct scsi_op op[256];
+};
+
+extern const struct scsi_optable sbc_optable;
+extern const struct scsi_optable spc_nolun_optable;     /* target present, LUN absent */
+extern const struct scsi_optable spc_wlun_optable;      /* REPORT LUNS well-known LUN */
+
+/* ---- bus / target / LUN ---- */
+
+#define SCSI_LUN_CHUNK      256
+#define SCSI_LUN_NCHUNKS    ((SCSI_MAX_LUN + 1) / SCSI_LUN_CHUNK)
+
+struct scsi_target {
+    uint8_t id;
+    unsigned nluns;                 /* LUNs in the map (target present when > 0) */
+    unsigned naborted;              /* aborted commands still in flight, all LUNs */
+    struct scsi_lun **chunk[SCSI_LUN_NCHUNKS];  /* two-level map: O(1) lookup, sparse */
+    struct scsi_tmf *tmfs;          /* TMFs waiting for aborted commands */
+};
+
+#define SCSI_UA_MAX 8
+
+struct scsi_ua_queue {
+    uint8_t n;
+    uint8_t reason[SCSI_UA_MAX];
+};
+
+struct scsi_bus {
+    struct scsi_target *targets[SCSI_MAX_TARGET + 1];
+    const struct scsi_bus_listener_ops *listener;
+    void *listener_opaque;
+    unsigned nluns;
+};
+
+#define SCSI_SERIAL_MAX  36
+#define SCSI_ID_MAX      128
+
+struct scsi_lun {
+    struct scsi_bus *bus;
+    struct scsi_target *tgt;
+    uint16_t lun;
+    enum scsi_dev_type type;
+    const struct scsi_optable *optable;
+    struct blk_drive *drive;
+
+    char id[SCSI_ID_MAX + 1];
+    char serial[SCSI_SERIAL_MAX + 1];
+    char vendor[9], product[17], revision[5];   /* space padded, NUL terminated */
+    uint64_t wwn;                   /* NAA designator (VPD 83) */
+    bool removable;
+
+    uint32_t block_size;            /* logical */
+    uint8_t block_shift;
+    uint8_t lbppbe;                 /* log2(physical / logical) */
+    uint32_t max_xfer_blocks;       /* VPD B0 MAXIMUM TRANSFER LENGTH, enforced */
+    uint32_t max_ws_blocks;         /* VPD B0 MAXIMUM WRITE SAME LENGTH */
+    uint32_t max_unmap_desc;        /* VPD B0 MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
+
+    /* mode page state (SPC-4 7.5); WCE lives in the block layer */
+    bool d_sense;                   /* control page: descriptor format sense */
+    bool swp;                       /* control page: software write protect */
+
+    bool medium_present;            /* removable: START STOP UNIT LOEJ */
+    bool prevent;                   /* PREVENT ALLOW MEDIUM REMOVAL */
+
+    /* Unit attentions. One queue per LUN today; keyed by cmd->nexus later. */
+    struct scsi_ua_queue ua;
+
+    struct scsi_cmd *inflight;      /* commands in execution (list) */
+    unsigned ninflight;             /* including those whose done_cb is running */
+    unsigned naborted;
+
+    bool removed;                   /* out of the map, draining */
+    void (*remove_cb)(void *opaque);
+    void *remove_opaque;
+};
+
+/* lun.c */
+int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
+                 const struct scsi_dev_config *cfg, struct blk_drive *drive,
+                 struct scsi_lun **out, char *err, size_t errlen);
+void scsi_lun_free(struct scsi_lun *lu);
+void scsi_lun_ua_add(struct scsi_lun *lu, int reason);
+/* UA for every I_T nexus but the one given (e.g. 2A/01 after MODE SELECT):
+ * no-op while there is one queue per LUN. */
+void scsi_lun_ua_add_others(struct scsi_lun *lu, uint32_t nexus, int reason);
+void scsi_lun_ua_clear(struct scsi_lun *lu);
+int scsi_lun_ua_peek(const struct scsi_lun *lu, uint32_t nexus);
+int scsi_lun_ua_take(struct scsi_lun *lu, uint32_t nexus);
+uint64_t scsi_lun_capacity(const struct scsi_lun *lu);     /* in logical blocks */
+void scsi_lun_reset(struct scsi_lun *lu);                   /* LU reset state changes */
+
+/* target.c */
+struct scsi_lun *scsi_target_find(const struct scsi_target *tgt, uint16_t lun);
+/* Calls fn for every mapped LUN of tgt in LUN order; stops on non-zero. */
+int scsi_target_foreach(const struct scsi_target *tgt,
+                        int (*fn)(void *opaque, struct scsi_lun *lu), void *opaque);
+void scsi_cmd_complete(struct scsi_cmd *cmd, int reason);
+
+/* Command flags (cmd->flags) */
+#define SCSI_CMDF_ABORTED   (1u << 0)
+#define SCSI_CMDF_RESET     (1u << 1)   /* aborted by a reset: host status RESET */
+#define SCSI_CMDF_INFO      (1u << 2)   /* sense_info valid */
+#define SCSI_CMDF_FUA       (1u << 3)
+#define SCSI_CMDF_UNMAP     (1u << 4)
+#define SCSI_CMDF_INFLIGHT  (1u << 5)
+#define SCSI_CMDF_BYTCHK    (1u << 6)
+
+/* Helpers for execute functions */
+static inline int scsi_invalid_cdb(struct scsi_cmd *cmd, unsigned byte, int bit)
+{
+    cmd->sense_sks = sense_sks_field(true, byte, bit);
+    return SENSE_INVALID_FIELD_CDB;
+}
+static inline int scsi_invalid_param(struct scsi_cmd *cmd, unsigned byte, int bit)
+{
+    cmd->sense_sks = sense_sks_field(false, byte, bit);
+    return SENSE_INVALID_FIELD_PARAM;
+}
+/* Copy data-in (len bytes of buf, limited by alloc and the buffer): sets xfer_len. */
+void scsi_datain(struct scsi_cmd *cmd, const void *buf, size_t len, size_t alloc);
+/* Copy the data-out parameter list (first len bytes) into buf: returns bytes copied. */
+size_t scsi_dataout(struct scsi_cmd *cmd, void *buf, size_t len);
+
+/* spc.c */
+int spc_inquiry(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+int spc_report_luns(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+int spc_request_sense(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+int spc_test_unit_ready(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+int spc_mode_sense(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+int spc_mode_select(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+int spc_report_opcodes(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+int spc_report_tmfs(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+int spc_prevent_allow(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+scsi_parse_fn spc_parse_inquiry, spc_parse_alloc6, spc_parse_alloc10, spc_parse_report_luns,
+    spc_parse_mode_select6, spc_parse_mode_select10, spc_parse_alloc_a3;
+
+/* CDB usage data shared by tables */
+extern const uint8_t spc_usage_tur[6], spc_usage_inquiry[6], spc_usage_request_sense[6],
+    spc_usage_report_luns[12], spc_usage_mode_sense6[6], spc_usage_mode_sense10[10],
+    spc_usage_mode_select6[6], spc_usage_mode_select10[10], spc_usage_rsoc[12],
+    spc_usage_rstmf[12], spc_usage_prevent_allow[6];
+#define SPC_N_MAINT_IN_OPS 2
+extern const struct scsi_op spc_maint_in_ops[SPC_N_MAINT_IN_OPS];
+
+/* ---- big-endian helpers ---- */
+static inline uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t get_be24(const uint8_t *p) { return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2]; }
+static inline uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t get_be64(const uint8_t *p) { return (uint64_t)get_be32(p) << 32 | get_be32(p + 4); }
+static inline void put_be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void put_be64(uint8_t *p, uint64_t v) { put_be32(p, (uint32_t)(v >> 32)); put_be32(p + 4, (uint32_t)v); }
+
+#endif

@@ -1,0 +1,669 @@
+/* The bus: targets and their LUN maps, command dispatch through the opcode
+ * tables with the central checks, completion, task management and hot-plug. */
+#include "scsi/scsi_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/iov.h"
+#include "util/log.h"
+
+/* ---------------------------------------------------------------- LUN map */
+
+struct scsi_lun *scsi_target_find(const struct scsi_target *tgt, uint16_t lun)
+{
+    struct scsi_lun **chunk;
+
+    if (lun > SCSI_MAX_LUN)
+        return NULL;
+    chunk = tgt->chunk[lun / SCSI_LUN_CHUNK];
+    return chunk ? chunk[lun % SCSI_LUN_CHUNK] : NULL;
+}
+
+int scsi_target_foreach(const struct scsi_target *tgt,
+                        int (*fn)(void *opaque, struct scsi_lun *lu), void *opaque)
+{
+    for (unsigned c = 0; c < SCSI_LUN_NCHUNKS; c++) {
+        struct scsi_lun **chunk = tgt->chunk[c];
+
+        if (!chunk)
+            continue;
+        for (unsigned i = 0; i < SCSI_LUN_CHUNK; i++) {
+            int ret;
+
+            if (!chunk[i])
+                continue;
+            ret = fn(opaque, chunk[i]);
+            if (ret)
+                return ret;
+        }
+    }
+    return 0;
+}
+
+static int target_map_set(struct scsi_target *tgt, uint16_t lun, struct scsi_lun *lu)
+{
+    struct scsi_lun ***chunk = &tgt->chunk[lun / SCSI_LUN_CHUNK];
+
+    if (!*chunk) {
+        if (!lu)
+            return 0;
+        *chunk = calloc(SCSI_LUN_CHUNK, sizeof(**chunk));
+        if (!*chunk)
+            return -ENOMEM;
+    }
+    (*chunk)[lun % SCSI_LUN_CHUNK] = lu;
+    return 0;
+}
+
+bool scsi_bus_has_target(const struct scsi_bus *bus, uint8_t target)
+{
+    const struct scsi_target *tgt = bus->targets[target];
+
+    return tgt && tgt->nluns > 0;
+}
+
+struct scsi_lun *scsi_bus_find_lun(const struct scsi_bus *bus, uint8_t target, uint16_t lun)
+{
+    const struct scsi_target *tgt = bus->targets[target];
+
+    return tgt ? scsi_target_find(tgt, lun) : NULL;
+}
+
+unsigned scsi_bus_lun_count(const struct scsi_bus *bus)
+{
+    return bus->nluns;
+}
+
+struct foreach_ctx {
+    int (*fn)(void *opaque, const struct scsi_lun_info *info);
+    void *opaque;
+};
+
+static int foreach_one(void *opaque, struct scsi_lun *lu)
+{
+    struct foreach_ctx *c = opaque;
+    struct scsi_lun_info info = {
+        .target = lu->tgt->id,
+        .lun = lu->lun,
+        .type = lu->type,
+        .id = lu->id,
+        .drive = lu->drive,
+    };
+
+    return c->fn(c->opaque, &info);
+}
+
+int scsi_bus_foreach_lun(const struct scsi_bus *bus,
+                         int (*fn)(void *opaque, const struct scsi_lun_info *info), void *opaque)
+{
+    struct foreach_ctx c = { fn, opaque };
+
+    for (unsigned t = 0; t <= SCSI_MAX_TARGET; t++) {
+        int ret;
+
+        if (!bus->targets[t] || !bus->targets[t]->nluns)
+            continue;
+        ret = scsi_target_foreach(bus->targets[t], foreach_one, &c);
+        if (ret)
+            return ret;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ bus / hotplug */
+
+struct scsi_bus *scsi_bus_new(void)
+{
+    return calloc(1, sizeof(struct scsi_bus));
+}
+
+void scsi_bus_free(struct scsi_bus *bus)
+{
+    if (!bus)
+        return;
+    for (unsigned t = 0; t <= SCSI_MAX_TARGET; t++) {
+        struct scsi_target *tgt = bus->targets[t];
+
+        if (!tgt)
+            continue;
+        for (unsigned c = 0; c < SCSI_LUN_NCHUNKS; c++) {
+            if (!tgt->chunk[c])
+                continue;
+            /* The contract says all LUNs are removed; free leftovers anyway. */
+            for (unsigned i = 0; i < SCSI_LUN_CHUNK; i++)
+                if (tgt->chunk[c][i])
+                    scsi_lun_free(tgt->chunk[c][i]);
+            free(tgt->chunk[c]);
+        }
+        free(tgt);
+    }
+    free(bus);
+}
+
+void scsi_bus_set_listener(struct scsi_bus *bus, const struct scsi_bus_listener_ops *ops, void *opaque)
+{
+    bus->listener = ops;
+    bus->listener_opaque = opaque;
+}
+
+static void bus_event(struct scsi_bus *bus, enum scsi_bus_event ev, uint8_t target, uint16_t lun)
+{
+    if (bus->listener && bus->listener->event_cb)
+        bus->listener->event_cb(bus->listener_opaque, ev, target, lun);
+}
+
+static int ua_luns_changed(void *opaque, struct scsi_lun *lu)
+{
+    const struct scsi_lun *except = opaque;
+
+    if (lu != except)
+        scsi_lun_ua_add(lu, SENSE_UA_LUNS_CHANGED);
+    return 0;
+}
+
+int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
+                     const struct scsi_dev_config *cfg, struct blk_drive *drive,
+                     char *err, size_t errlen)
+{
+    struct scsi_target *tgt = bus->targets[target];
+    struct scsi_lun *lu;
+    int ret;
+
+    if (lun > SCSI_MAX_LUN) {
+        snprintf(err, errlen, "LUN %u out of range (0..%u)", lun, SCSI_MAX_LUN);
+        return -EINVAL;
+    }
+    if (!drive) {
+        snprintf(err, errlen, "no drive");
+        return -EINVAL;
+    }
+    if (tgt && scsi_target_find(tgt, lun)) {
+        snprintf(err, errlen, "SCSI address %u:%u is in use", target, lun);
+        return -EEXIST;
+    }
+    if (!tgt) {
+        /* Target structures live as long as the bus: draining LUNs point at them. */
+        tgt = calloc(1, sizeof(*tgt));
+        if (!tgt) {
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        tgt->id = target;
+        bus->targets[target] = tgt;
+    }
+    ret = scsi_lun_new(bus, tgt, lun, cfg, drive, &lu, err, errlen);
+    if (ret)
+        return ret;
+    ret = target_map_set(tgt, lun, lu);
+    if (ret) {
+        scsi_lun_free(lu);
+        snprintf(err, errlen, "out of memory");
+        return ret;
+    }
+    tgt->nluns++;
+    bus->nluns++;
+    /* SPC-4 6.33: the other LUNs report REPORTED LUNS DATA HAS CHANGED */
+    scsi_target_foreach(tgt, ua_luns_changed, lu);
+    bus_event(bus, SCSI_EV_LUN_ADDED, target, lun);
+    return 0;
+}
+
+static void lun_finish_remove(struct scsi_lun *lu)
+{
+    void (*cb)(void *) = lu->remove_cb;
+    void *opaque = lu->remove_opaque;
+
+    scsi_lun_free(lu);
+    if (cb)
+        cb(opaque);
+}
+
+int scsi_bus_remove_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
+                        void (*done_cb)(void *opaque), void *opaque)
+{
+    struct scsi_target *tgt = bus->targets[target];
+    struct scsi_lun *lu = tgt ? scsi_target_find(tgt, lun) : NULL;
+
+    if (!lu)
+        return -ENOENT;
+    /* Out of the map at once: new commands see an absent LUN (05/25/00). */
+    target_map_set(tgt, lun, NULL);
+    tgt->nluns--;
+    bus->nluns--;
+    lu->removed = true;
+    lu->remove_cb = done_cb;
+    lu->remove_opaque = opaque;
+    scsi_target_foreach(tgt, ua_luns_changed, NULL);
+    bus_event(bus, SCSI_EV_LUN_REMOVED, target, lun);
+    if (!lu->ninflight)
+        lun_finish_remove(lu);
+    return 0;
+}
+
+void scsi_bus_capacity_changed(struct scsi_bus *bus, uint8_t target, uint16_t lun)
+{
+    struct scsi_lun *lu = scsi_bus_find_lun(bus, target, lun);
+
+    if (!lu)
+        return;
+    /* SBC-4 4.x: CAPACITY DATA HAS CHANGED to every I_T nexus */
+    scsi_lun_ua_add(lu, SENSE_UA_CAPACITY_CHANGED);
+    bus_event(bus, SCSI_EV_CAPACITY_CHANGED, target, lun);
+}
+
+/* ------------------------------------------------------------- data moves */
+
+void scsi_datain(struct scsi_cmd *cmd, const void *buf, size_t len, size_t alloc)
+{
+    size_t n = len < alloc ? len : alloc;
+
+    if (n > cmd->buf_len)
+        n = cmd->buf_len;
+    if (cmd->dir != SCSI_DIR_FROM_DEV)
+        n = 0;
+    cmd->xfer_len = iov_from_buf(cmd->iov, cmd->iovcnt, 0, buf, n);
+}
+
+size_t scsi_dataout(struct scsi_cmd *cmd, void *buf, size_t len)
+{
+    if (cmd->dir != SCSI_DIR_TO_DEV)
+        return 0;
+    if (len > cmd->buf_len)
+        len = cmd->buf_len;
+    return iov_to_buf(cmd->iov, cmd->iovcnt, 0, buf, len);
+}
+
+/* ------------------------------------------------------------- completion */
+
+static void tmf_check(struct scsi_target *tgt);
+
+static void inflight_unlink(struct scsi_cmd *cmd)
+{
+    if (!(cmd->flags & SCSI_CMDF_INFLIGHT))
+        return;
+    if (cmd->next_inflight)
+        cmd->next_inflight->pprev_inflight = cmd->pprev_inflight;
+    *cmd->pprev_inflight = cmd->next_inflight;
+    cmd->next_inflight = NULL;
+    cmd->pprev_inflight = NULL;
+}
+
+void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
+{
+    struct scsi_lun *lu = cmd->lu;
+    bool tracked = cmd->flags & SCSI_CMDF_INFLIGHT;
+    bool aborted = cmd->flags & SCSI_CMDF_ABORTED;
+
+    if (aborted) {
+        /* SAM-5 7.x: the command's own outcome is replaced by TASK ABORTED */
+        cmd->host_status = (cmd->flags & SCSI_CMDF_RESET) ? SCSI_HOST_RESET : SCSI_HOST_ABORTED;
+        cmd->status = SCSI_STATUS_TASK_ABORTED;
+        cmd->sense_len = 0;
+        cmd->xfer_len = 0;
+    } else if (reason == SENSE_OK) {
+        cmd->status = SCSI_STATUS_GOOD;
+        cmd->sense_len = 0;
+    } else {
+        const struct sense_info *si = sense_reason_info(reason);
+        bool desc = lu && lu->d_sense;
+
+        cmd->status = si->status;
+        if (si->status == SCSI_STATUS_CHECK_CONDITION) {
+            cmd->sense_len = (uint8_t)sense_build(cmd->sense, sizeof(cmd->sense), desc, reason,
+                                                  cmd->sense_sks, cmd->flags & SCSI_CMDF_INFO,
+                                                  cmd->sense_info);
+        } else {
+            cmd->sense_len = 0;
+        }
+        cmd->xfer_len = 0;
+    }
+    free(cmd->priv);
+    cmd->priv = NULL;
+
+    if (!tracked) {
+        cmd->done_cb(cmd);
+        return;
+    }
+    inflight_unlink(cmd);
+    cmd->flags &= ~SCSI_CMDF_INFLIGHT;
+    /* ninflight still counts this command while done_cb runs, so a removal
+     * requested from inside done_cb waits for us. */
+    cmd->done_cb(cmd);
+    /* cmd belongs to the transport again: don't touch it below. */
+    if (aborted) {
+        lu->naborted--;
+        lu->tgt->naborted--;
+        tmf_check(lu->tgt);
+    }
+    if (--lu->ninflight == 0 && lu->removed)
+        lun_finish_remove(lu);
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+static int check_usage(struct scsi_cmd *cmd, const struct scsi_op *op, bool is_sa)
+{
+    const uint8_t *u = op->usage;
+    unsigned last = op->cdb_len - 1u;
+
+    if (!u)
+        return SENSE_OK;
+    for (unsigned i = 1; i <= last; i++) {
+        uint8_t allowed = u[i];
+        uint8_t bad;
+
+        if (i == 1 && is_sa)
+            allowed |= 0x1f;    /* the SERVICE ACTION field, matched already */
+        if (i == last)
+            allowed |= 0xc0;    /* CONTROL: vendor-specific bits are ignored */
+        bad = cmd->cdb[i] & (uint8_t)~allowed;
+        if (bad)
+            return scsi_invalid_cdb(cmd, i, 31 - __builtin_clz(bad));
+    }
+    return SENSE_OK;
+}
+
+static const struct scsi_op *find_sa(const struct scsi_op *op, uint8_t sa)
+{
+    for (unsigned i = 0; i < op->n_sa; i++)
+        if (op->sa_ops[i].sa == sa)
+            return &op->sa_ops[i];
+    return NULL;
+}
+
+static void inflight_link(struct scsi_lun *lu, struct scsi_cmd *cmd)
+{
+    cmd->next_inflight = lu->inflight;
+    if (lu->inflight)
+        lu->inflight->pprev_inflight = &cmd->next_inflight;
+    cmd->pprev_inflight = &lu->inflight;
+    lu->inflight = cmd;
+    cmd->flags |= SCSI_CMDF_INFLIGHT;
+    lu->ninflight++;
+}
+
+/* Direction and buffer checks (virtio-scsi answers VIRTIO_SCSI_S_OVERRUN,
+ * as QEMU does). Returns true when the command may proceed. */
+static bool check_dir(const struct scsi_cmd *cmd, const struct scsi_op *op, const struct scsi_parsed *p)
+{
+    if (!p->data_len)
+        return true;
+    if (op->flags & SCSI_OPF_DATA_IN) {
+        if (cmd->dir != SCSI_DIR_FROM_DEV)
+            return false;
+        /* allocation-length commands move what fits; the rest is residual */
+        return (op->flags & SCSI_OPF_ALLOC) || p->data_len <= cmd->buf_len;
+    }
+    if (op->flags & SCSI_OPF_DATA_OUT)
+        return cmd->dir == SCSI_DIR_TO_DEV && p->data_len <= cmd->buf_len;
+    return true;
+}
+
+static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
+{
+    struct scsi_lun *lu = cmd->lu;
+    const struct scsi_op *op = &t->op[cmd->cdb[0]];
+    struct scsi_parsed p = { 0, 0, 0 };
+    bool is_sa = false;
+    int r;
+
+    if (lu)
+        inflight_link(lu, cmd);
+
+    /* SAM-5 5.14 / SPC-4 5.x: a pending UA is reported to any command but
+     * INQUIRY, REPORT LUNS and REQUEST SENSE, and consumed by it. */
+    if (lu && lu->ua.n && !(op->flags & SCSI_OPF_UA_OK)) {
+        r = scsi_lun_ua_take(lu, cmd->nexus);
+        goto done;
+    }
+    if ((!op->execute && !op->n_sa) || !cmd->cdb_len) {
+        r = t->unsupported_reason;
+        goto done;
+    }
+    if (op->n_sa) {
+        const struct scsi_op *sop = find_sa(op, cmd->cdb[1] & 0x1f);
+
+        if (!sop || !sop->execute || (lu && sop->supported && !sop->supported(lu))) {
+            /* SPC-4 4.2.5.x: an unsupported service action is an invalid field */
+            r = scsi_invalid_cdb(cmd, 1, 4);
+            goto done;
+        }
+        op = sop;
+        is_sa = true;
+    }
+    if (lu && op->supported && !op->supported(lu)) {
+        r = SENSE_INVALID_OPCODE;
+        goto done;
+    }
+    cmd->op = op;
+    if (cmd->cdb_len < op->cdb_len) {
+        r = SENSE_INVALID_FIELD_CDB;
+        goto done;
+    }
+    r = check_usage(cmd, op, is_sa);
+    if (r)
+        goto done;
+    if (op->parse) {
+        r = op->parse(cmd, &p);
+        if (r)
+            goto done;
+    }
+    if (!check_dir(cmd, op, &p)) {
+        log_guest("scsi %u:%u: opcode 0x%02x: direction %d buffer %zu for %zu bytes: overrun",
+                  cmd->target, cmd->lun, cmd->cdb[0], cmd->dir, cmd->buf_len, p.data_len);
+        cmd->host_status = SCSI_HOST_OVERRUN;
+        r = SENSE_OK;
+        goto done;
+    }
+    if (lu) {
+        if ((op->flags & SCSI_OPF_MEDIUM) && !lu->medium_present) {
+            r = SENSE_MEDIUM_NOT_PRESENT;
+            goto done;
+        }
+        if ((op->flags & SCSI_OPF_WRITE) && (lu->swp || blk_is_readonly(lu->drive))) {
+            r = SENSE_WRITE_PROTECTED;
+            goto done;
+        }
+        if (op->flags & SCSI_OPF_LBA) {
+            /* SBC-4 4.5: overflow-safe LBA + length against the capacity */
+            uint64_t cap = scsi_lun_capacity(lu);
+
+            if (p.lba > cap || p.nblocks > cap - p.lba) {
+                r = SENSE_LBA_OUT_OF_RANGE;
+                goto done;
+            }
+        }
+    }
+    r = op->execute(cmd, &p);
+    if (r == SCSI_ASYNC)
+        return;
+done:
+    scsi_cmd_complete(cmd, r);
+}
+
+void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
+{
+    struct scsi_target *tgt = bus->targets[cmd->target];
+
+    cmd->host_status = SCSI_HOST_OK;
+    cmd->status = SCSI_STATUS_GOOD;
+    cmd->sense_len = 0;
+    cmd->xfer_len = 0;
+    cmd->lu = NULL;
+    cmd->tgt = tgt;
+    cmd->op = NULL;
+    cmd->flags = 0;
+    cmd->priv = NULL;
+    cmd->sense_sks = 0;
+    cmd->sense_info = 0;
+    cmd->state = 0;
+    cmd->next_inflight = NULL;
+    cmd->pprev_inflight = NULL;
+    if (cmd->cdb_len > SCSI_CDB_MAX)
+        cmd->cdb_len = SCSI_CDB_MAX;
+
+    if (!tgt || !tgt->nluns) {
+        cmd->host_status = SCSI_HOST_BAD_TARGET;
+        cmd->done_cb(cmd);
+        return;
+    }
+    if (cmd->lun_wlun_report) {
+        dispatch(cmd, &spc_wlun_optable);
+        return;
+    }
+    cmd->lu = scsi_target_find(tgt, cmd->lun);
+    dispatch(cmd, cmd->lu ? cmd->lu->optable : &spc_nolun_optable);
+}
+
+/* ------------------------------------------------------- task management */
+
+static bool tmf_satisfied(const struct scsi_tmf *tmf, const struct scsi_target *tgt)
+{
+    return tmf->wait_lu ? tmf->wait_lu->naborted == 0 : tgt->naborted == 0;
+}
+
+/* Complete the waiting TMFs whose aborted commands have all completed. */
+static void tmf_check(struct scsi_target *tgt)
+{
+    struct scsi_tmf *ready = NULL, **pp = &tgt->tmfs;
+
+    while (*pp) {
+        struct scsi_tmf *t = *pp;
+
+        if (tmf_satisfied(t, tgt)) {
+            *pp = t->next;
+            t->next = ready;
+            ready = t;
+        } else {
+            pp = &t->next;
+        }
+    }
+    while (ready) {
+        struct scsi_tmf *t = ready;
+
+        ready = t->next;
+        t->next = NULL;
+        t->wait_lu = NULL;
+        t->done_cb(t);
+    }
+}
+
+enum abort_match { MATCH_TAG, MATCH_NEXUS, MATCH_ALL };
+
+/* Mark matching commands aborted; they complete with TASK ABORTED when
+ * their I/O returns (the block layer can't cancel). Returns how many match. */
+static unsigned lun_abort(struct scsi_lun *lu, enum abort_match m, uint32_t nexus, uint64_t tag, bool reset)
+{
+    unsigned n = 0;
+
+    for (struct scsi_cmd *c = lu->inflight; c; c = c->next_inflight) {
+        if (m != MATCH_ALL && c->nexus != nexus)
+            continue;
+        if (m == MATCH_TAG && c->tag != tag)
+            continue;
+        n++;
+        if (c->flags & SCSI_CMDF_ABORTED)
+            continue;
+        c->flags |= SCSI_CMDF_ABORTED | (reset ? SCSI_CMDF_RESET : 0);
+        lu->naborted++;
+        lu->tgt->naborted++;
+    }
+    return n;
+}
+
+static bool lun_has_task(const struct scsi_lun *lu, bool by_tag, uint32_t nexus, uint64_t tag)
+{
+    for (const struct scsi_cmd *c = lu->inflight; c; c = c->next_inflight)
+        if (!(c->flags & SCSI_CMDF_ABORTED) && c->nexus == nexus && (!by_tag || c->tag == tag))
+            return true;
+    return false;
+}
+
+struct nexus_reset_ctx {
+    uint32_t nexus;
+};
+
+static int nexus_reset_one(void *opaque, struct scsi_lun *lu)
+{
+    struct nexus_reset_ctx *c = opaque;
+
+    lun_abort(lu, MATCH_NEXUS, c->nexus, 0, true);
+    /* SAM-5 6.3.4: I_T NEXUS LOSS OCCURRED; a removal prevention held by
+     * this nexus ends too (one holder today). */
+    lu->prevent = false;
+    scsi_lun_ua_add(lu, SENSE_UA_IT_NEXUS_LOSS);
+    return 0;
+}
+
+void scsi_bus_tmf(struct scsi_bus *bus, struct scsi_tmf *tmf)
+{
+    struct scsi_target *tgt = bus->targets[tmf->target];
+    struct scsi_lun *lu;
+
+    tmf->next = NULL;
+    tmf->wait_lu = NULL;
+    tmf->pending = 0;
+    if (!tgt || !tgt->nluns) {
+        tmf->response = SCSI_TMF_BAD_TARGET;
+        goto done;
+    }
+    tmf->response = SCSI_TMF_COMPLETE;
+    if (tmf->type == SCSI_TMF_I_T_NEXUS_RESET) {
+        struct nexus_reset_ctx c = { tmf->nexus };
+
+        scsi_target_foreach(tgt, nexus_reset_one, &c);
+        if (tgt->naborted)
+            goto wait;
+        goto done;
+    }
+    lu = scsi_target_find(tgt, tmf->lun);
+    if (!lu) {
+        tmf->response = SCSI_TMF_INCORRECT_LUN;
+        goto done;
+    }
+    switch (tmf->type) {
+    case SCSI_TMF_ABORT_TASK:
+        lun_abort(lu, MATCH_TAG, tmf->nexus, tmf->tag, false);
+        break;
+    case SCSI_TMF_ABORT_TASK_SET:
+        lun_abort(lu, MATCH_NEXUS, tmf->nexus, 0, false);
+        break;
+    case SCSI_TMF_CLEAR_TASK_SET:
+        /* TST=0: one task set shared by all nexuses (control mode page) */
+        lun_abort(lu, MATCH_ALL, 0, 0, false);
+        break;
+    case SCSI_TMF_LOGICAL_UNIT_RESET:
+        lun_abort(lu, MATCH_ALL, 0, 0, true);
+        scsi_lun_reset(lu);
+        break;
+    case SCSI_TMF_QUERY_TASK:
+        tmf->response = lun_has_task(lu, true, tmf->nexus, tmf->tag) ? SCSI_TMF_SUCCEEDED
+                                                                     : SCSI_TMF_COMPLETE;
+        goto done;
+    case SCSI_TMF_QUERY_TASK_SET:
+        tmf->response = lun_has_task(lu, false, tmf->nexus, 0) ? SCSI_TMF_SUCCEEDED
+                                                               : SCSI_TMF_COMPLETE;
+        goto done;
+    case SCSI_TMF_CLEAR_ACA:
+    default:
+        /* NACA is not supported (INQUIRY NORMACA=0): SAM-5 7.3 */
+        tmf->response = SCSI_TMF_REJECTED;
+        goto done;
+    }
+    if (lu->naborted) {
+        tmf->wait_lu = lu;
+        goto wait;
+    }
+done:
+    tmf->done_cb(tmf);
+    return;
+wait:
+    /* REFERENCE.md: the guest polls its queues after the TMF response, so
+     * aborted commands must complete first. */
+    tmf->pending = 1;
+    tmf->next = tgt->tmfs;
+    tgt->tmfs = tmf;
+}

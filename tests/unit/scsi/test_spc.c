@@ -1,0 +1,3 @@
+#include "test.h"
+#include "scsi_test.h"
+int main(void){return test_exit();}
