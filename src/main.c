@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "daemon.h"
+#include "mgmt/qmp.h"
 #include "util/log.h"
 #include "util/loop.h"
 #include "util/opts.h"
@@ -22,7 +23,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: vscsid --socket PATH [--num-queues N]\n"
+"Usage: vscsid --socket PATH [--num-queues N] [--qmp PATH]\n"
 "              --drive file=PATH,id=ID[,format=raw][,cache=MODE][,readonly=on|off]\n"
 "                      [,discard=ignore|unmap][,aio=io_uring|threads]\n"
 "              --device scsi-hd,drive=ID,scsi-id=T,lun=L[,id=NAME][,serial=S][,wwn=0xHEX]\n"
@@ -42,6 +43,8 @@ static void usage(FILE *f)
 "                        (default), none, writethrough, directsync, unsafe;\n"
 "                        driver=null,size=N gives a data-less disk for benchmarks\n"
 "  --device OPTS         a SCSI device on the drive; --device help lists types\n"
+"  --qmp PATH            QMP management socket (created, mode 0600); use\n"
+"                        vscsictl --qmp PATH, or any QMP client\n"
 "  -v, --verbose         more log output (repeat for debug)\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n");
@@ -80,6 +83,7 @@ int main(int argc, char **argv)
         { "num-queues", required_argument, NULL, 'q' },
         { "drive", required_argument, NULL, 'D' },
         { "device", required_argument, NULL, 'd' },
+        { "qmp", required_argument, NULL, 'Q' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -92,6 +96,8 @@ int main(int argc, char **argv)
     char err[512];
     struct ev_loop *loop = NULL;
     struct vscsid *d = NULL;
+    struct qmp_server *qmp = NULL;
+    const char *qmp_path = NULL;
     struct sig_state sigs = { 0 };
     sigset_t mask;
     int c, sfd = -1, rc = 1;
@@ -127,6 +133,9 @@ int main(int argc, char **argv)
             if (cli_parse_device(optarg, &devices[ndevices], err, sizeof(err)) < 0)
                 return usage_error("%s", err);
             ndevices++;
+            break;
+        case 'Q':
+            qmp_path = optarg;
             break;
         case 'v':
             verbose++;
@@ -188,6 +197,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "vscsid: --socket %s: %s\n", ctrl.socket_path, err);
         goto out;
     }
+    if (qmp_path) {
+        qmp = qmp_server_new(loop, qmp_path, d, err, sizeof(err));
+        if (!qmp) {
+            fprintf(stderr, "vscsid: --qmp %s: %s\n", qmp_path, err);
+            goto out;
+        }
+    }
     log_info("serving %u device(s) on %s (%u request queues)", vscsid_device_count(d),
              ctrl.socket_path, ctrl.num_queues);
     fprintf(stderr,
@@ -204,6 +220,7 @@ int main(int argc, char **argv)
         ev_loop_run_once(loop, 10);
     rc = 0;
 out:
+    qmp_server_free(qmp);
     vscsid_free(d);
     if (sfd >= 0)
         close(sfd);

@@ -1,0 +1,716 @@
+/* QMP server on an in-process event loop with a stub daemon (the daemon.h
+ * and blk.h functions the commands call are defined below), talked to over
+ * real unix sockets. The loop is pumped while a client waits, so everything
+ * runs in one thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "mgmt/qmp.h"
+#include "mgmt/qmp_cmd.h"
+#include "test.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/loop.h"
+
+/* ---- stub daemon ---- */
+
+struct blk_drive {
+    uint64_t size;
+    bool ro, wce;
+};
+
+#define NDRIVES 40
+
+struct vscsid {
+    struct drive_conf drives[NDRIVES];
+    struct blk_drive blks[NDRIVES];
+    struct device_conf devices[2];
+    unsigned ndrives;
+    int shutdown_requests;
+};
+
+static struct vscsid g_d;
+
+uint64_t blk_size(const struct blk_drive *d) { return d->size; }
+bool blk_is_readonly(const struct blk_drive *d) { return d->ro; }
+bool blk_write_cache(const struct blk_drive *d) { return d->wce; }
+
+int vscsid_foreach_drive(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_drive_info *),
+                         void *opaque)
+{
+    for (unsigned i = 0; i < d->ndrives; i++) {
+        struct vscsid_drive_info info = {
+            .conf = &d->drives[i], .blk = &d->blks[i],
+            .attached_to = i < 2 ? d->devices[i].id : NULL,
+        };
+        int r = fn(opaque, &info);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_device_info *),
+                          void *opaque)
+{
+    /* listed newest first, as the daemon does; the server sorts by address */
+    for (int i = 1; i >= 0; i--) {
+        struct vscsid_device_info info = {
+            .conf = &d->devices[i], .drive_id = d->drives[i].id, .blk = &d->blks[i],
+        };
+        int r = fn(opaque, &info);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+void vscsid_request_shutdown(struct vscsid *d)
+{
+    d->shutdown_requests++;
+}
+
+static void stub_init(void)
+{
+    struct vscsid *d = &g_d;
+
+    memset(d, 0, sizeof(*d));
+    d->ndrives = NDRIVES;
+    for (unsigned i = 0; i < NDRIVES; i++) {
+        snprintf(d->drives[i].id, sizeof(d->drives[i].id), "drive%u", i);
+        if (i == 1) {
+            d->drives[i].blk.driver = BLK_DRIVER_NULL;
+        } else {
+            /* long names make query-block replies big (output cap test) */
+            snprintf(d->drives[i].filename, sizeof(d->drives[i].filename),
+                     "/var/lib/images/%0400u-\"quoted\"-\xc3\xa9.img", i);
+            d->drives[i].blk.driver = BLK_DRIVER_FILE;
+        }
+        d->drives[i].blk.cache = i == 0 ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK;
+        d->blks[i].size = (uint64_t)(i + 1) << 30;
+        d->blks[i].ro = i == 1;
+        d->blks[i].wce = true;
+    }
+    snprintf(d->devices[0].id, sizeof(d->devices[0].id), "disk0");
+    snprintf(d->devices[0].drive, sizeof(d->devices[0].drive), "drive0");
+    snprintf(d->devices[0].serial, sizeof(d->devices[0].serial), "SER0");
+    d->devices[0].target = 0;
+    d->devices[0].lun = 3;
+    d->devices[0].scsi.type = SCSI_DEV_HD;
+    d->devices[0].scsi.logical_block_size = 4096;
+    snprintf(d->devices[1].id, sizeof(d->devices[1].id), "cd1");
+    snprintf(d->devices[1].drive, sizeof(d->devices[1].drive), "drive1");
+    d->devices[1].target = 0;
+    d->devices[1].lun = 1;
+    d->devices[1].scsi.type = SCSI_DEV_CD;
+}
+
+/* ---- client side ---- */
+
+static struct ev_loop *g_loop;
+static struct qmp_server *g_srv;
+static char g_path[108];
+
+struct tclient {
+    int fd;
+    bool eof;
+    struct json_stream js;
+    char raw[65536];
+    size_t raw_len, raw_off;
+    char last[8192];            /* text of the last message (for string checks) */
+};
+
+static void pump(int ms)
+{
+    ev_loop_run_once(g_loop, ms);
+}
+
+static int tconnect(struct tclient *c)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    memset(c, 0, sizeof(*c));
+    json_stream_init(&c->js, 64u << 20, 0);
+    strcpy(sa.sun_path, g_path);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return -errno;
+    /* a full listen backlog answers EAGAIN: let the server accept, retry */
+    for (int i = 0; i < 100; i++) {
+        if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return 0;
+        if (errno != EAGAIN)
+            return -errno;
+        pump(5);
+    }
+    return -EAGAIN;
+}
+
+static void tclose(struct tclient *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    json_stream_free(&c->js);
+}
+
+/* Next message, parsed; NULL on EOF or after ~3 s. */
+static struct json_value *trecv(struct tclient *c)
+{
+    char err[128];
+
+    for (int tries = 0; tries < 300; tries++) {
+        while (c->raw_off < c->raw_len) {
+            size_t used;
+            enum json_stream_status st =
+                json_stream_feed(&c->js, c->raw + c->raw_off, c->raw_len - c->raw_off, &used);
+            c->raw_off += used;
+            if (st == JSON_STREAM_MESSAGE) {
+                struct json_value *v = json_parse(c->js.buf, c->js.len, 0, err, sizeof(err));
+                snprintf(c->last, sizeof(c->last), "%s", c->js.buf);
+                if (!v)
+                    fprintf(stderr, "  client: bad message from server: %s (%s)\n", c->js.buf, err);
+                json_stream_next(&c->js);
+                return v;
+            }
+            if (st != JSON_STREAM_MORE) {
+                fprintf(stderr, "  client: framing error %s\n", c->js.err);
+                return NULL;
+            }
+        }
+        c->raw_off = c->raw_len = 0;
+        ssize_t n = recv(c->fd, c->raw, sizeof(c->raw), 0);
+        if (n > 0) {
+            c->raw_len = (size_t)n;
+            tries = 0;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            c->eof = true;
+            return NULL;
+        }
+        pump(10);
+    }
+    return NULL;
+}
+
+static void tsend(struct tclient *c, const char *s, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t n = send(c->fd, s + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            pump(10);
+            continue;
+        }
+        return;
+    }
+}
+
+static void tsends(struct tclient *c, const char *s)
+{
+    tsend(c, s, strlen(s));
+}
+
+/* Send, receive one reply, return it. */
+static struct json_value *cmd(struct tclient *c, const char *req)
+{
+    tsends(c, req);
+    return trecv(c);
+}
+
+static const char *err_class(const struct json_value *v)
+{
+    return json_get_str(json_obj_get(json_obj_get(v, "error"), "class"));
+}
+
+static const char *err_desc(const struct json_value *v)
+{
+    const char *d = json_get_str(json_obj_get(json_obj_get(v, "error"), "desc"));
+    return d ? d : "";
+}
+
+/* Reply is an error of class cls whose desc equals (or, with prefix, starts with) desc. */
+static int is_error(struct json_value *v, const char *cls, const char *desc, bool prefix)
+{
+    const char *c = err_class(v), *d = err_desc(v);
+    int ok = c && !strcmp(c, cls) && (prefix ? !strncmp(d, desc, strlen(desc)) : !strcmp(d, desc));
+
+    if (!ok)
+        fprintf(stderr, "  got error %s / '%s', expected %s / '%s'\n", c ? c : "(none)", d, cls, desc);
+    json_free(v);
+    return ok;
+}
+
+static int is_empty_return(struct json_value *v)
+{
+    const struct json_value *r = json_obj_get(v, "return");
+    int ok = json_is(r, JSON_OBJECT) && r->u.obj.n == 0;
+
+    json_free(v);
+    return ok;
+}
+
+static int connect_negotiated(struct tclient *c)
+{
+    struct json_value *v;
+
+    if (tconnect(c) < 0)
+        return -1;
+    v = trecv(c);           /* greeting */
+    if (!json_obj_get(v, "QMP")) {
+        json_free(v);
+        return -1;
+    }
+    json_free(v);
+    return is_empty_return(cmd(c, "{\"execute\": \"qmp_capabilities\"}")) ? 0 : -1;
+}
+
+/* ---- tests ---- */
+
+static void test_greeting_and_negotiation(void)
+{
+    struct tclient c;
+    struct json_value *v;
+    char raw[512];
+    ssize_t n = 0;
+
+    CHECK(tconnect(&c) == 0);
+    /* exact bytes of the greeting, with its "\r\n" */
+    for (int i = 0; i < 100 && n <= 0; i++) {
+        pump(10);
+        n = recv(c.fd, raw, sizeof(raw) - 1, 0);
+    }
+    CHECK(n > 0);
+    raw[n > 0 ? n : 0] = 0;
+    CHECK(!strcmp(raw, "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 1, \"major\": 0}, "
+                       "\"package\": \"vscsid 0.1.0\"}, \"capabilities\": []}}\r\n"));
+
+    CHECK(is_error(cmd(&c, "{\"execute\": \"query-status\"}"), "CommandNotFound",
+                   "Expecting capabilities negotiation with 'qmp_capabilities'", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"no-such-thing\"}"), "CommandNotFound",
+                   "Expecting capabilities negotiation with 'qmp_capabilities'", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"oob\"]}}"),
+                   "GenericError", "Capability 'oob' not available", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": 1}}"),
+                   "GenericError", "Invalid parameter type for 'enable', expected: array", false));
+    v = cmd(&c, "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": []}, \"id\": \"neg\"}");
+    CHECK(!strcmp(c.last, "{\"return\": {}, \"id\": \"neg\"}"));
+    json_free(v);
+    CHECK(is_error(cmd(&c, "{\"execute\": \"qmp_capabilities\"}"), "CommandNotFound",
+                   "Capabilities negotiation is already complete, command ignored", false));
+    v = cmd(&c, "{\"execute\": \"query-status\"}");
+    CHECK(!strcmp(c.last, "{\"return\": {\"status\": \"running\", \"running\": true}}"));
+    json_free(v);
+    tclose(&c);
+}
+
+static void test_errors(void)
+{
+    struct tclient c;
+    struct json_value *v;
+
+    CHECK(connect_negotiated(&c) == 0);
+    /* unknown command, with the id echoed verbatim */
+    v = cmd(&c, "{\"execute\": \"foo\", \"id\": {\"a\": [1, \"x\"]}}");
+    CHECK(!strcmp(c.last, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": "
+                          "\"The command foo has not been found\"}, \"id\": {\"a\": [1, \"x\"]}}"));
+    json_free(v);
+    /* argument checks */
+    CHECK(is_error(cmd(&c, "{\"execute\": \"query-version\", \"arguments\": {\"x\": 1}}"), "GenericError",
+                   "Parameter 'x' is unexpected", false));
+    /* envelope checks */
+    CHECK(is_error(cmd(&c, "[1, 2]"), "GenericError", "QMP input must be a JSON object", false));
+    CHECK(is_error(cmd(&c, "42\n"), "GenericError", "QMP input must be a JSON object", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": 1}"), "GenericError",
+                   "QMP input member 'execute' must be a string", false));
+    CHECK(is_error(cmd(&c, "{\"arguments\": {}}"), "GenericError", "QMP input lacks member 'execute'",
+                   false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"quit\", \"arguments\": []}"), "GenericError",
+                   "QMP input member 'arguments' must be an object", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"quit\", \"exec-oob\": \"quit\"}"), "GenericError",
+                   "QMP input member 'exec-oob' is unexpected", false));
+    /* malformed JSON, then a good command on the same connection */
+    CHECK(is_error(cmd(&c, "{\"execute\": }"), "GenericError", "JSON parse error, ", true));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"x\", \"execute\": \"y\"}"), "GenericError",
+                   "JSON parse error, duplicate key 'execute'", true));
+    v = cmd(&c, "{\"execute\": \"query-status\", \"id\": 7}");
+    CHECK(json_obj_get(v, "return") && json_obj_get(v, "id") && json_obj_get(v, "id")->u.i == 7);
+    json_free(v);
+    /* a stray closer is a lexical error; the stream goes on */
+    CHECK(is_error(cmd(&c, "}"), "GenericError", "JSON parse error, unexpected '}'", true));
+    /* an unterminated string swallows input until a reset byte (0xff), then recovers */
+    tsends(&c, "{\"execute\": \"qmp_capa");
+    tsends(&c, "}{\"execute\": \"quit\"}\xff");
+    CHECK(is_error(trecv(&c), "GenericError", "JSON parse error, invalid byte 0xff", true));
+    v = cmd(&c, "{'execute': 'query-name', 'id': 'sq'}");   /* QEMU's single quotes */
+    CHECK(!strcmp(c.last, "{\"return\": {}, \"id\": \"sq\"}"));
+    json_free(v);
+    tclose(&c);
+    CHECK(g_d.shutdown_requests == 0);
+}
+
+static void test_framing(void)
+{
+    struct tclient c;
+    struct json_value *v;
+    const char *req = "{\"execute\": \"query-status\", \"id\": \"split\"}";
+
+    CHECK(connect_negotiated(&c) == 0);
+    /* two objects in one write */
+    tsends(&c, "{\"execute\": \"query-name\", \"id\": 1}{\"execute\": \"query-status\", \"id\": 2}\r\n");
+    v = trecv(&c);
+    CHECK(json_obj_get(v, "id") && json_obj_get(v, "id")->u.i == 1);
+    json_free(v);
+    v = trecv(&c);
+    CHECK(json_obj_get(v, "id") && json_obj_get(v, "id")->u.i == 2);
+    json_free(v);
+    /* one object split across writes, one byte at a time */
+    for (size_t i = 0; req[i]; i++) {
+        tsend(&c, req + i, 1);
+        pump(0);
+    }
+    v = trecv(&c);
+    CHECK(!strcmp(json_get_str(json_obj_get(v, "id")), "split"));
+    CHECK(json_obj_get(v, "return"));
+    json_free(v);
+    tclose(&c);
+}
+
+static void test_oversized_and_disconnects(void)
+{
+    struct tclient a, b, m;
+    struct json_value *v;
+    size_t big = (1u << 20) + 100;
+    char *p = malloc(big);
+
+    CHECK(connect_negotiated(&a) == 0);
+    CHECK(connect_negotiated(&b) == 0);
+    CHECK(connect_negotiated(&m) == 0);
+    /* m disconnects in the middle of a message */
+    tsends(&m, "{\"execute\": \"query-bl");
+    pump(10);
+    tclose(&m);
+    pump(10);
+    /* a sends a message over 1 MiB: error reply, then its connection closes */
+    memset(p, 'x', big);
+    memcpy(p, "{\"execute\": \"", 13);
+    tsend(&a, p, big);
+    CHECK(is_error(trecv(&a), "GenericError", "JSON parse error, message exceeds", true));
+    v = trecv(&a);
+    CHECK(!v && a.eof);
+    tclose(&a);
+    /* b is unaffected */
+    v = cmd(&b, "{\"execute\": \"query-status\"}");
+    CHECK(json_obj_get(v, "return") != NULL);
+    json_free(v);
+    tclose(&b);
+    free(p);
+}
+
+static void test_output_cap(void)
+{
+    struct tclient slow, ok;
+    struct json_value *v;
+    char batch[64 * 32];
+    bool dropped = false;
+
+    CHECK(connect_negotiated(&slow) == 0);
+    CHECK(connect_negotiated(&ok) == 0);
+    batch[0] = 0;
+    for (int i = 0; i < 64; i++)
+        strcat(batch, "{\"execute\": \"query-block\"}");
+    /* each reply is ~30 KB: the server must give up on a client that never reads */
+    for (int i = 0; i < 400 && !dropped; i++) {
+        ssize_t n = send(slow.fd, batch, strlen(batch), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+            dropped = true;
+        pump(5);
+    }
+    CHECK(dropped);
+    tclose(&slow);
+    v = cmd(&ok, "{\"execute\": \"query-status\"}");
+    CHECK(json_obj_get(v, "return") != NULL);
+    json_free(v);
+    tclose(&ok);
+}
+
+static void test_query_shapes(void)
+{
+    struct tclient c;
+    struct json_value *v;
+    const struct json_value *r, *e, *ins;
+    int64_t i;
+
+    CHECK(connect_negotiated(&c) == 0);
+    v = cmd(&c, "{\"execute\": \"query-version\"}");
+    CHECK(!strcmp(c.last, "{\"return\": {\"qemu\": {\"micro\": 0, \"minor\": 1, \"major\": 0}, "
+                          "\"package\": \"vscsid 0.1.0\"}}"));
+    json_free(v);
+
+    v = cmd(&c, "{\"execute\": \"query-commands\"}");
+    r = json_obj_get(v, "return");
+    CHECK(json_array_len(r) >= 8);
+    {
+        bool found = false;
+        for (size_t k = 0; k < json_array_len(r); k++)
+            if (!strcmp(json_get_str(json_obj_get(json_array_at(r, k), "name")), "query-scsi-devices"))
+                found = true;
+        CHECK(found);
+    }
+    json_free(v);
+
+    v = cmd(&c, "{\"execute\": \"query-block\"}");
+    r = json_obj_get(v, "return");
+    CHECK(json_array_len(r) == NDRIVES);
+    /* natural order by id */
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 0), "device")), "drive0"));
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 2), "device")), "drive2"));
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 10), "device")), "drive10"));
+    e = json_array_at(r, 0);
+    CHECK(!strcmp(json_get_str(json_obj_get(e, "qdev")), "disk0"));
+    ins = json_obj_get(e, "inserted");
+    CHECK(!strcmp(json_get_str(json_obj_get(ins, "node-name")), "drive0"));
+    CHECK(!strcmp(json_get_str(json_obj_get(ins, "drv")), "raw"));
+    CHECK(json_is(json_obj_get(ins, "ro"), JSON_BOOL) && !json_obj_get(ins, "ro")->u.b);
+    CHECK(!strcmp(json_get_str(json_obj_get(ins, "file")), g_d.drives[0].filename));
+    CHECK(json_get_int(json_obj_get(json_obj_get(ins, "image"), "virtual-size"), 0, INT64_MAX, &i) == 0 &&
+          i == 1ll << 30);
+    CHECK(json_obj_get(json_obj_get(ins, "cache"), "direct")->u.b);
+    e = json_array_at(r, 1);
+    ins = json_obj_get(e, "inserted");
+    CHECK(!strcmp(json_get_str(json_obj_get(ins, "drv")), "null-co"));
+    CHECK(json_obj_get(ins, "ro")->u.b);
+    CHECK(json_obj_get(json_array_at(r, 5), "qdev") == NULL);
+    json_free(v);
+
+    v = cmd(&c, "{\"execute\": \"query-scsi-devices\"}");
+    r = json_obj_get(v, "return");
+    CHECK(json_array_len(r) == 2);
+    e = json_array_at(r, 0);            /* lun 1 sorts first */
+    CHECK(!strcmp(json_get_str(json_obj_get(e, "id")), "cd1"));
+    CHECK(!strcmp(json_get_str(json_obj_get(e, "driver")), "scsi-cd"));
+    CHECK(json_obj_get(e, "serial") == NULL);
+    e = json_array_at(r, 1);
+    CHECK(!strcmp(json_get_str(json_obj_get(e, "id")), "disk0"));
+    CHECK(!strcmp(json_get_str(json_obj_get(e, "driver")), "scsi-hd"));
+    CHECK(!strcmp(json_get_str(json_obj_get(e, "drive")), "drive0"));
+    CHECK(json_get_int(json_obj_get(e, "scsi-id"), 0, 0, &i) == 0);
+    CHECK(json_get_int(json_obj_get(e, "lun"), 3, 3, &i) == 0);
+    CHECK(json_get_int(json_obj_get(e, "size"), 1ll << 30, 1ll << 30, &i) == 0);
+    CHECK(json_get_int(json_obj_get(e, "logical-block-size"), 4096, 4096, &i) == 0);
+    CHECK(json_is(json_obj_get(e, "read-only"), JSON_BOOL));
+    CHECK(!strcmp(json_get_str(json_obj_get(e, "serial")), "SER0"));
+    json_free(v);
+    tclose(&c);
+}
+
+static void test_events_and_quit(void)
+{
+    struct tclient a, fresh;
+    struct json_value *v;
+    const struct json_value *ts;
+
+    CHECK(connect_negotiated(&a) == 0);
+    CHECK(tconnect(&fresh) == 0);
+    json_free(trecv(&fresh));           /* greeting; no negotiation */
+    qmp_server_event(g_srv, "TEST_EVENT", "{\"x\": 1}");
+    qmp_server_event(g_srv, "BAD_EVENT", "{\"x\": ");       /* refused, not sent */
+    qmp_server_event(g_srv, "NO_DATA", NULL);
+    v = trecv(&a);
+    CHECK(!strcmp(json_get_str(json_obj_get(v, "event")), "TEST_EVENT"));
+    CHECK(json_obj_get(json_obj_get(v, "data"), "x")->u.i == 1);
+    ts = json_obj_get(v, "timestamp");
+    CHECK(json_is(json_obj_get(ts, "seconds"), JSON_INT) && json_obj_get(ts, "seconds")->u.i > 1600000000);
+    CHECK(json_is(json_obj_get(ts, "microseconds"), JSON_INT) &&
+          json_obj_get(ts, "microseconds")->u.i < 1000000);
+    json_free(v);
+    v = trecv(&a);
+    CHECK(!strcmp(json_get_str(json_obj_get(v, "event")), "NO_DATA") && !json_obj_get(v, "data"));
+    json_free(v);
+
+    /* quit: the reply, then the SHUTDOWN event, then the daemon is asked to stop */
+    CHECK(is_empty_return(cmd(&a, "{\"execute\": \"quit\"}")));
+    v = trecv(&a);
+    CHECK(!strcmp(json_get_str(json_obj_get(v, "event")), "SHUTDOWN"));
+    CHECK(!strcmp(json_get_str(json_obj_get(json_obj_get(v, "data"), "reason")), "host-qmp-quit"));
+    json_free(v);
+    CHECK(g_d.shutdown_requests == 1);
+    v = cmd(&a, "{\"execute\": \"query-status\"}");
+    CHECK(!strcmp(json_get_str(json_obj_get(json_obj_get(v, "return"), "status")), "shutdown"));
+    json_free(v);
+    /* the client still negotiating saw no events: its first message is a reply */
+    v = cmd(&fresh, "{\"execute\": \"qmp_capabilities\"}");
+    CHECK(json_obj_get(v, "return") != NULL);
+    json_free(v);
+    tclose(&a);
+    tclose(&fresh);
+}
+
+static void test_client_limit(void)
+{
+    static struct tclient cs[70];
+    struct json_value *v;
+    int greeted = 0, refused = 0;
+
+    for (int i = 0; i < 70; i++)
+        CHECK(tconnect(&cs[i]) == 0);
+    for (int i = 0; i < 70; i++) {
+        v = trecv(&cs[i]);
+        if (v)
+            greeted++;
+        else if (cs[i].eof)
+            refused++;
+        json_free(v);
+    }
+    CHECK(greeted == 64 && refused == 6);
+    for (int i = 0; i < 70; i++)
+        tclose(&cs[i]);
+    for (int i = 0; i < 10; i++)
+        pump(5);
+}
+
+static void test_arg_checks(void)
+{
+    static const struct qmp_arg spec[] = {
+        { "name", QMP_ARG_STR, false },
+        { "size", QMP_ARG_INT, false },
+        { "ro", QMP_ARG_BOOL, true },
+        { "opts", QMP_ARG_OBJECT, true },
+        { NULL },
+    };
+    struct { const char *args, *prefix, *desc; } cases[] = {
+        { "{\"size\": 1}", "", "Parameter 'name' is missing" },
+        { "{\"name\": \"a\"}", "", "Parameter 'size' is missing" },
+        { "{\"name\": 1, \"size\": 1}", "", "Invalid parameter type for 'name', expected: string" },
+        { "{\"name\": \"a\", \"size\": 1.5}", "", "Invalid parameter type for 'size', expected: integer" },
+        { "{\"name\": \"a\", \"size\": 1, \"ro\": \"yes\"}", "file.",
+          "Invalid parameter type for 'file.ro', expected: boolean" },
+        { "{\"name\": \"a\", \"size\": 1, \"opts\": []}", "", "Invalid parameter type for 'opts', expected: object" },
+        { "{\"name\": \"a\", \"size\": 1, \"extra\": 0}", "", "Parameter 'extra' is unexpected" },
+        { "{\"name\": \"a\", \"size\": 1, \"ro\": true, \"opts\": {}}", "", "" },
+    };
+    char err[128];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct qmp_req req = { 0 };
+        struct json_value *a = json_parse(cases[i].args, strlen(cases[i].args), 0, err, sizeof(err));
+        int r = qmp_check_args(&req, a, spec, cases[i].prefix);
+        CHECK(cases[i].desc[0] ? r == -EINVAL : r == 0);
+        CHECK(!strcmp(req.err_desc, cases[i].desc));
+        if (strcmp(req.err_desc, cases[i].desc))
+            fprintf(stderr, "  case %zu: '%s'\n", i, req.err_desc);
+        if (!r) {
+            int64_t v;
+            CHECK(qmp_arg_int(&req, a, "size", 0, 0, &v) == -EINVAL);
+            CHECK(!strcmp(req.err_desc, "Parameter 'size' expects a value from 0 to 0"));
+            CHECK(qmp_arg_bool(a, "ro", false) && !qmp_arg_bool(a, "none", false));
+            CHECK(!strcmp(qmp_arg_str(a, "name"), "a") && !qmp_arg_str(a, "size"));
+        }
+        json_free(a);
+    }
+    /* no args at all against a spec with none */
+    {
+        struct qmp_req req = { 0 };
+        CHECK(qmp_check_args(&req, NULL, NULL, "") == 0);
+    }
+    /* every command name is unique and every command has a handler */
+    {
+        bool ok = true;
+        for (size_t g = 0; g < 2; g++) {
+            const struct qmp_cmd *t = g ? qmp_query_cmds : qmp_core_cmds;
+            for (; t->name; t++)
+                ok = ok && t->fn && qmp_find_command(t->name) == t;
+        }
+        CHECK(ok);
+    }
+}
+
+static void test_socket_setup(void)
+{
+    char err[256], path[140];
+    struct qmp_server *s;
+    struct stat st;
+    int fd;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    /* mode 0600 */
+    CHECK(stat(g_path, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600);
+    /* a live server on the path is not stolen */
+    s = qmp_server_new(g_loop, g_path, &g_d, err, sizeof(err));
+    CHECK(!s && strstr(err, "already listening"));
+    /* a stale socket file is replaced */
+    snprintf(path, sizeof(path), "%s.stale", g_path);
+    CHECK(strlen(path) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    close(fd);
+    s = qmp_server_new(g_loop, path, &g_d, err, sizeof(err));
+    CHECK(s != NULL);
+    qmp_server_free(s);
+    CHECK(access(path, F_OK) < 0);          /* removed at exit */
+    /* a regular file is left alone */
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    s = qmp_server_new(g_loop, path, &g_d, err, sizeof(err));
+    CHECK(!s && strstr(err, "not a socket"));
+    CHECK(access(path, F_OK) == 0);
+    unlink(path);
+    /* too long */
+    memset(path, 'a', 108);
+    path[108] = 0;
+    s = qmp_server_new(g_loop, path, &g_d, err, sizeof(err));
+    CHECK(!s && strstr(err, "too long"));
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/vscsi-qmp-test-XXXXXX";
+    char err[256];
+
+    signal(SIGPIPE, SIG_IGN);
+    log_set_level(LOG_WARN);
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(g_path, sizeof(g_path), "%s/qmp.sock", dir);
+    stub_init();
+    g_loop = ev_loop_new();
+    g_srv = qmp_server_new(g_loop, g_path, &g_d, err, sizeof(err));
+    if (!g_loop || !g_srv) {
+        fprintf(stderr, "cannot start the server: %s\n", err);
+        return 1;
+    }
+    RUN_TEST(test_socket_setup);
+    RUN_TEST(test_greeting_and_negotiation);
+    RUN_TEST(test_errors);
+    RUN_TEST(test_framing);
+    RUN_TEST(test_oversized_and_disconnects);
+    RUN_TEST(test_output_cap);
+    RUN_TEST(test_query_shapes);
+    RUN_TEST(test_client_limit);
+    RUN_TEST(test_arg_checks);
+    RUN_TEST(test_events_and_quit);
+    qmp_server_free(g_srv);
+    CHECK(access(g_path, F_OK) < 0);
+    ev_loop_free(g_loop);
+    rmdir(dir);
+    return test_exit();
+}
