@@ -526,9 +526,8 @@ static int msg_check(struct vhost_dev *dev, const struct vhost_msg *msg, const s
     if (!s->handler || (s->proto & ~dev->proto_features))
         return vhost_dev_fail(dev, "%s received but not negotiated", s->name);
     if (h->size < s->min_size || h->size > s->max_size)
-        return vhost_dev_fail(dev, "%s: payload size %u, expected %u%s%u", s->name, h->size,
-                              s->min_size, s->min_size == s->max_size ? " == " : "..",
-                              s->max_size);
+        return vhost_dev_fail(dev, "%s: payload size %u, expected %u..%u", s->name, h->size,
+                              s->min_size, s->max_size);
     if (msg->nfds < s->min_fds || msg->nfds > s->max_fds)
         return vhost_dev_fail(dev, "%s: %u fds, expected %u..%u", s->name, msg->nfds,
                               s->min_fds, s->max_fds);

@@ -1,6 +1,7 @@
 /* Split ring tests: chains, indirect tables, malformed chains from a hostile
  * driver, notification decisions, used ring publication. */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 
 #include "test.h"
@@ -631,7 +632,7 @@ static void test_mem_table(void)
 
 int main(void)
 {
-    log_set_level(LOG_ERR);
+    log_set_level(getenv("VHOST_TEST_VERBOSE") ? LOG_DEBUG : LOG_ERR);
     RUN_TEST(test_simple_chain);
     RUN_TEST(test_zero_length_desc);
     RUN_TEST(test_indirect);
