@@ -80,18 +80,18 @@ static int listen_socket(const char *path, char *err, size_t errlen)
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         ret = -errno;
-        snprintf(err, errlen, "socket: %s", strerror(errno));
+        snprintf(err, errlen, "socket: %s", strerror(-ret));
         return ret;
     }
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         ret = -errno;
-        snprintf(err, errlen, "bind %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "bind %s: %s", path, strerror(-ret));
         goto err_close;
     }
     /* Before listen(): nobody can connect while the mode is still the umask's. */
     if (chmod(path, 0600) < 0 || listen(fd, 1) < 0) {
         ret = -errno;
-        snprintf(err, errlen, "chmod/listen %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "chmod/listen: %s", strerror(-ret));
         unlink(path);
         goto err_close;
     }

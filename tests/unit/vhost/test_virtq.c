@@ -259,10 +259,17 @@ static void test_avail_idx_jump(void)
         g_set_desc(&g, i, g_gpa(G_DATA + 16 * i), 16, 0, 0);
         g_publish(&g, i);
     }
-    for (unsigned i = 0; i < NUM; i++)
+    struct vq_elem all[NUM];
+    for (unsigned i = 0; i < NUM; i++) {
         CHECK_EQ(pop(), 1);
+        all[i] = elem;
+    }
     CHECK_EQ(pop(), 0);
     CHECK_EQ(vq_inflight(&g.vq), NUM);
+    for (unsigned i = 0; i < NUM; i++)
+        vq_push(&g.vq, &all[i], 0);
+    CHECK_EQ(vq_inflight(&g.vq), 0);
+    CHECK_EQ(g_used(&g)->idx, NUM);
     guest_fini(&g);
 }
 
