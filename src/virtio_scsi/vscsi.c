@@ -663,7 +663,7 @@ static void session_end_cb(void *opaque)
     ctrl->ev_head = 0;
     ctrl->events_missed = false;
     ctrl->features = 0;
-    log_info("frontend disconnected; waiting for the next connection");
+    log_debug("virtio-scsi: session ended");
 }
 
 static const struct vhost_dev_ops vscsi_vhost_ops = {
