@@ -2,6 +2,7 @@
 # Shared helpers for build-guest.sh, run-guest.sh and lib.sh (sourced, not run).
 # Keeps the package check, the paths and the serial-log parsing in one place.
 
+# shellcheck disable=SC2034 # constants used by the scripts that source this file
 GUEST_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$GUEST_SRC_DIR/../.." && pwd)
 # Everything downloaded or built goes here (git-ignored build dir), overridable for CI caches.
@@ -12,6 +13,7 @@ MARK_BEGIN=VSCSI-TEST-BEGIN
 MARK_RC=VSCSI-TEST-RC=
 
 # Exit codes of run-guest.sh that are not the guest test's own.
+# shellcheck disable=SC2034
 RC_TIMEOUT=124
 RC_NO_RESULT=125    # guest booted (or not) but never printed a result: panic, hang, crash
 RC_QEMU_FAILED=126  # QEMU refused to start (bad option, backend socket not listening, ...)
@@ -82,9 +84,9 @@ pid_alive() {
 
 # SIGTERM lets QEMU close the vhost-user connection properly; SIGKILL if it lingers.
 kill_qemu() {
-    local pid=$1 i
+    local pid=$1 _
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 30); do
+    for _ in $(seq 1 30); do
         pid_alive "$pid" || return 0
         sleep 0.1
     done

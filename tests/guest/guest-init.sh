@@ -4,7 +4,7 @@
 # runs /test.sh (from a second, per-test initramfs) between markers the host parses,
 # and powers off. Never returns: PID 1 exiting would panic the kernel.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root TERM=${TERM:-dumb}
+export HOME=/root TERM="${TERM:-dumb}"
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -18,6 +18,7 @@ ln -sf /proc/self/fd /dev/fd 2>/dev/null
 hostname vscsi-guest
 
 cmdline_opt() {   # value of vscsi.NAME=VALUE on the kernel command line
+    # shellcheck disable=SC2013 # words, not lines
     for w in $(cat /proc/cmdline); do
         case $w in "vscsi.$1="*) echo "${w#*=}"; return 0 ;; esac
     done
@@ -80,7 +81,10 @@ if cmdline_opt shell >/dev/null; then
 else
     # Variables the host passed with run-guest.sh --env, exported to the test.
     if [ -r /etc/vscsi-test.env ]; then
-        set -a; . /etc/vscsi-test.env; set +a
+        set -a
+        # shellcheck source=/dev/null
+        . /etc/vscsi-test.env
+        set +a
     fi
     echo VSCSI-TEST-BEGIN
     if [ -r /test.sh ]; then

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Guest-side helpers (busybox ash). Installed in the guest as /lib/vscsi.sh; a test
 # script starts with `. /lib/vscsi.sh`. Names begin with vs_.
 

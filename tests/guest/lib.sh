@@ -18,7 +18,7 @@
 #   VSCSI_E2E_KEEP=1   keep the temporary folder (images) too
 #   VSCSI_E2E_TIMEOUT  default timeout of one guest boot in seconds (default 180)
 
-# shellcheck source=tests/guest/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 E2E_NAME=$(basename "$0" .sh)
@@ -191,10 +191,11 @@ e2e_lun() {
 
 GUEST_ARGS=()
 VSCSID_SOCK=$E2E_TMP/vscsid.sock
-# e2e_backend_start [VHOST_OPTS]: start what serves the LUNs; VHOST_OPTS (e.g.
-# num_queues=2) go to --vhost-user. Sets GUEST_ARGS for e2e_guest.
+E2E_VHOST_OPTS=${E2E_VHOST_OPTS:-}
+# e2e_backend_start: start what serves the LUNs. E2E_VHOST_OPTS (e.g. num_queues=2) go
+# to run-guest.sh --vhost-user. Sets GUEST_ARGS for e2e_guest.
 e2e_backend_start() {
-    local opts=${1:-} spec t l img dev drv i=0
+    local opts=$E2E_VHOST_OPTS spec t l img dev drv i=0
     local args=()
     GUEST_ARGS=()
     for spec in "${LUNS[@]}"; do

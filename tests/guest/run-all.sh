@@ -8,7 +8,7 @@
 # Environment as for lib.sh (VSCSI_E2E_BACKEND=builtin runs against QEMU's virtio-scsi).
 set -euo pipefail
 
-# shellcheck source=tests/guest/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 LOGDIR=${VSCSI_E2E_LOGDIR:-$GUEST_OUT_DIR/logs}

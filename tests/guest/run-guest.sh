@@ -33,12 +33,12 @@
 # panic); 126 QEMU failed to start; 2 usage error.
 set -euo pipefail
 
-# shellcheck source=tests/guest/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit 2; }
 
-TEST= LOGFILE= APPEND= QMP= PIDFILE= SHELL_MODE=0 VERBOSE=0
+TEST='' LOGFILE='' APPEND='' QMP='' PIDFILE='' SHELL_MODE=0 VERBOSE=0
 TIMEOUT=300 SMP=1 MEM=1G SCAN=0-15
 QEMU=${VSCSI_QEMU:-qemu-system-x86_64}
 FILES=() ENVS=() VHOST=() BUILTIN=() QEMU_EXTRA=()
@@ -90,6 +90,7 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/run-guest.XXXXXX")
 QPID=
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
     local rc=$?
     # Never leave a foreground QEMU behind (Ctrl-C, errors); a --background one is the
@@ -112,7 +113,7 @@ LOGFILE=$(cd "$(dirname "$LOGFILE")" && pwd)/${LOGFILE##*/}   # -daemonize chang
 
 # --- per-test initramfs: /test.sh, the --file's and the --env's, appended to the base one
 # (the kernel unpacks concatenated archives in order; QEMU 7.2 takes a single -initrd).
-INITRD=$WORK/initrd.gz
+INITRD=$WORK/initrd
 if [ -n "$TEST" ]; then
     T=$WORK/test-root
     mkdir -p "$T/etc"
@@ -130,15 +131,15 @@ if [ -n "$TEST" ]; then
         printf '%s=%q\n' "${e%%=*}" "${e#*=}"
     done > "$T/etc/vscsi-test.env"
     (cd "$T" && find . -mindepth 1 | cpio -o -H newc --quiet) | gzip -1 > "$WORK/test.cpio.gz"
-    cat "$GUEST_OUT_DIR/base.cpio.gz" "$WORK/test.cpio.gz" > "$INITRD"
+    cat "$GUEST_OUT_DIR/base.cpio" "$WORK/test.cpio.gz" > "$INITRD"
 else
-    cp "$GUEST_OUT_DIR/base.cpio.gz" "$INITRD"
+    INITRD=$GUEST_OUT_DIR/base.cpio
 fi
 
 # --- QEMU command line
 # -cpu max: SSE4.2 etc. under TCG (fio's crc32c is much faster with it).
 args=(-M q35 -cpu max -smp "$SMP" -m "$MEM" -nodefaults -no-reboot -display none
-      -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem
+      -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa "node,memdev=mem"
       -kernel "$GUEST_OUT_DIR/vmlinuz" -initrd "$INITRD")
 # panic=-1 with -no-reboot turns a guest panic into a QEMU exit. The scan options: see
 # guest-init.sh (sync: the controller's probe scans every target before modprobe returns).
@@ -170,7 +171,7 @@ for v in "${VHOST[@]}"; do
 done
 
 if [ ${#BUILTIN[@]} -gt 0 ]; then
-    args+=(-device virtio-scsi-pci,id=vs0)
+    args+=(-device "virtio-scsi-pci,id=vs0")
     n=0
     for b in "${BUILTIN[@]}"; do
         IFS=, read -r -a parts <<< "$b"

@@ -4,13 +4,15 @@
 # (4-128 KiB). Passes when fio exits 0 and, for each job, the bytes verified (read)
 # equal the bytes written and cover its whole region (a run cut short verifies nothing).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 MB=${FIO_SIZE_MB:-32}   # per job
 img=$E2E_TMP/disk.img
 e2e_image "$img" "$((2 * MB + 1))M"
 e2e_lun 0 0 "$img"
-e2e_backend_start num_queues=2
+E2E_VHOST_OPTS=num_queues=2
+e2e_backend_start
 
 script=$(guest_script fio <<'EOF'
 #!/bin/sh

@@ -10,6 +10,7 @@
 # fails on more than N. The per-test results are kept in LOGDIR/results.txt.
 # Anchor (REFERENCE.md), SCSI tests only: QEMU 7.2 virtio-scsi + scsi-hd 83/52/80.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 img=$E2E_TMP/disk.img

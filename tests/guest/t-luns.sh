@@ -3,6 +3,7 @@
 # the guest must find every LUN exactly once, at the right target/LUN, with the right
 # size and the right image behind it, and answer INQUIRY / READ CAPACITY / REPORT LUNS.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # target lun size: distinct sizes, so a LUN mix-up shows as a size mismatch too.

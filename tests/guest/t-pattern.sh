@@ -8,6 +8,7 @@
 #                 them back, powers off; the host compares the WHOLE image against the
 #                 image it expects, so stray writes anywhere are caught too.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 SIZE=$((64 << 20))
@@ -56,8 +57,7 @@ ops=()
 for op in "${GUEST_OPS[@]}"; do ops+=("${op%:*:*}"); done
 apply "$gpat" "$expected" "${ops[@]}"
 
-lun_opts=
-e2e_lun 0 0 "$img" "$lun_opts"
+e2e_lun 0 0 "$img"
 e2e_backend_start
 
 script=$(guest_script pattern <<'EOF'

@@ -7,6 +7,7 @@
 # vscsid must stay the same process throughout and serve each new connection; the host
 # finally checks A, B and C in the image file.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 img=$E2E_TMP/disk.img
@@ -24,11 +25,13 @@ if [ "$E2E_BACKEND" = vscsid ]; then
 fi
 same_daemon() {
     [ "$E2E_BACKEND" = builtin ] && return 0
-    daemon_alive vscsid && [ "$(awk '{ print $22 }' "/proc/$vpid/stat")" = "$vstart" ] ||
+    if ! daemon_alive vscsid || [ "$(awk '{ print $22 }' "/proc/$vpid/stat")" != "$vstart" ]; then
         e2e_fail "vscsid (pid $vpid) is gone after $1"
+    fi
 }
 
 # Guest helpers shared by the three boots: write / check a pattern file at an offset.
+# shellcheck disable=SC2016 # guest code, expanded in the guest
 common='. /lib/vscsi.sh
 dev=$(vs_need_disk 0 0)
 put() { dd if=/files/$1.bin of=$dev bs=64K oflag=direct,seek_bytes seek=$2 conv=notrunc status=none ||
