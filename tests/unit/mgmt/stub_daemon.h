@@ -1,0 +1,32 @@
+/* A stand-in for the daemon: the daemon.h and blk.h functions the QMP
+ * commands call, over fixed data (40 drives, devices disk0 and cd1), so the
+ * management plane is tested without the block/SCSI/vhost layers. */
+#ifndef VSCSI_TEST_STUB_DAEMON_H
+#define VSCSI_TEST_STUB_DAEMON_H
+
+#include <stdbool.h>
+
+#include "daemon.h"
+
+#define NDRIVES 40
+
+struct blk_drive {
+    uint64_t size;
+    bool ro, wce;
+};
+
+struct vscsid {
+    struct drive_conf drives[NDRIVES];
+    struct blk_drive blks[NDRIVES];
+    struct device_conf devices[2];
+    unsigned ndrives;
+    int shutdown_requests;
+    struct ev_loop *loop;       /* stopped by vscsid_request_shutdown when set */
+};
+
+extern struct vscsid g_d;
+
+/* long_names: 400-character file names (makes query-block replies large). */
+void stub_init(bool long_names);
+
+#endif

@@ -1,0 +1,151 @@
+#!/bin/sh
+# vscsictl end to end against a running QMP server.
+#   test_vscsictl.sh VSCSICTL stub PATH/TO/qmp_stub_server
+#   test_vscsictl.sh VSCSICTL vscsid PATH/TO/vscsid
+# Exit 0 pass, 1 fail, 77 skip.
+set -u
+CTL=$1 MODE=$2 SERVER=$3
+DIR=$(mktemp -d /tmp/vscsictl-test.XXXXXX)
+QMP=$DIR/qmp.sock
+PID= EVPID=
+FAILS=0
+
+cleanup() {
+    [ -n "$EVPID" ] && kill "$EVPID" 2>/dev/null
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+ok() { echo "ok   $*"; }
+
+# expect NAME WANT_RC GREP_PATTERN CMD...: run, check exit code and that
+# stdout+stderr match the (fixed string) pattern
+expect() {
+    name=$1 want=$2 pat=$3
+    shift 3
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" != "$want" ]; then
+        fail "$name: exit $rc, expected $want; output: $out"
+    elif [ -n "$pat" ] && ! printf '%s\n' "$out" | grep -qF -- "$pat"; then
+        fail "$name: output lacks '$pat': $out"
+    else
+        ok "$name"
+    fi
+}
+
+# ---- no server needed ----
+expect "help" 0 "Usage: vscsictl --qmp PATH" "$CTL" --help
+expect "version" 0 "vscsictl 0.1.0" "$CTL" --version
+expect "missing --qmp" 2 "missing --qmp PATH" env -u VSCSI_QMP "$CTL" query-status
+expect "no server" 1 "is vscsid running with --qmp $DIR/none" "$CTL" --qmp "$DIR/none" query-status
+expect "dry-run typing" 0 \
+    '{"execute": "blockdev-add", "arguments": {"node-name": "d1", "read-only": true, "size": -4096, "serial": "007", "n": "12ab", "file": {"driver": "file", "filename": "/x=y"}, "s": "true", "j": null, "list": [1, "a"], "obj": {"k": {}}}}' \
+    "$CTL" -n blockdev-add node-name=d1 read-only=true size=-4096 serial=007 n=12ab \
+    file.driver=file file.filename=/x=y s:str=true j:json=null 'list=[1, "a"]' 'obj={"k": {}}'
+expect "dry-run twice" 2 "given twice" "$CTL" -n x a=1 a=2
+expect "dry-run conflict" 2 "not an object" "$CTL" -n x a=1 a.b=2
+expect "dry-run empty part" 2 "empty key component" "$CTL" -n x a..b=1
+expect "dry-run bad json" 2 "invalid JSON value" "$CTL" -n x 'a={"x":}'
+expect "dry-run bad type" 2 "unknown type" "$CTL" -n x a:int=1
+expect "dry-run not kv" 2 "arguments are KEY=VALUE" "$CTL" -n x novalue
+
+# ---- start the server ----
+case $MODE in
+stub)
+    "$SERVER" "$QMP" &
+    PID=$!
+    ;;
+vscsid)
+    "$SERVER" --socket "$DIR/vhost.sock" --qmp "$QMP" \
+        --drive driver=null,size=1G,id=d0 --device scsi-hd,drive=d0,scsi-id=0,lun=2,id=disk0,serial=S1 \
+        --drive driver=null,size=64M,id=d1,readonly=on 2>"$DIR/vscsid.log" &
+    PID=$!
+    ;;
+*)
+    echo "unknown mode $MODE"; exit 1 ;;
+esac
+for i in $(seq 100); do
+    [ -S "$QMP" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.05
+done
+if [ ! -S "$QMP" ]; then
+    [ -f "$DIR/vscsid.log" ] && cat "$DIR/vscsid.log"
+    if [ "$MODE" = vscsid ] && grep -qiE "io_uring|not permitted|ENOSYS|Operation not supported" "$DIR/vscsid.log" 2>/dev/null; then
+        echo "SKIP: vscsid cannot start here"; exit 77
+    fi
+    echo "FAIL: server did not create $QMP"; exit 1
+fi
+[ "$(stat -c %a "$QMP")" = 600 ] && ok "socket mode 0600" || fail "socket mode $(stat -c %a "$QMP")"
+
+V="$CTL --qmp $QMP"
+expect "query-version --json" 0 \
+    '{"qemu": {"micro": 0, "minor": 1, "major": 0}, "package": "vscsid 0.1.0"}' $V --json query-version
+expect "query-status" 0 '"status": "running"' $V query-status
+expect "env VSCSI_QMP" 0 '"running": true' env VSCSI_QMP="$QMP" "$CTL" query-status
+expect "query-commands" 0 "query-scsi-devices" $V query-commands
+expect "query-name" 0 "" $V query-name
+expect "unknown command" 1 "vscsictl: The command nope has not been found" $V nope
+expect "unexpected arg" 1 "vscsictl: Parameter 'foo' is unexpected" $V query-status foo=1
+expect "typed arg" 1 "Invalid parameter type for 'enable', expected: array" $V qmp_capabilities enable=5
+expect "json arg" 1 "Capability 'oob' not available" $V qmp_capabilities 'enable=["oob"]'
+expect "self negotiation" 0 "" $V qmp_capabilities 'enable=[]'
+expect "raw" 0 '{"return": {}, "id": 5}' $V raw '{"execute": "query-name", "id": 5}'
+expect "raw error" 1 '"class": "CommandNotFound"' $V raw '{"execute": "nope"}'
+expect "raw invalid" 2 "raw: invalid JSON" $V raw '{"execute": '
+expect "raw caps" 0 '{"return": {}}' $V raw '{"execute": "qmp_capabilities"}'
+
+case $MODE in
+stub)
+    expect "scsi table" 0 "cd1    scsi-cd  0        1    2G    yes  drive1  -" $V query-scsi-devices
+    expect "scsi table hd" 0 "disk0  scsi-hd  0        3    1G    no   drive0  SER0" $V query-scsi-devices
+    expect "block table" 0 "drive1   cd1     null-co  yes  2G    null-co://" $V query-block
+    expect "block --json" 0 '"virtual-size": 1073741824' $V query-block --json
+    # events: one JSON line per event, as they arrive
+    $V --json events >"$DIR/events" 2>&1 &
+    EVPID=$!
+    for i in $(seq 100); do
+        kill -USR1 "$PID"
+        sleep 0.05
+        grep -q USER_TEST "$DIR/events" && break
+    done
+    kill -USR1 "$PID"
+    sleep 0.2
+    if grep -q '^{"event": "USER_TEST", "data": {"n": [0-9]*}, "timestamp": {"seconds": [0-9]*, "microseconds": [0-9]*}}$' "$DIR/events" &&
+       [ "$(grep -c USER_TEST "$DIR/events")" -ge 2 ]; then
+        ok "events --json"
+    else
+        fail "events --json: $(cat "$DIR/events")"
+    fi
+    kill "$EVPID"; wait "$EVPID" 2>/dev/null; EVPID=
+    ;;
+vscsid)
+    expect "scsi table" 0 "disk0  scsi-hd  0        2    1G    no  d0     S1" $V query-scsi-devices
+    expect "block table d1" 0 "d1     -       null-co  yes  64M   null-co://" $V query-block
+    expect "block --json" 0 '"qdev": "disk0"' $V --json query-block
+    ;;
+esac
+
+# events see the SHUTDOWN that quit causes; the server exits and removes its socket
+$V events >"$DIR/events2" 2>&1 &
+EVPID=$!
+sleep 0.3
+expect "quit" 0 "" $V quit
+for i in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
+if kill -0 "$PID" 2>/dev/null; then
+    fail "server still running after quit"
+else
+    wait "$PID"; rc=$?; PID=
+    [ $rc = 0 ] && ok "server exit status 0" || fail "server exit status $rc"
+fi
+[ ! -e "$QMP" ] && ok "socket removed" || fail "socket left behind"
+for i in $(seq 40); do kill -0 "$EVPID" 2>/dev/null || break; sleep 0.05; done
+grep -q 'SHUTDOWN {"guest": false, "reason": "host-qmp-quit"}' "$DIR/events2" && ok "SHUTDOWN event" ||
+    fail "SHUTDOWN event: $(cat "$DIR/events2")"
+kill "$EVPID" 2>/dev/null; EVPID=
+
+[ $FAILS = 0 ] && echo "all passed" || echo "$FAILS failed"
+[ $FAILS = 0 ]

@@ -1,0 +1,635 @@
+/* vscsictl: command-line client for vscsid's QMP socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/json.h"
+#include "vscsi-config.h"
+
+#define EXIT_USAGE 2
+#define MAX_REPLY (256u << 20)
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: vscsictl --qmp PATH [--json] [--timeout SEC] COMMAND [KEY=VALUE ...]\n"
+"       vscsictl --qmp PATH [--json] events\n"
+"       vscsictl --qmp PATH raw '{\"execute\": ...}'\n"
+"\n"
+"Send one QMP command to vscsid (started with --qmp PATH) and print the result.\n"
+"'vscsictl --qmp PATH query-commands' lists the commands; docs/qmp.md has them all.\n"
+"\n"
+"Arguments (KEY=VALUE):\n"
+"  true, false           a boolean\n"
+"  -12, 4096             an integer\n"
+"  {...}, [...]          JSON, taken as is\n"
+"  anything else         a string\n"
+"  KEY:str=VALUE         always a string (e.g. serial:str=0042)\n"
+"  KEY:json=VALUE        VALUE is JSON (e.g. opt:json=null)\n"
+"  a.b=VALUE             nested object: {\"a\": {\"b\": VALUE}} (QEMU's dotted keys)\n"
+"\n"
+"Options:\n"
+"  -s, --qmp PATH        QMP socket of vscsid (default: $VSCSI_QMP)\n"
+"  -j, --json            print the result as one line of JSON\n"
+"  -t, --timeout SEC     wait at most SEC seconds for the reply (default 30, 0 = forever)\n"
+"  -n, --dry-run         print the request instead of sending it\n"
+"  -h, --help            this text\n"
+"  -V, --version         version\n"
+"\n"
+"  events                print events as they arrive until interrupted\n"
+"  raw JSON              send a request verbatim and print the whole reply\n"
+"\n"
+"Examples:\n"
+"  vscsictl --qmp /run/vscsi.qmp query-scsi-devices\n"
+"  vscsictl --qmp /run/vscsi.qmp query-block --json\n");
+}
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "vscsictl: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'vscsictl --help' for more information.\n");
+    exit(EXIT_USAGE);
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "vscsictl: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* ---- connection ---- */
+
+struct conn {
+    int fd;
+    const char *path;
+    struct json_stream js;
+    char raw[65536];
+    size_t raw_len, raw_off;
+};
+
+static void conn_open(struct conn *c, const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    const char *hint;
+
+    c->path = path;
+    c->raw_len = c->raw_off = 0;
+    json_stream_init(&c->js, MAX_REPLY, 0);
+    if (strlen(path) >= sizeof(sa.sun_path))
+        die("%s: path too long for a unix socket (max %zu bytes)", path, sizeof(sa.sun_path) - 1);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        die("socket: %s", strerror(errno));
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+        return;
+    switch (errno) {
+    case ENOENT:
+        hint = "no such socket; is vscsid running with --qmp %s?";
+        break;
+    case ECONNREFUSED:
+        hint = "nobody is listening (a stale socket?); is vscsid running with --qmp %s?";
+        break;
+    case EACCES:
+    case EPERM:
+        hint = "permission denied; the socket is mode 0600: run as the user vscsid runs as (%s)";
+        break;
+    case ENOTSOCK:
+        hint = "not a socket; is %s really vscsid's --qmp path?";
+        break;
+    default:
+        hint = "%s: is vscsid running with --qmp on this path?";
+        break;
+    }
+    fprintf(stderr, "vscsictl: cannot connect to %s: %s\n  ", path, strerror(errno));
+    fprintf(stderr, hint, path);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static void conn_send(struct conn *c, const char *s, size_t len)
+{
+    while (len) {
+        ssize_t n = send(c->fd, s, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            die("%s: connection lost while sending: %s", c->path, strerror(errno));
+        s += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Next message; NULL at EOF. timeout_ms < 0 waits forever. */
+static struct json_value *conn_recv(struct conn *c, int timeout_ms)
+{
+    struct timespec start, now;
+    char err[160];
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        while (c->raw_off < c->raw_len) {
+            size_t used;
+            enum json_stream_status st =
+                json_stream_feed(&c->js, c->raw + c->raw_off, c->raw_len - c->raw_off, &used);
+            c->raw_off += used;
+            if (st == JSON_STREAM_MESSAGE) {
+                struct json_value *v = json_parse(c->js.buf, c->js.len, 0, err, sizeof(err));
+                if (!v)
+                    die("%s: unreadable message from the server: %s", c->path, err);
+                json_stream_next(&c->js);
+                return v;
+            }
+            if (st != JSON_STREAM_MORE)
+                die("%s: unreadable data from the server: %s", c->path, c->js.err);
+        }
+        c->raw_off = c->raw_len = 0;
+        if (timeout_ms >= 0) {
+            struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+            long left;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+            if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+                die("%s: no reply within %d s (is vscsid stuck? see --timeout)", c->path, timeout_ms / 1000);
+        }
+        ssize_t n = recv(c->fd, c->raw, sizeof(c->raw), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("%s: connection lost: %s", c->path, strerror(errno));
+        if (n == 0)
+            return NULL;
+        c->raw_len = (size_t)n;
+    }
+}
+
+/* The reply to our request: events that arrive in between are skipped. */
+static struct json_value *conn_reply(struct conn *c, int timeout_ms)
+{
+    for (;;) {
+        struct json_value *v = conn_recv(c, timeout_ms);
+        if (!v)
+            die("%s: vscsid closed the connection without a reply", c->path);
+        if (!json_obj_get(v, "event"))
+            return v;
+        json_free(v);
+    }
+}
+
+static const char *error_desc(const struct json_value *reply)
+{
+    const struct json_value *e = json_obj_get(reply, "error");
+    const char *d = json_get_str(json_obj_get(e, "desc"));
+
+    return e ? (d ? d : "unknown error") : NULL;
+}
+
+static void greet_and_negotiate(struct conn *c, bool negotiate, int timeout_ms)
+{
+    static const char caps[] = "{\"execute\": \"qmp_capabilities\"}\r\n";
+    struct json_value *v = conn_recv(c, timeout_ms);
+
+    if (!v)
+        die("%s: the server closed the connection at once (too many clients?)", c->path);
+    if (!json_obj_get(v, "QMP"))
+        die("%s: this does not look like a QMP server (unexpected greeting)", c->path);
+    json_free(v);
+    if (!negotiate)
+        return;
+    conn_send(c, caps, sizeof(caps) - 1);
+    v = conn_reply(c, timeout_ms);
+    if (error_desc(v))
+        die("%s", error_desc(v));
+    json_free(v);
+}
+
+/* ---- arguments ---- */
+
+static bool is_int_literal(const char *s, int64_t *out)
+{
+    const char *p = s;
+    char *end;
+    long long v;
+
+    if (*p == '-')
+        p++;
+    if (!*p || (p[0] == '0' && p[1]) || strspn(p, "0123456789") != strlen(p))
+        return false;       /* leading zeros stay strings (serial=007) */
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static struct json_value *parse_json_arg(const char *key, const char *text)
+{
+    char err[160];
+    struct json_value *v = json_parse(text, strlen(text), 0, err, sizeof(err));
+
+    if (!v)
+        die_usage("%s: invalid JSON value: %s", key, err);
+    return v;
+}
+
+static struct json_value *typed_value(const char *key, const char *type, const char *val)
+{
+    int64_t i;
+
+    if (type) {
+        if (!strcmp(type, "str"))
+            return json_new_str(val);
+        if (!strcmp(type, "json"))
+            return parse_json_arg(key, val);
+        die_usage("%s: unknown type ':%s' (use :str or :json)", key, type);
+    }
+    if (!strcmp(val, "true") || !strcmp(val, "false"))
+        return json_new_bool(val[0] == 't');
+    if (is_int_literal(val, &i))
+        return json_new_int(i);
+    if (val[0] == '{' || val[0] == '[')
+        return parse_json_arg(key, val);
+    return json_new_str(val);
+}
+
+/* Find member `name` of obj (which is ours, so casting away const is fine). */
+static struct json_value *obj_member(struct json_value *obj, const char *name)
+{
+    return (struct json_value *)json_obj_get(obj, name);
+}
+
+/* key[.sub...][:type]=value into args. */
+static void add_arg(struct json_value *args, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    char *key, *type, *part, *dot;
+    struct json_value *obj = args, *v;
+
+    if (!eq || eq == arg)
+        die_usage("'%s': arguments are KEY=VALUE", arg);
+    key = strndup(arg, (size_t)(eq - arg));
+    if (!key)
+        die("out of memory");
+    type = strchr(key, ':');
+    if (type)
+        *type++ = 0;
+    v = typed_value(key, type, eq + 1);
+    if (!v)
+        die("out of memory");
+    for (part = key;; part = dot + 1) {
+        dot = strchr(part, '.');
+        if (dot)
+            *dot = 0;
+        if (!*part)
+            die_usage("'%s': empty key component", arg);
+        struct json_value *cur = obj_member(obj, part);
+        if (!dot) {
+            if (cur)
+                die_usage("'%s': key given twice, or conflicts with a nested key", arg);
+            if (json_obj_add(obj, part, v) < 0)
+                die("out of memory");
+            break;
+        }
+        if (!cur) {
+            if (json_obj_add(obj, part, json_new_object()) < 0)
+                die("out of memory");
+            cur = obj_member(obj, part);
+        } else if (!json_is(cur, JSON_OBJECT)) {
+            die_usage("'%s': '%s' is already set to a value, not an object", arg, part);
+        }
+        obj = cur;
+    }
+    free(key);
+}
+
+/* ---- output ---- */
+
+static void print_json(const struct json_value *v, bool pretty)
+{
+    struct json_buf b;
+
+    json_buf_init(&b, JSON_BUF_UTF8 | (pretty ? JSON_BUF_PRETTY : 0));
+    json_buf_add_value(&b, v);
+    if (b.err)
+        die("out of memory");
+    printf("%s\n", json_buf_str(&b));
+    json_buf_free(&b);
+}
+
+static void format_size(uint64_t n, char *out, size_t len)
+{
+    static const char units[] = "KMGTPE";
+    int u = -1;
+
+    while (n && n % 1024 == 0 && u < 5) {
+        n /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(out, len, "%" PRIu64, n);
+    else
+        snprintf(out, len, "%" PRIu64 "%c", n, units[u]);
+}
+
+/* Member at a dotted path ("inserted.image.virtual-size"). */
+static const struct json_value *lookup(const struct json_value *obj, const char *path)
+{
+    char part[64];
+
+    while (obj && *path) {
+        size_t n = strcspn(path, ".");
+        if (n >= sizeof(part))
+            return NULL;
+        memcpy(part, path, n);
+        part[n] = 0;
+        obj = json_obj_get(obj, part);
+        path += n + (path[n] == '.');
+    }
+    return obj;
+}
+
+/* Text of a scalar for a table cell ("-" when absent). */
+static void cell(const struct json_value *row, const char *path, bool size, char *out, size_t len)
+{
+    const struct json_value *v = lookup(row, path);
+
+    if (!v)
+        snprintf(out, len, "-");
+    else if (v->type == JSON_STRING)
+        snprintf(out, len, "%s", v->u.str.s);
+    else if (v->type == JSON_BOOL)
+        snprintf(out, len, "%s", v->u.b ? "yes" : "no");
+    else if (v->type == JSON_INT && size && v->u.i >= 0)
+        format_size((uint64_t)v->u.i, out, len);
+    else if (v->type == JSON_INT)
+        snprintf(out, len, "%" PRId64, v->u.i);
+    else
+        snprintf(out, len, "?");
+}
+
+struct column {
+    const char *title;
+    const char *path;
+    bool size;
+};
+
+#define CELL_MAX 4200
+#define MAX_COLS 16
+
+static void print_table(const struct json_value *rows, const struct column *cols, size_t ncols)
+{
+    size_t nrows = json_array_len(rows), width[MAX_COLS] = { 0 };
+    char buf[CELL_MAX];
+
+    for (size_t c = 0; c < ncols && c < MAX_COLS; c++) {
+        width[c] = strlen(cols[c].title);
+        for (size_t r = 0; r < nrows; r++) {
+            cell(json_array_at(rows, r), cols[c].path, cols[c].size, buf, sizeof(buf));
+            if (strlen(buf) > width[c])
+                width[c] = strlen(buf);
+        }
+    }
+    for (size_t c = 0; c < ncols && c < MAX_COLS; c++)
+        printf("%-*s%s", c + 1 < ncols ? (int)width[c] : 0, cols[c].title, c + 1 < ncols ? "  " : "\n");
+    for (size_t r = 0; r < nrows; r++) {
+        for (size_t c = 0; c < ncols && c < MAX_COLS; c++) {
+            cell(json_array_at(rows, r), cols[c].path, cols[c].size, buf, sizeof(buf));
+            printf("%-*s%s", c + 1 < ncols ? (int)width[c] : 0, buf, c + 1 < ncols ? "  " : "\n");
+        }
+    }
+}
+
+static void print_human(const char *cmd, const struct json_value *ret)
+{
+    static const struct column scsi_cols[] = {
+        { "ID", "id", false }, { "TYPE", "driver", false }, { "SCSI-ID", "scsi-id", false },
+        { "LUN", "lun", false }, { "SIZE", "size", true }, { "RO", "read-only", false },
+        { "DRIVE", "drive", false }, { "SERIAL", "serial", false },
+    };
+    static const struct column block_cols[] = {
+        { "DRIVE", "device", false }, { "DEVICE", "qdev", false },
+        { "FORMAT", "inserted.drv", false }, { "RO", "inserted.ro", false },
+        { "SIZE", "inserted.image.virtual-size", true }, { "FILE", "inserted.file", false },
+    };
+
+    if (json_is(ret, JSON_OBJECT) && ret->u.obj.n == 0)
+        return;                 /* {}: success, nothing to show */
+    if (!strcmp(cmd, "query-scsi-devices") && json_is(ret, JSON_ARRAY)) {
+        print_table(ret, scsi_cols, sizeof(scsi_cols) / sizeof(scsi_cols[0]));
+        return;
+    }
+    if (!strcmp(cmd, "query-block") && json_is(ret, JSON_ARRAY)) {
+        print_table(ret, block_cols, sizeof(block_cols) / sizeof(block_cols[0]));
+        return;
+    }
+    if (!strcmp(cmd, "query-commands") && json_is(ret, JSON_ARRAY)) {
+        for (size_t i = 0; i < json_array_len(ret); i++) {
+            const char *n = json_get_str(json_obj_get(json_array_at(ret, i), "name"));
+            if (n)
+                printf("%s\n", n);
+        }
+        return;
+    }
+    print_json(ret, true);
+}
+
+static void print_event(const struct json_value *ev, bool as_json)
+{
+    const struct json_value *ts = json_obj_get(ev, "timestamp"), *data = json_obj_get(ev, "data");
+    int64_t sec = 0, usec = 0;
+    char when[64] = "";
+    const char *name;
+    struct json_buf b;
+
+    if (as_json) {
+        print_json(ev, false);
+        fflush(stdout);
+        return;
+    }
+    json_get_int(json_obj_get(ts, "seconds"), 0, INT64_MAX, &sec);
+    json_get_int(json_obj_get(ts, "microseconds"), 0, 999999, &usec);
+    {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        if (localtime_r(&t, &tm))
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    }
+    json_buf_init(&b, JSON_BUF_UTF8);
+    if (data)
+        json_buf_add_value(&b, data);
+    name = json_get_str(json_obj_get(ev, "event"));
+    printf("%s.%06" PRId64 " %s%s%s\n", when, usec, name ? name : "?", data ? " " : "", json_buf_str(&b));
+    json_buf_free(&b);
+    fflush(stdout);
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "qmp", required_argument, NULL, 's' },
+        { "json", no_argument, NULL, 'j' },
+        { "timeout", required_argument, NULL, 't' },
+        { "dry-run", no_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = getenv("VSCSI_QMP"), *cmd;
+    bool as_json = false, dry_run = false;
+    int timeout_ms = 30000, c, rc = 0;
+    struct conn conn;
+    struct json_value *reply;
+    struct json_buf req;
+
+    while ((c = getopt_long(argc, argv, "s:jt:nhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            path = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 't': {
+            int64_t t;
+            if (!is_int_literal(optarg, &t) || t < 0 || t > 86400)
+                die_usage("--timeout %s: expected seconds from 0 to 86400", optarg);
+            timeout_ms = t ? (int)t * 1000 : -1;
+            break;
+        }
+        case 'n':
+            dry_run = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("vscsictl %s\n", VSCSI_VERSION);
+            return 0;
+        default:
+            die_usage("invalid option");
+        }
+    }
+    if (optind >= argc)
+        die_usage("missing COMMAND (try query-commands)");
+    cmd = argv[optind++];
+    if ((!path || !path[0]) && !dry_run)
+        die_usage("missing --qmp PATH (the path given to vscsid --qmp)");
+    if (dry_run && (!strcmp(cmd, "events") || !strcmp(cmd, "raw")))
+        die_usage("--dry-run works with commands only");
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!strcmp(cmd, "events")) {
+        if (optind < argc)
+            die_usage("events takes no arguments");
+        conn_open(&conn, path);
+        greet_and_negotiate(&conn, true, timeout_ms);
+        for (;;) {
+            struct json_value *ev = conn_recv(&conn, -1);
+            if (!ev) {
+                fprintf(stderr, "vscsictl: vscsid closed the connection\n");
+                return 0;
+            }
+            if (json_obj_get(ev, "event"))
+                print_event(ev, as_json);
+            json_free(ev);
+        }
+    }
+
+    if (!strcmp(cmd, "raw")) {
+        char err[160];
+        struct json_value *v;
+        const char *text;
+        bool self_negotiates;
+
+        if (optind + 1 != argc)
+            die_usage("raw takes one argument: a JSON request");
+        text = argv[optind];
+        v = json_parse(text, strlen(text), JSON_PARSE_SQUOTE, err, sizeof(err));
+        if (!v)
+            die_usage("raw: invalid JSON: %s", err);
+        self_negotiates = json_get_str(json_obj_get(v, "execute")) &&
+                          !strcmp(json_get_str(json_obj_get(v, "execute")), "qmp_capabilities");
+        json_free(v);
+        conn_open(&conn, path);
+        greet_and_negotiate(&conn, !self_negotiates, timeout_ms);
+        conn_send(&conn, text, strlen(text));
+        conn_send(&conn, "\r\n", 2);
+        reply = conn_reply(&conn, timeout_ms);
+        print_json(reply, false);
+        rc = json_obj_get(reply, "error") ? 1 : 0;
+        json_free(reply);
+        return rc;
+    }
+
+    /* COMMAND KEY=VALUE... */
+    {
+        struct json_value *args = json_new_object();
+        if (!args)
+            die("out of memory");
+        for (; optind < argc; optind++)
+            add_arg(args, argv[optind]);
+        json_buf_init(&req, 0);
+        json_buf_begin_object(&req);
+        json_buf_kv_str(&req, "execute", cmd);
+        if (args->u.obj.n) {
+            json_buf_add_key(&req, "arguments");
+            json_buf_add_value(&req, args);
+        }
+        json_buf_end_object(&req);
+        json_buf_append(&req, "\r\n", 2);
+        json_free(args);
+        if (req.err)
+            die("out of memory");
+    }
+    if (dry_run) {
+        printf("%.*s\n", (int)(req.len - 2), req.data);     /* without the "\r\n" */
+        json_buf_free(&req);
+        return 0;
+    }
+    conn_open(&conn, path);
+    greet_and_negotiate(&conn, strcmp(cmd, "qmp_capabilities") != 0, timeout_ms);
+    conn_send(&conn, req.data, req.len);
+    json_buf_free(&req);
+    reply = conn_reply(&conn, timeout_ms);
+    if (error_desc(reply)) {
+        fprintf(stderr, "vscsictl: %s\n", error_desc(reply));
+        rc = 1;
+    } else if (!json_obj_get(reply, "return")) {
+        fprintf(stderr, "vscsictl: unexpected reply from vscsid\n");
+        rc = 1;
+    } else if (as_json) {
+        print_json(json_obj_get(reply, "return"), false);
+    } else {
+        print_human(cmd, json_obj_get(reply, "return"));
+    }
+    json_free(reply);
+    close(conn.fd);
+    json_stream_free(&conn.js);
+    return rc;
+}
