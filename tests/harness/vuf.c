@@ -357,13 +357,8 @@ void vuf_close(struct vuf *h)
         return;
     close(h->sock);
     h->sock = -1;
-    /* Like QEMU after a disconnect: resume each ring at its used index. */
-    for (unsigned q = 0; q < h->nq; q++) {
-        struct vuf_vq *vq = &h->vq[q];
-        if (vq->started)
-            vq->resume_base = __atomic_load_n(&vq->r.used->idx, __ATOMIC_ACQUIRE);
-        vq->started = false;
-    }
+    for (unsigned q = 0; q < h->nq; q++)
+        h->vq[q].started = false;
 }
 
 /* ---- messages --------------------------------------------------------------- */
@@ -797,7 +792,10 @@ int vuf_start(struct vuf *h)
         struct vuf_vq *vq = &h->vq[q];
         vuf_vq_started(h, q);
         TRY(vuf_set_vring_state(h, VUF_SET_VRING_NUM, q, vq->r.size));
-        TRY(vuf_set_vring_state(h, VUF_SET_VRING_BASE, q, vq->resume_base));
+        /* after a disconnect QEMU resumes at the used index (no GET_VRING_BASE answer) */
+        uint16_t base = vq->stopped ? vq->resume_base
+                                    : __atomic_load_n(&vq->r.used->idx, __ATOMIC_ACQUIRE);
+        TRY(vuf_set_vring_state(h, VUF_SET_VRING_BASE, q, base));
         TRY(vuf_set_vring_addr(h, q, vuf_gpa_to_qva(h, vq->r.desc_gpa),
                                vuf_gpa_to_qva(h, vq->r.used_gpa),
                                vuf_gpa_to_qva(h, vq->r.avail_gpa), 0));
@@ -809,8 +807,10 @@ int vuf_start(struct vuf *h)
             TRY(vuf_set_vring_state(h, VUF_SET_VRING_ENABLE, q, 1));
     if (vuf_has_protocol_feature(h, VUF_PF_STATUS))
         TRY(vuf_set_u64(h, VUF_SET_STATUS, 0xf));  /* ACK|DRIVER|DRIVER_OK|FEATURES_OK */
-    for (unsigned q = 0; q < h->nq; q++)
+    for (unsigned q = 0; q < h->nq; q++) {
         h->vq[q].started = true;
+        h->vq[q].stopped = false;
+    }
     return 0;
 }
 
@@ -838,6 +838,7 @@ int vuf_stop(struct vuf *h)
         uint32_t num;
         TRY(vuf_get_vring_base(h, q, &num));
         vq->resume_base = (uint16_t)num;
+        vq->stopped = true;
         vq->started = false;
     }
     return 0;

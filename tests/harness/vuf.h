@@ -315,6 +315,8 @@ void vuf_vq_raw_set_avail_idx(struct vuf *h, unsigned q, uint16_t idx);
 /* Next used element without any check: 1 if one was there (then consumed). */
 int vuf_vq_raw_get_used(struct vuf *h, unsigned q, uint32_t *id, uint32_t *len);
 uint16_t vuf_vq_used_idx(const struct vuf *h, unsigned q);
+/* GET_VRING_BASE answer at the last vuf_stop. */
+uint16_t vuf_vq_last_base(const struct vuf *h, unsigned q);
 /* avail_event written by the device (EVENT_IDX). */
 uint16_t vuf_vq_avail_event(const struct vuf *h, unsigned q);
 

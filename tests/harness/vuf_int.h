@@ -24,7 +24,8 @@ struct vuf_vq {
     uint16_t free_head;
     unsigned num_free;
     unsigned inflight;
-    uint16_t resume_base;       /* SET_VRING_BASE on the next start */
+    uint16_t resume_base;       /* GET_VRING_BASE answer at the last stop */
+    bool stopped;               /* resume_base valid (else resume at used->idx) */
     uint16_t *next;             /* shadow of desc[].next (free list and chains) */
     struct vuf_slot *slot;
     uint64_t kicks;

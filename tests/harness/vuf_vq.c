@@ -38,6 +38,7 @@ void vuf_vq_init_state(struct vuf_vq *vq)
     vq->avail_idx = vq->last_used = vq->num_added = 0;
     vq->inflight = 0;
     vq->resume_base = 0;
+    vq->stopped = true;     /* start at 0 */
     vq->irq_off = false;
 }
 
@@ -384,6 +385,12 @@ uint16_t vuf_vq_used_idx(const struct vuf *h, unsigned q)
 {
     struct vuf_vq *vq = get_vq(h, q);
     return vq ? LOAD(&vq->r.used->idx) : 0;
+}
+
+uint16_t vuf_vq_last_base(const struct vuf *h, unsigned q)
+{
+    struct vuf_vq *vq = get_vq(h, q);
+    return vq ? vq->resume_base : 0;
 }
 
 uint16_t vuf_vq_avail_event(const struct vuf *h, unsigned q)
