@@ -130,6 +130,13 @@ static void conn_open(struct conn *c, const char *path)
     exit(1);
 }
 
+static void conn_close(struct conn *c)
+{
+    close(c->fd);
+    c->fd = -1;
+    json_stream_free(&c->js);
+}
+
 static void conn_send(struct conn *c, const char *s, size_t len)
 {
     while (len) {
@@ -553,6 +560,7 @@ int main(int argc, char **argv)
             struct json_value *ev = conn_recv(&conn, -1);
             if (!ev) {
                 fprintf(stderr, "vscsictl: vscsid closed the connection\n");
+                conn_close(&conn);
                 return 0;
             }
             if (json_obj_get(ev, "event"))
@@ -584,6 +592,7 @@ int main(int argc, char **argv)
         print_json(reply, false);
         rc = json_obj_get(reply, "error") ? 1 : 0;
         json_free(reply);
+        conn_close(&conn);
         return rc;
     }
 
@@ -629,7 +638,6 @@ int main(int argc, char **argv)
         print_human(cmd, json_obj_get(reply, "return"));
     }
     json_free(reply);
-    close(conn.fd);
-    json_stream_free(&conn.js);
+    conn_close(&conn);
     return rc;
 }

@@ -75,7 +75,7 @@ static void client_close(struct qmp_client *c, const char *why)
 {
     if (c->dead)
         return;
-    log_info("qmp: client %u %s", c->id, why);
+    log_debug("qmp: client %u %s", c->id, why);
     ev_loop_del_fd(c->s->loop, c->h);
     close(c->fd);
     c->h = NULL;
@@ -157,7 +157,7 @@ static void client_queue(struct qmp_client *c, const char *msg, size_t len)
     if (c->dead)
         return;
     if (out_pending(c) + len + 2 > QMP_MAX_OUT) {
-        log_warn("qmp: client %u does not read its replies (over %u bytes queued); disconnecting",
+        log_guest("qmp: client %u does not read its replies (over %u bytes queued); disconnecting",
                  c->id, QMP_MAX_OUT);
         client_close(c, "dropped");
         return;
@@ -233,7 +233,7 @@ static void client_input(struct qmp_client *c, const char *data, size_t len)
             snprintf(desc, sizeof(desc), "JSON parse error, message exceeds the %u byte limit",
                      QMP_MAX_MSG);
             client_queue_error(c, desc);
-            log_warn("qmp: client %u sent a message over %u bytes; closing", c->id, QMP_MAX_MSG);
+            log_guest("qmp: client %u sent a message over %u bytes; closing", c->id, QMP_MAX_MSG);
             c->closing = true;
             break;
         }
@@ -339,7 +339,7 @@ static void accept_one(struct qmp_server *s, int fd)
     c->next = s->clients;
     s->clients = c;
     s->nclients++;
-    log_info("qmp: client %u connected", c->id);
+    log_debug("qmp: client %u connected", c->id);
     greet(c);
     client_flush(c);
 }

@@ -37,6 +37,7 @@ static void signal_cb(void *opaque, int fd, uint32_t events)
 int main(int argc, char **argv)
 {
     struct sig_ctx ctx = { 0 };
+    struct ev_handler *sh = NULL;
     char err[256];
     sigset_t mask;
     int sfd;
@@ -56,7 +57,9 @@ int main(int argc, char **argv)
     ctx.loop = ev_loop_new();
     g_d.loop = ctx.loop;
     sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (!ctx.loop || sfd < 0 || !ev_loop_add_fd(ctx.loop, sfd, EPOLLIN, signal_cb, &ctx)) {
+    if (ctx.loop && sfd >= 0)
+        sh = ev_loop_add_fd(ctx.loop, sfd, EPOLLIN, signal_cb, &ctx);
+    if (!sh) {
         perror("qmp_stub_server: setup");
         return 1;
     }
@@ -67,6 +70,7 @@ int main(int argc, char **argv)
     }
     ev_loop_run(ctx.loop);
     qmp_server_free(ctx.srv);
+    ev_loop_del_fd(ctx.loop, sh);
     close(sfd);
     ev_loop_free(ctx.loop);
     return 0;
