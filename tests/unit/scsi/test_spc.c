@@ -210,7 +210,7 @@ static void test_vpd_pages(void)
     CHECK_EQ(b[3], 0x3c);
     CHECK_EQ(b[4] & 1, 0);                      /* WSNZ=0 */
     CHECK_EQ(b[8] << 24 | b[9] << 16 | b[10] << 8 | b[11], 65536);   /* 32 MiB of 512 */
-    CHECK_EQ(b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23], (int)0xffffffff);
+    CHECK_EQ((uint32_t)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23], 0xffffffffu);
     CHECK_EQ(b[24] << 24 | b[25] << 16 | b[26] << 8 | b[27], 1024);
     CHECK_EQ(b[32] & 0x80, 0);                  /* UGAVALID=0 */
     CHECK_EQ((uint64_t)b[40] << 24 | b[41] << 16 | b[42] << 8 | b[43], 2 * 1024 * 1024);

@@ -1,3 +1,562 @@
+/* Bus, LUN map, unit attentions, task management and hot-plug. */
+#include <errno.h>
+#include <stdlib.h>
+
 #include "test.h"
 #include "scsi_test.h"
-int main(void){return test_exit();}
+
+#define MiB (1024 * 1024ull)
+
+static void check_sense(const struct tcmd *t, int key, int asc, int ascq)
+{
+    int k, a, q;
+
+    t_sense(&t->c, &k, &a, &q);
+    CHECK_EQ(t->done, 1);
+    CHECK_EQ(t->c.status, SCSI_STATUS_CHECK_CONDITION);
+    CHECK_EQ(k, key);
+    CHECK_EQ(a, asc);
+    CHECK_EQ(q, ascq);
+}
+
+static void check_good(const struct tcmd *t)
+{
+    CHECK_EQ(t->done, 1);
+    CHECK_EQ(t->c.host_status, SCSI_HOST_OK);
+    CHECK_EQ(t->c.status, SCSI_STATUS_GOOD);
+}
+
+static const uint8_t tur[6] = { 0 };
+
+static void test_ua_power_on(void)
+{
+    struct scsi_bus *bus = scsi_bus_new();
+    struct blk_drive *d = fake_drive_new(MiB);
+    struct blk_ctx *ctx = fake_ctx_new();
+    struct scsi_dev_config cfg = { .type = SCSI_DEV_HD };
+    struct t_env e = { .bus = bus, .ctx = ctx };
+    uint8_t b[96];
+    struct tcmd t;
+
+    CHECK_EQ(scsi_bus_add_lun(bus, 3, 0, &cfg, d, NULL, 0), 0);
+    CHECK(scsi_bus_has_target(bus, 3));
+    CHECK(!scsi_bus_has_target(bus, 0));
+    CHECK(scsi_bus_find_lun(bus, 3, 0) != NULL);
+    /* INQUIRY and REPORT LUNS pass a pending UA without consuming it */
+    {
+        uint8_t inq[6] = { 0x12, 0, 0, 0, 96, 0 };
+        uint8_t rl[12] = { 0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0 };
+
+        tcmd_init(&t, 3, 0, inq, 6, SCSI_DIR_FROM_DEV, b, 96);
+        tcmd_run(&e, &t);
+        check_good(&t);
+        tcmd_init(&t, 3, 0, rl, 12, SCSI_DIR_FROM_DEV, b, 64);
+        tcmd_run(&e, &t);
+        check_good(&t);
+    }
+    /* the first other command gets 06/29/00, once */
+    tcmd_init(&t, 3, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    tcmd_run(&e, &t);
+    check_sense(&t, 6, 0x29, 0);
+    CHECK_EQ(t.c.sense_len, 18);
+    tcmd_init(&t, 3, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    tcmd_run(&e, &t);
+    check_good(&t);
+    /* UA wins over an unknown opcode */
+    scsi_bus_capacity_changed(bus, 3, 0);
+    {
+        uint8_t bad[6] = { 0x02 };
+
+        tcmd_init(&t, 3, 0, bad, 6, SCSI_DIR_NONE, NULL, 0);
+        tcmd_run(&e, &t);
+        check_sense(&t, 6, 0x2a, 0x09);
+        tcmd_init(&t, 3, 0, bad, 6, SCSI_DIR_NONE, NULL, 0);
+        tcmd_run(&e, &t);
+        check_sense(&t, 5, 0x20, 0);
+    }
+    CHECK_EQ(scsi_bus_remove_lun(bus, 3, 0, NULL, NULL), 0);
+    CHECK(!scsi_bus_has_target(bus, 3));
+    CHECK_EQ(scsi_bus_remove_lun(bus, 3, 0, NULL, NULL), -ENOENT);
+    scsi_bus_free(bus);
+    fake_drive_free(d);
+    fake_ctx_free(ctx);
+}
+
+static void test_ua_luns_changed(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    struct scsi_dev_config cfg = { .type = SCSI_DEV_HD };
+    struct tcmd t;
+
+    t_add_lun(e, 0, 1, &cfg, MiB);
+    CHECK_EQ(e->nevents, 1);
+    CHECK_EQ(e->events[0].ev, SCSI_EV_LUN_ADDED);
+    CHECK_EQ(e->events[0].lun, 1);
+    t_run(e, &t, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 6, 0x3f, 0x0e);
+    t_run(e, &t, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t);
+    /* the new LUN reports power on (which supersedes 3F/0E) */
+    t_run(e, &t, 1, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 6, 0x29, 0);
+    t_run(e, &t, 1, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t);
+    /* capacity change: UA + event; then removal: UA on the others + event */
+    scsi_bus_capacity_changed(e->bus, 0, 1);
+    CHECK_EQ(e->events[1].ev, SCSI_EV_CAPACITY_CHANGED);
+    CHECK_EQ(scsi_bus_remove_lun(e->bus, 0, 1, NULL, NULL), 0);
+    CHECK_EQ(e->events[2].ev, SCSI_EV_LUN_REMOVED);
+    CHECK_EQ(e->nevents, 3);
+    t_run(e, &t, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 6, 0x3f, 0x0e);
+    t_run(e, &t, 1, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 5, 0x25, 0);
+    /* several UAs queue in order, without duplicates */
+    scsi_bus_capacity_changed(e->bus, 0, 0);
+    scsi_bus_capacity_changed(e->bus, 0, 0);
+    t_add_lun(e, 0, 2, &cfg, MiB);
+    t_run(e, &t, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 6, 0x2a, 0x09);
+    t_run(e, &t, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 6, 0x3f, 0x0e);
+    t_run(e, &t, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t);
+    t_env_free(e);
+}
+
+static void tmf_done(struct scsi_tmf *tmf)
+{
+    int *stamp = tmf->opaque;
+
+    *stamp = (int)++t_order;
+}
+
+static void tmf_init(struct scsi_tmf *tmf, enum scsi_tmf_type type, uint8_t target, uint16_t lun,
+                     uint64_t tag, int *stamp)
+{
+    memset(tmf, 0, sizeof(*tmf));
+    tmf->type = type;
+    tmf->target = target;
+    tmf->lun = lun;
+    tmf->tag = tag;
+    tmf->done_cb = tmf_done;
+    tmf->opaque = stamp;
+    *stamp = 0;
+}
+
+static void read_cmd(struct tcmd *t, uint16_t lun, uint64_t tag, uint32_t lba, void *buf)
+{
+    uint8_t c[10] = { 0x28, 0, (uint8_t)(lba >> 24), (uint8_t)(lba >> 16), (uint8_t)(lba >> 8), (uint8_t)lba,
+                      0, 0, 1, 0 };
+
+    tcmd_init(t, 0, lun, c, 10, SCSI_DIR_FROM_DEV, buf, 512);
+    t->c.tag = tag;
+}
+
+static void test_abort_task(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    static uint8_t b[4][512];
+    struct tcmd t[4];
+    struct scsi_tmf tmf;
+    int stamp;
+
+    for (int i = 0; i < 3; i++) {
+        read_cmd(&t[i], 0, 100 + (uint64_t)i, (uint32_t)i, b[i]);
+        tcmd_submit(e, &t[i]);
+        CHECK_EQ(t[i].done, 0);
+    }
+    CHECK_EQ(fake_ctx_pending(e->ctx), 3);
+    /* QUERY TASK sees it */
+    tmf_init(&tmf, SCSI_TMF_QUERY_TASK, 0, 0, 101, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK(stamp > 0);
+    CHECK_EQ(tmf.response, SCSI_TMF_SUCCEEDED);
+    tmf_init(&tmf, SCSI_TMF_QUERY_TASK, 0, 0, 999, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(tmf.response, SCSI_TMF_COMPLETE);
+    tmf_init(&tmf, SCSI_TMF_QUERY_TASK_SET, 0, 0, 0, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(tmf.response, SCSI_TMF_SUCCEEDED);
+
+    /* ABORT TASK on tag 101: waits for its I/O, completes it ABORTED, then the TMF */
+    tmf_init(&tmf, SCSI_TMF_ABORT_TASK, 0, 0, 101, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(stamp, 0);
+    /* the aborted one is no longer a task for QUERY TASK */
+    {
+        struct scsi_tmf q;
+        int qs;
+
+        tmf_init(&q, SCSI_TMF_QUERY_TASK, 0, 0, 101, &qs);
+        scsi_bus_tmf(e->bus, &q);
+        CHECK_EQ(q.response, SCSI_TMF_COMPLETE);
+    }
+    fake_ctx_run(e->ctx, 1);                    /* tag 100 completes normally */
+    check_good(&t[0]);
+    CHECK_EQ(stamp, 0);
+    fake_ctx_run(e->ctx, 1);                    /* tag 101: aborted */
+    CHECK_EQ(t[1].done, 1);
+    CHECK_EQ(t[1].c.host_status, SCSI_HOST_ABORTED);
+    CHECK_EQ(t[1].c.status, SCSI_STATUS_TASK_ABORTED);
+    CHECK_EQ(t[1].c.sense_len, 0);
+    CHECK_EQ(t[1].c.xfer_len, 0);
+    CHECK(stamp > 0);
+    CHECK((unsigned)stamp > t[1].order);        /* command first, then the TMF */
+    CHECK_EQ(tmf.response, SCSI_TMF_COMPLETE);
+    fake_ctx_run(e->ctx, 0);
+    check_good(&t[2]);
+
+    /* a tag that isn't there: COMPLETE at once */
+    tmf_init(&tmf, SCSI_TMF_ABORT_TASK, 0, 0, 555, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK(stamp > 0);
+    CHECK_EQ(tmf.response, SCSI_TMF_COMPLETE);
+    /* absent target / LUN; CLEAR ACA */
+    tmf_init(&tmf, SCSI_TMF_ABORT_TASK, 7, 0, 1, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(tmf.response, SCSI_TMF_BAD_TARGET);
+    tmf_init(&tmf, SCSI_TMF_LOGICAL_UNIT_RESET, 0, 9, 1, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(tmf.response, SCSI_TMF_INCORRECT_LUN);
+    tmf_init(&tmf, SCSI_TMF_CLEAR_ACA, 0, 0, 0, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(tmf.response, SCSI_TMF_REJECTED);
+    CHECK(stamp > 0);
+    t_env_free(e);
+}
+
+static void test_abort_task_set(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    static uint8_t b[4][512];
+    struct tcmd t[4];
+    struct scsi_tmf tmf;
+    int stamp;
+
+    for (int i = 0; i < 4; i++) {
+        read_cmd(&t[i], 0, (uint64_t)i, 0, b[i]);
+        t[i].c.nexus = i < 2 ? 1 : 2;
+        tcmd_submit(e, &t[i]);
+    }
+    /* ABORT TASK SET: only the commands of that nexus */
+    tmf_init(&tmf, SCSI_TMF_ABORT_TASK_SET, 0, 0, 0, &stamp);
+    tmf.nexus = 1;
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(stamp, 0);
+    fake_ctx_run(e->ctx, 0);
+    CHECK(stamp > 0);
+    CHECK_EQ(t[0].c.host_status, SCSI_HOST_ABORTED);
+    CHECK_EQ(t[1].c.host_status, SCSI_HOST_ABORTED);
+    check_good(&t[2]);
+    check_good(&t[3]);
+    CHECK((unsigned)stamp > t[1].order && (unsigned)stamp > t[0].order);
+
+    /* CLEAR TASK SET: every nexus */
+    for (int i = 0; i < 4; i++) {
+        read_cmd(&t[i], 0, (uint64_t)i, 0, b[i]);
+        t[i].c.nexus = (uint32_t)i;
+        tcmd_submit(e, &t[i]);
+    }
+    tmf_init(&tmf, SCSI_TMF_CLEAR_TASK_SET, 0, 0, 0, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    fake_ctx_run(e->ctx, 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(t[i].c.host_status, SCSI_HOST_ABORTED);
+    CHECK(stamp > 0);
+    /* no task left */
+    tmf_init(&tmf, SCSI_TMF_QUERY_TASK_SET, 0, 0, 0, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(tmf.response, SCSI_TMF_COMPLETE);
+    t_env_free(e);
+}
+
+static void test_lun_reset(void)
+{
+    struct t_env *e = t_env_new(8 * MiB, 512, false);
+    struct scsi_dev_config cfg = { .type = SCSI_DEV_HD, .removable = true };
+    static uint8_t b[4][512];
+    struct tcmd t[4], w;
+    struct scsi_tmf tmf;
+    int stamp;
+    uint8_t pat[512];
+
+    t_add_lun(e, 0, 1, &cfg, MiB);
+    t_clear_ua(e, 0, 0);
+    t_clear_ua(e, 0, 1);
+    /* an idle LU reset: UA 29/03 on that LUN only */
+    tmf_init(&tmf, SCSI_TMF_LOGICAL_UNIT_RESET, 0, 0, 0, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK(stamp > 0);
+    CHECK_EQ(tmf.response, SCSI_TMF_COMPLETE);
+    t_run(e, &t[0], 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t[0], 6, 0x29, 0x03);
+    t_run(e, &t[0], 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t[0]);
+    t_run(e, &t[0], 1, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t[0]);
+
+    /* a multi-step WRITE SAME (8 chunks) and reads in flight */
+    memset(pat, 0x77, sizeof(pat));
+    {
+        uint8_t c[10] = { 0x41, 0, 0, 0, 0, 0, 0, 0x40, 0x00, 0 };    /* 16384 blocks: 8 MiB */
+
+        tcmd_init(&w, 0, 0, c, 10, SCSI_DIR_TO_DEV, pat, 512);
+        tcmd_submit(e, &w);
+    }
+    for (int i = 0; i < 2; i++) {
+        read_cmd(&t[i], 0, (uint64_t)i, 0, b[i]);
+        tcmd_submit(e, &t[i]);
+    }
+    fake_ctx_run(e->ctx, 1);                    /* first WS chunk done, second queued */
+    CHECK_EQ(w.done, 0);
+    tmf_init(&tmf, SCSI_TMF_LOGICAL_UNIT_RESET, 0, 0, 0, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(stamp, 0);
+    fake_ctx_run(e->ctx, 0);
+    CHECK_EQ(w.done, 1);
+    CHECK_EQ(w.c.host_status, SCSI_HOST_RESET);
+    CHECK_EQ(w.c.status, SCSI_STATUS_TASK_ABORTED);
+    CHECK_EQ(e->drive->nops[BLK_OP_WRITE], 2);  /* the chain stopped */
+    CHECK_EQ(t[0].c.host_status, SCSI_HOST_RESET);
+    CHECK_EQ(t[1].c.host_status, SCSI_HOST_RESET);
+    CHECK(stamp > 0);
+    CHECK((unsigned)stamp > w.order);
+    t_run(e, &t[0], 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t[0], 6, 0x29, 0x03);
+
+    /* LU reset clears PREVENT ALLOW */
+    {
+        uint8_t pa[6] = { 0x1e, 0, 0, 0, 1, 0 }, ssu[6] = { 0x1b, 0, 0, 0, 0x02, 0 };
+
+        t_run(e, &t[0], 1, pa, 6, SCSI_DIR_NONE, NULL, 0);
+        check_good(&t[0]);
+        t_run(e, &t[0], 1, ssu, 6, SCSI_DIR_NONE, NULL, 0);
+        check_sense(&t[0], 5, 0x53, 0x02);
+        tmf_init(&tmf, SCSI_TMF_LOGICAL_UNIT_RESET, 0, 1, 0, &stamp);
+        scsi_bus_tmf(e->bus, &tmf);
+        t_clear_ua(e, 0, 1);
+        t_run(e, &t[0], 1, ssu, 6, SCSI_DIR_NONE, NULL, 0);
+        check_good(&t[0]);
+    }
+    t_env_free(e);
+}
+
+static void test_it_nexus_reset(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    struct scsi_dev_config cfg = { .type = SCSI_DEV_HD };
+    static uint8_t b[4][512];
+    struct tcmd t[4];
+    struct scsi_tmf tmf;
+    int stamp;
+
+    t_add_lun(e, 0, 5, &cfg, MiB);
+    t_clear_ua(e, 0, 0);
+    t_clear_ua(e, 0, 5);
+    read_cmd(&t[0], 0, 1, 0, b[0]);
+    read_cmd(&t[1], 5, 2, 0, b[1]);
+    read_cmd(&t[2], 5, 3, 0, b[2]);
+    t[2].c.nexus = 9;
+    for (int i = 0; i < 3; i++)
+        tcmd_submit(e, &t[i]);
+    tmf_init(&tmf, SCSI_TMF_I_T_NEXUS_RESET, 0, 0, 0, &stamp);
+    scsi_bus_tmf(e->bus, &tmf);
+    CHECK_EQ(stamp, 0);
+    fake_ctx_run(e->ctx, 0);
+    CHECK(stamp > 0);
+    CHECK_EQ(t[0].c.host_status, SCSI_HOST_RESET);
+    CHECK_EQ(t[1].c.host_status, SCSI_HOST_RESET);
+    check_good(&t[2]);
+    CHECK((unsigned)stamp > t[1].order);
+    t_run(e, &t[0], 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t[0], 6, 0x29, 0x07);
+    t_run(e, &t[0], 5, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t[0], 6, 0x29, 0x07);
+    t_env_free(e);
+}
+
+static void removed_cb(void *opaque)
+{
+    int *stamp = opaque;
+
+    *stamp = (int)++t_order;
+}
+
+static void test_remove_busy(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    struct scsi_dev_config cfg = { .type = SCSI_DEV_HD };
+    struct blk_drive *d = t_add_lun(e, 0, 1, &cfg, MiB);
+    static uint8_t b[2][512];
+    struct tcmd t[2], n;
+    int stamp = 0;
+
+    (void)d;
+    t_clear_ua(e, 0, 1);
+    read_cmd(&t[0], 1, 1, 0, b[0]);
+    read_cmd(&t[1], 1, 2, 1, b[1]);
+    tcmd_submit(e, &t[0]);
+    tcmd_submit(e, &t[1]);
+    CHECK_EQ(scsi_bus_remove_lun(e->bus, 0, 1, removed_cb, &stamp), 0);
+    CHECK_EQ(stamp, 0);
+    CHECK(scsi_bus_find_lun(e->bus, 0, 1) == NULL);
+    /* new commands see an absent LUN */
+    read_cmd(&n, 1, 3, 0, b[0]);
+    tcmd_run(e, &n);
+    check_sense(&n, 5, 0x25, 0);
+    /* TMFs can't reach it any more */
+    {
+        struct scsi_tmf tmf;
+        int s;
+
+        tmf_init(&tmf, SCSI_TMF_ABORT_TASK, 0, 1, 1, &s);
+        scsi_bus_tmf(e->bus, &tmf);
+        CHECK_EQ(tmf.response, SCSI_TMF_INCORRECT_LUN);
+    }
+    fake_ctx_run(e->ctx, 1);
+    check_good(&t[0]);
+    CHECK_EQ(stamp, 0);
+    fake_ctx_run(e->ctx, 1);
+    check_good(&t[1]);
+    CHECK(stamp > 0);
+    CHECK((unsigned)stamp > t[1].order);
+    /* the address can be reused */
+    CHECK(t_add_lun(e, 0, 1, &cfg, MiB) != NULL);
+    /* idle removal completes synchronously */
+    stamp = 0;
+    CHECK_EQ(scsi_bus_remove_lun(e->bus, 0, 1, removed_cb, &stamp), 0);
+    CHECK(stamp > 0);
+    t_env_free(e);
+}
+
+/* A done_cb that removes the LUN and submits a new command: re-entrancy. */
+struct reenter {
+    struct tcmd t;
+    struct t_env *e;
+    struct tcmd next;
+    int removed;
+};
+
+static void reenter_done(struct scsi_cmd *c)
+{
+    struct reenter *r = (struct reenter *)c;
+
+    r->t.done++;
+    CHECK_EQ(scsi_bus_remove_lun(r->e->bus, 0, 1, removed_cb, &r->removed), 0);
+    CHECK_EQ(r->removed, 0);                    /* we are still running */
+    tcmd_init(&r->next, 0, 1, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    tcmd_submit(r->e, &r->next);
+}
+
+static void test_reentrant_done(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    struct scsi_dev_config cfg = { .type = SCSI_DEV_HD };
+    static struct reenter r;
+    static uint8_t b[512];
+
+    t_add_lun(e, 0, 1, &cfg, MiB);
+    t_clear_ua(e, 0, 1);
+    r.e = e;
+    read_cmd(&r.t, 1, 1, 0, b);
+    r.t.c.done_cb = reenter_done;
+    tcmd_submit(e, &r.t);
+    fake_ctx_run(e->ctx, 0);
+    CHECK_EQ(r.t.done, 1);
+    CHECK(r.removed > 0);
+    check_sense(&r.next, 5, 0x25, 0);
+    t_env_free(e);
+}
+
+static int count_cb(void *opaque, const struct scsi_lun_info *info)
+{
+    unsigned *c = opaque;
+    static unsigned last;
+
+    if (c[0] && info->target * 65536u + info->lun <= last)
+        c[1]++;                                 /* out of order */
+    last = info->target * 65536u + info->lun;
+    c[0]++;
+    return 0;
+}
+
+static void test_many_luns(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    struct scsi_dev_config cfg = { .type = SCSI_DEV_HD };
+    unsigned c[2] = { 0, 0 };
+    static uint8_t b[512];
+    struct tcmd t;
+
+    /* 2000 LUNs spread over targets and the whole LUN space */
+    for (unsigned i = 0; i < 2000; i++) {
+        uint8_t tg = (uint8_t)(1 + i % 7);
+        uint16_t l = (uint16_t)((i * 8191u) % 16384);
+
+        CHECK_EQ(scsi_bus_add_lun(e->bus, tg, l, &cfg, e->drive, NULL, 0), 0);
+    }
+    CHECK_EQ(scsi_bus_lun_count(e->bus), 2001);
+    scsi_bus_foreach_lun(e->bus, count_cb, c);
+    CHECK_EQ(c[0], 2001);
+    CHECK_EQ(c[1], 0);
+    /* I/O on one of them (after its UAs) */
+    t_clear_ua(e, 3, (uint16_t)((2 * 8191u) % 16384));
+    read_cmd(&t, (uint16_t)((2 * 8191u) % 16384), 1, 0, b);
+    t.c.target = 3;
+    tcmd_run(e, &t);
+    check_good(&t);
+    for (unsigned i = 0; i < 2000; i++) {
+        uint8_t tg = (uint8_t)(1 + i % 7);
+        uint16_t l = (uint16_t)((i * 8191u) % 16384);
+
+        CHECK_EQ(scsi_bus_remove_lun(e->bus, tg, l, NULL, NULL), 0);
+    }
+    CHECK_EQ(scsi_bus_lun_count(e->bus), 1);
+    for (uint8_t tg = 1; tg < 8; tg++)
+        CHECK(!scsi_bus_has_target(e->bus, tg));
+    t_env_free(e);
+}
+
+static void test_wlun(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    uint8_t b[96];
+    struct tcmd t;
+    uint8_t inq[6] = { 0x12, 0, 0, 0, 96, 0 };
+
+    tcmd_init(&t, 0, 0, inq, 6, SCSI_DIR_FROM_DEV, b, 96);
+    t.c.lun_wlun_report = true;
+    tcmd_run(e, &t);
+    check_good(&t);
+    CHECK_EQ(b[0], 0x1e);
+    tcmd_init(&t, 0, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    t.c.lun_wlun_report = true;
+    tcmd_run(e, &t);
+    check_good(&t);
+    {
+        uint8_t rd[10] = { 0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+        static uint8_t buf[512];
+
+        tcmd_init(&t, 0, 0, rd, 10, SCSI_DIR_FROM_DEV, buf, 512);
+        t.c.lun_wlun_report = true;
+        tcmd_run(e, &t);
+        check_sense(&t, 5, 0x20, 0);
+    }
+    t_env_free(e);
+}
+
+int main(void)
+{
+    RUN_TEST(test_ua_power_on);
+    RUN_TEST(test_ua_luns_changed);
+    RUN_TEST(test_abort_task);
+    RUN_TEST(test_abort_task_set);
+    RUN_TEST(test_lun_reset);
+    RUN_TEST(test_it_nexus_reset);
+    RUN_TEST(test_remove_busy);
+    RUN_TEST(test_reentrant_done);
+    RUN_TEST(test_many_luns);
+    RUN_TEST(test_wlun);
+    return test_exit();
+}
