@@ -131,6 +131,10 @@ while read -r f; do
     case $f in */bin/*) [ -f "$f" ] && [ -x "$f" ] && add_binary "$f" ;; esac
 done < <(dpkg -L sg3-utils)
 for lib in "${!LIBS[@]}"; do copy_file "$lib"; done
+# /bin/sh is bash, not busybox ash: Debian's busybox-static ash prefers its applets to
+# programs in PATH (FEATURE_SH_STANDALONE), so under ash "lsscsi", "dd" or "blockdev" in a
+# script would silently run the busybox versions instead of the real tools copied above.
+ln -sf bash "$ROOT/usr/bin/sh"
 # The dynamic loader then finds libraries without scanning directories.
 printf '/usr/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu/ceph\n' > "$ROOT/etc/ld.so.conf"
 ldconfig -r "$ROOT"

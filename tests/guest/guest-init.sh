@@ -1,5 +1,6 @@
 #!/bin/sh
-# /init of the vscsi test guest (busybox ash, runs as PID 1 from the initramfs).
+# /init of the vscsi test guest (runs as PID 1 from the initramfs; /bin/sh is bash there,
+# see build-guest.sh).
 # Brings up the SCSI stack, waits until every LUN the scan found has its upper driver,
 # runs /test.sh (from a second, per-test initramfs) between markers the host parses,
 # and powers off. Never returns: PID 1 exiting would panic the kernel.

@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# Guest-side helpers (busybox ash). Installed in the guest as /lib/vscsi.sh; a test
+# Guest-side helpers (POSIX sh; /bin/sh is bash in the guest). Installed in the guest as /lib/vscsi.sh; a test
 # script starts with `. /lib/vscsi.sh`. Names begin with vs_.
 
 # Print a failure reason the host can find in the serial log, and fail the test.

@@ -61,6 +61,8 @@ e2e_cleanup() {
 trap e2e_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 
 # --- verdicts ---------------------------------------------------------------------
 e2e_report_times() {

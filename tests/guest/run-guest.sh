@@ -102,6 +102,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE   # e.g. piped into head: still stop QEMU
 
 if [ -z "$LOGFILE" ]; then
     LOGFILE=$WORK/serial.log
