@@ -188,9 +188,14 @@ void scsi_lun_ua_add(struct scsi_lun *lu, int reason)
 
     if (ua_is_reset(reason))
         q->n = 0;
-    for (unsigned i = 0; i < q->n; i++)
+    for (unsigned i = 0; i < q->n; i++) {
         if (q->reason[i] == reason)
             return;
+        /* a pending power on/reset already tells the initiator to rediscover
+         * everything: lower-precedence UAs are not queued behind it */
+        if (ua_is_reset(q->reason[i]))
+            return;
+    }
     if (q->n == SCSI_UA_MAX)
         return;     /* the oldest ones stay; the initiator rescans anyway */
     q->reason[q->n++] = (uint8_t)reason;

@@ -121,6 +121,14 @@ static void test_ua_luns_changed(void)
     check_sense(&t, 6, 0x3f, 0x0e);
     t_run(e, &t, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
     check_good(&t);
+    /* nothing queues behind a pending power on (LUN 2): the daemon adds its
+     * LUNs at start, the initiator then sees 29/00 once and GOOD */
+    t_add_lun(e, 0, 3, &cfg, MiB);
+    scsi_bus_capacity_changed(e->bus, 0, 2);
+    t_run(e, &t, 2, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 6, 0x29, 0x00);
+    t_run(e, &t, 2, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t);
     t_env_free(e);
 }
 
