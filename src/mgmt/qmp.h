@@ -1,5 +1,6 @@
 /* QMP-compatible management socket (QEMU's QMP wire protocol). It changes
- * daemon state only through the builder functions in daemon.h. */
+ * daemon state only through the builder functions in daemon.h. All calls
+ * are made from the loop's thread. Protocol, limits, commands: docs/qmp.md. */
 #ifndef VSCSI_MGMT_QMP_H
 #define VSCSI_MGMT_QMP_H
 
