@@ -318,7 +318,8 @@ static void test_short_header(void)
         vuf_vq_kick(h, 2);
         uint32_t uid, ulen;
         enum outcome o = observe(h, 2, &uid, &ulen);
-        struct vuf_scsi_cmd_resp *resp = vuf_ptr(h, b.resp, 108);
+        /* the response goes to the start of the device-writable space */
+        struct vuf_scsi_cmd_resp *resp = vuf_ptr(h, v == 0 ? b.hdr : b.resp, 12);
         fprintf(stderr, "  %s: %s", v ? "readable after writable" : "header in a writable descriptor",
                 outcome_str[o]);
         if (o == O_DONE)
