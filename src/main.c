@@ -200,7 +200,7 @@ int main(int argc, char **argv)
     if (qmp_path) {
         qmp = qmp_server_new(loop, qmp_path, d, err, sizeof(err));
         if (!qmp) {
-            fprintf(stderr, "vscsid: --qmp %s: %s\n", qmp_path, err);
+            fprintf(stderr, "vscsid: --qmp: %s\n", err);
             goto out;
         }
     }
