@@ -43,11 +43,10 @@ static int cmd_data_iov(struct scsi_cmd *cmd, size_t len)
         return 0;
     }
     /* rare: a longer buffer in many pieces; bounded by the transport's iovcnt */
-    h = calloc(cmd->iovcnt, sizeof(*h));
+    h = scsi_cmd_alloc(cmd, cmd->iovcnt * sizeof(*h), cmd->iovcnt * sizeof(*h), NULL);
     if (!h)
         return -ENOMEM;
     n = iov_slice(cmd->iov, cmd->iovcnt, 0, len, h, cmd->iovcnt);
-    cmd->priv = h;
     cmd->breq.iov = h;
     cmd->breq.iovcnt = (unsigned)n;
     return 0;
@@ -216,9 +215,14 @@ static long compare_iov(const struct scsi_cmd *cmd, size_t off, const uint8_t *b
 }
 
 /* cmd->priv: [data-out block (BYTCHK 11b only)][read buffer] */
+static size_t verify_pat_len(const struct scsi_cmd *cmd)
+{
+    return cmd->state == 3 ? cmd->lu->block_size : 0;
+}
+
 static uint8_t *verify_buf(const struct scsi_cmd *cmd)
 {
-    return (uint8_t *)cmd->priv + (cmd->state == 3 ? cmd->lu->block_size : 0);
+    return (uint8_t *)cmd->priv + verify_pat_len(cmd);
 }
 
 static void verify_done(struct blk_req *req, int ret)
@@ -267,7 +271,7 @@ static int verify_next(struct scsi_cmd *cmd)
 {
     const struct scsi_lun *lu = cmd->lu;
     uint32_t left = cmd->nblocks - cmd->done_blocks;
-    uint32_t chunk = SBC_CHUNK_BYTES >> lu->block_shift;
+    uint32_t chunk = (uint32_t)((cmd->priv_len - verify_pat_len(cmd)) >> lu->block_shift);
     uint32_t n = left < chunk ? left : chunk;
 
     if (!n)
@@ -295,8 +299,8 @@ static int exec_verify(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     chunk = (size_t)p->nblocks << lu->block_shift;
     if (chunk > SBC_CHUNK_BYTES)
         chunk = SBC_CHUNK_BYTES;
-    cmd->priv = malloc(chunk + (cmd->state == 3 ? lu->block_size : 0));
-    if (!cmd->priv)
+    /* BYTCHK 11b keeps the data-out block in front: allocate in blocks */
+    if (!scsi_cmd_alloc(cmd, chunk + verify_pat_len(cmd), lu->block_size + verify_pat_len(cmd), NULL))
         return SENSE_BUSY;
     if (cmd->state == 3)
         scsi_dataout(cmd, cmd->priv, lu->block_size);  /* read once */
@@ -509,7 +513,7 @@ static int ws_next(struct scsi_cmd *cmd)
 {
     const struct scsi_lun *lu = cmd->lu;
     uint32_t left = cmd->nblocks - cmd->done_blocks;
-    uint32_t chunk = SBC_CHUNK_BYTES >> lu->block_shift;
+    uint32_t chunk = (uint32_t)(cmd->priv_len >> lu->block_shift);
     uint32_t n = left < chunk ? left : chunk;
 
     if (!n)
@@ -553,8 +557,7 @@ static int exec_write_same(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     bytes = (size_t)p->nblocks << lu->block_shift;
     if (bytes > SBC_CHUNK_BYTES)
         bytes = SBC_CHUNK_BYTES;
-    cmd->priv = malloc(bytes);
-    if (!cmd->priv)
+    if (!scsi_cmd_alloc(cmd, bytes, lu->block_size, &bytes))
         return SENSE_BUSY;
     for (size_t o = 0; o < bytes; o += lu->block_size)
         memcpy((uint8_t *)cmd->priv + o, block, lu->block_size);
@@ -650,10 +653,9 @@ static int exec_unmap(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     if (!count)
         return SENSE_OK;
     /* copy the descriptors once (bounded by max_unmap_desc), then validate all */
-    d = malloc((size_t)count * 16);
+    d = scsi_cmd_alloc(cmd, (size_t)count * 16, (size_t)count * 16, NULL);
     if (!d)
         return SENSE_BUSY;
-    cmd->priv = d;
     iov_to_buf(cmd->iov, cmd->iovcnt, 8, d, (size_t)count * 16);
     for (uint32_t i = 0; i < count; i++) {
         uint64_t lba = get_be64(&d[16 * i]);

@@ -94,6 +94,7 @@ struct scsi_cmd {
     struct scsi_target *tgt;
     uint32_t sense_sks;         /* sense-key specific bytes (SKSV set), 0 = none */
     uint64_t sense_info;        /* INFORMATION field when SCSI_CMDF_INFO is set */
+    size_t priv_len;            /* bytes of priv charged to the LUN's buffer budget */
 };
 
 /* Device configuration, from --device or QMP device_add. */

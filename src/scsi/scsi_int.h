@@ -184,6 +184,8 @@ struct scsi_lun {
     /* Unit attentions. One queue per LUN today; keyed by cmd->nexus later. */
     struct scsi_ua_queue ua;
 
+    size_t buf_bytes;               /* bounce/parameter buffers of running commands */
+
     struct scsi_cmd *inflight;      /* commands in execution (list) */
     unsigned ninflight;             /* including those whose done_cb is running */
     unsigned naborted;
@@ -235,6 +237,13 @@ static inline int scsi_invalid_param(struct scsi_cmd *cmd, unsigned byte, int bi
     cmd->sense_sks = sense_sks_field(false, byte, bit);
     return SENSE_INVALID_FIELD_PARAM;
 }
+/* Per-command buffer (cmd->priv), freed at completion. Every LUN has a
+ * budget (SCSI_LUN_BUF_BUDGET) so parallel commands can't add up to an
+ * unbounded amount: returns between min and want bytes (a multiple of min;
+ * *got says how many), or NULL when even min doesn't fit (answer BUSY). */
+#define SCSI_LUN_BUF_BUDGET (16u << 20)
+void *scsi_cmd_alloc(struct scsi_cmd *cmd, size_t want, size_t min, size_t *got);
+
 /* Copy data-in (len bytes of buf, limited by alloc and the buffer): sets xfer_len. */
 void scsi_datain(struct scsi_cmd *cmd, const void *buf, size_t len, size_t alloc);
 /* Copy the data-out parameter list (first len bytes) into buf: returns bytes copied. */

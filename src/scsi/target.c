@@ -276,6 +276,27 @@ size_t scsi_dataout(struct scsi_cmd *cmd, void *buf, size_t len)
     return iov_to_buf(cmd->iov, cmd->iovcnt, 0, buf, len);
 }
 
+void *scsi_cmd_alloc(struct scsi_cmd *cmd, size_t want, size_t min, size_t *got)
+{
+    struct scsi_lun *lu = cmd->lu;
+    size_t left = lu->buf_bytes < SCSI_LUN_BUF_BUDGET ? SCSI_LUN_BUF_BUDGET - lu->buf_bytes : 0;
+    size_t n = want < left ? want : left;
+
+    if (cmd->priv || !min)
+        return NULL;
+    n -= n % min;
+    if (n < min)
+        return NULL;
+    cmd->priv = malloc(n);
+    if (!cmd->priv)
+        return NULL;
+    cmd->priv_len = n;
+    lu->buf_bytes += n;
+    if (got)
+        *got = n;
+    return cmd->priv;
+}
+
 /* ------------------------------------------------------------- completion */
 
 static void tmf_check(struct scsi_target *tgt);
@@ -320,8 +341,13 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
         }
         cmd->xfer_len = 0;
     }
-    free(cmd->priv);
-    cmd->priv = NULL;
+    if (cmd->priv) {
+        if (lu)
+            lu->buf_bytes -= cmd->priv_len;
+        free(cmd->priv);
+        cmd->priv = NULL;
+        cmd->priv_len = 0;
+    }
 
     if (!tracked) {
         cmd->done_cb(cmd);
@@ -497,6 +523,7 @@ void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
     cmd->op = NULL;
     cmd->flags = 0;
     cmd->priv = NULL;
+    cmd->priv_len = 0;
     cmd->sense_sks = 0;
     cmd->sense_info = 0;
     cmd->state = 0;

@@ -513,6 +513,36 @@ static void test_write_same(void)
     t_env_free(e);
 }
 
+/* Parallel pattern WRITE SAMEs share a bounded per-LUN buffer budget. */
+static void test_buffer_budget(void)
+{
+    struct t_env *e = t_env_new(64 * MiB, 512, false);
+    static struct tcmd t[20];
+    uint8_t blk[512], c[16];
+    unsigned busy = 0;
+
+    memset(blk, 0x3c, sizeof(blk));
+    for (int i = 0; i < 20; i++) {
+        cdb_rw16(c, 0x93, (uint64_t)i * 4096, 4096);     /* 2 MiB each, 1 MiB chunks */
+        tcmd_init(&t[i], 0, 0, c, 16, SCSI_DIR_TO_DEV, blk, 512);
+        tcmd_submit(e, &t[i]);
+    }
+    for (int i = 0; i < 20; i++)
+        if (t[i].done && t[i].c.status == SCSI_STATUS_BUSY)
+            busy++;
+    CHECK_EQ(busy, 4);                          /* 16 x 1 MiB fit in 16 MiB */
+    fake_ctx_run(e->ctx, 0);
+    for (int i = 0; i < 16; i++)
+        check_good(&t[i]);
+    CHECK_MEM(e->drive->data + (15 * 4096 + 4095) * 512ull, blk, 512);
+    /* all returned: a new one gets a full chunk again */
+    cdb_rw16(c, 0x93, 0, 4096);
+    tcmd_init(&t[0], 0, 0, c, 16, SCSI_DIR_TO_DEV, blk, 512);
+    tcmd_run(e, &t[0]);
+    check_good(&t[0]);
+    t_env_free(e);
+}
+
 static void unmap(struct t_env *e, struct tcmd *t, const uint8_t *pl, uint16_t len, uint8_t b1)
 {
     static uint8_t buf[65536];
@@ -872,6 +902,7 @@ int main(void)
     RUN_TEST(test_errors);
     RUN_TEST(test_readonly);
     RUN_TEST(test_write_same);
+    RUN_TEST(test_buffer_budget);
     RUN_TEST(test_unmap);
     RUN_TEST(test_verify);
     RUN_TEST(test_sync_prefetch);
