@@ -376,9 +376,8 @@ static int vq_walk(struct vq *vq, unsigned head, struct iovec *iov, unsigned cap
     *out_num = *in_num = 0;
     for (;;) {
         /* A chain visits each entry of its table at most once: more is a loop. */
-        if (++seen > table_len || ++total > VQ_MAX_CHAIN) {
-            vq_fail(vq, "descriptor chain at head %u loops or exceeds %u descriptors",
-                    head, VQ_MAX_CHAIN);
+        if (++seen > table_len) {
+            vq_fail(vq, "descriptor chain at head %u loops", head);
             return -ELOOP;
         }
         desc_read(&table[i], &d);
@@ -415,6 +414,12 @@ static int vq_walk(struct vq *vq, unsigned head, struct iovec *iov, unsigned cap
             continue;
         }
 
+        /* Buffers count towards the limit, the pointer to a table does not. */
+        if (++total > VQ_MAX_CHAIN) {
+            vq_fail(vq, "descriptor chain at head %u exceeds %u descriptors", head,
+                    VQ_MAX_CHAIN);
+            return -E2BIG;
+        }
         if (d.flags & VRING_DESC_F_WRITE) {
             writable = true;
         } else if (writable) {

@@ -179,6 +179,41 @@ static void test_indirect_loop(void)
     guest_fini(&g);
 }
 
+/* The chain limit counts buffers: a full table behind one indirect
+ * descriptor is fine, one more buffer is not. */
+static void test_chain_limit(void)
+{
+    static struct iovec big[VQ_MAX_CHAIN + 1];
+    struct vring_desc *t;
+    const unsigned tbl = 0x20000;
+
+    for (unsigned extra = 0; extra < 2; extra++) {
+        setup(BASE_FEATURES);
+        t = (void *)(g.ram + tbl);
+        for (unsigned i = 0; i < VQ_MAX_CHAIN; i++)
+            t[i] = (struct vring_desc){ g_gpa(G_DATA + i), 1,
+                                        (uint16_t)(i + 1 < VQ_MAX_CHAIN ? VRING_DESC_F_NEXT : 0),
+                                        (uint16_t)(i + 1) };
+        if (extra) {
+            g_set_desc(&g, 0, g_gpa(G_DATA), 1, VRING_DESC_F_NEXT, 1);
+            g_set_desc(&g, 1, g_gpa(tbl), VQ_MAX_CHAIN * 16, VRING_DESC_F_INDIRECT, 0);
+        } else {
+            g_set_desc(&g, 0, g_gpa(tbl), VQ_MAX_CHAIN * 16, VRING_DESC_F_INDIRECT, 0);
+        }
+        g_publish(&g, 0);
+        int r = vq_pop(&g.vq, &elem, big, VQ_MAX_CHAIN + 1);
+        if (extra) {
+            CHECK(r < 0);
+            CHECK(vq_is_broken(&g.vq));
+        } else {
+            CHECK_EQ(r, 1);
+            CHECK_EQ(elem.out_num, VQ_MAX_CHAIN);
+            vq_push(&g.vq, &elem, 0);
+        }
+        guest_fini(&g);
+    }
+}
+
 static void test_desc_loop(void)
 {
     setup(BASE_FEATURES);
@@ -648,6 +683,7 @@ int main(void)
     RUN_TEST(test_indirect_with_next);
     RUN_TEST(test_indirect_bad_tables);
     RUN_TEST(test_indirect_loop);
+    RUN_TEST(test_chain_limit);
     RUN_TEST(test_desc_loop);
     RUN_TEST(test_next_out_of_range);
     RUN_TEST(test_out_of_region);
