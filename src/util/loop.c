@@ -12,6 +12,7 @@ struct ev_handler {
     ev_fd_cb *cb;
     void *opaque;
     struct ev_handler *next_dead;
+    struct ev_handler *prev, *next;     /* live handlers, freed by ev_loop_free */
 };
 
 struct ev_defer {
@@ -26,6 +27,7 @@ struct ev_loop {
     bool stop;
     struct ev_handler wake_h;
     struct ev_handler *dead;            /* freed after the dispatch round */
+    struct ev_handler *live;
     struct ev_defer *defer_head, **defer_tail;
 };
 
@@ -99,6 +101,11 @@ void ev_loop_free(struct ev_loop *loop)
     while (loop->defer_head)
         run_deferred(loop);
     reap_dead(loop);
+    while (loop->live) {
+        struct ev_handler *h = loop->live;
+        loop->live = h->next;
+        free(h);
+    }
     close(loop->wakefd);
     close(loop->epfd);
     free(loop);
@@ -121,6 +128,10 @@ struct ev_handler *ev_loop_add_fd(struct ev_loop *loop, int fd, uint32_t events,
         errno = e;
         return NULL;
     }
+    h->next = loop->live;
+    if (loop->live)
+        loop->live->prev = h;
+    loop->live = h;
     return h;
 }
 
@@ -136,6 +147,12 @@ void ev_loop_del_fd(struct ev_loop *loop, struct ev_handler *h)
     if (!h || h->dead)
         return;
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        loop->live = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
     h->dead = true;
     h->next_dead = loop->dead;
     loop->dead = h;

@@ -22,7 +22,8 @@ void ev_loop_free(struct ev_loop *loop);
 struct ev_handler *ev_loop_add_fd(struct ev_loop *loop, int fd, uint32_t events,
                                   ev_fd_cb *cb, void *opaque);
 int ev_loop_mod_fd(struct ev_loop *loop, struct ev_handler *h, uint32_t events);
-/* Stop watching; h is invalid afterwards. Does not close the fd. */
+/* Stop watching; h is invalid afterwards. Does not close the fd. Handlers
+ * still registered when the loop is freed are freed with it. */
 void ev_loop_del_fd(struct ev_loop *loop, struct ev_handler *h);
 
 /* Run cb(opaque) once, after the current dispatch round (from the loop thread). */
