@@ -78,7 +78,7 @@ dbg settled
 
 if cmdline_opt shell >/dev/null; then
     echo "init: interactive shell; exit it to power off"
-    setsid cttyhack sh -l
+    setsid cttyhack /bin/bash -l
 else
     # Variables the host passed with run-guest.sh --env, exported to the test.
     if [ -r /etc/vscsi-test.env ]; then
@@ -95,6 +95,11 @@ else
     else
         echo "init: no /test.sh in the initramfs"
         rc=126
+    fi
+    if [ "$rc" != 0 ]; then
+        # "quiet" keeps SCSI errors (KERN_INFO and up) off the console; show them now.
+        echo "init: test failed, kernel log tail:"
+        dmesg | tail -n 40
     fi
     echo "VSCSI-TEST-RC=$rc"
 fi
