@@ -112,8 +112,8 @@ static void test_vring_index(void)
                 uint64_t v = idxs[i] & 0xff;
                 expect_refused(h, what, reqs[r], &v, 8, &efd, 1, false);
             } else if (reqs[r] == VUF_SET_VRING_ADDR) {
-                struct vuf_vring_addr_msg a = *(struct vuf_vring_addr_msg[]){ { idxs[i], 0, 0, 0, 0, 0 } };
                 const struct vuf_vring *ring = vuf_vq_ring(h, 2);
+                struct vuf_vring_addr_msg a = { .index = idxs[i] };
                 a.desc_qva = vuf_gpa_to_qva(h, ring->desc_gpa);
                 a.used_qva = vuf_gpa_to_qva(h, ring->used_gpa);
                 a.avail_qva = vuf_gpa_to_qva(h, ring->avail_gpa);
@@ -820,8 +820,6 @@ static void test_inflight_bad(void)
         fprintf(stderr, "  %s: %s\n", what, mo_str[o]);
         if (o != M_CLOSED && v > 0) {
             /* accepted? then starting and using the rings must not crash */
-            struct vuf_opts no = { 0 };
-            (void)no;
             int rc = vuf_start(h);
             if (rc == 0) {
                 vuf_scsi_clear_ua(h, 0, 0);

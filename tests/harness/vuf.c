@@ -123,14 +123,20 @@ static uint64_t alloc_where(struct vuf *h, int region, uint64_t size, uint64_t a
 
 uint64_t vuf_alloc(struct vuf *h, uint64_t size, uint64_t align)
 {
-    return alloc_where(h, -1, size, align);
+    pthread_mutex_lock(&h->alloc_lock);
+    uint64_t g = alloc_where(h, -1, size, align);
+    pthread_mutex_unlock(&h->alloc_lock);
+    return g;
 }
 
 uint64_t vuf_alloc_in(struct vuf *h, unsigned region, uint64_t size, uint64_t align)
 {
     if (region >= h->nreg)
         return VUF_GPA_NONE;
-    return alloc_where(h, (int)region, size, align);
+    pthread_mutex_lock(&h->alloc_lock);
+    uint64_t g = alloc_where(h, (int)region, size, align);
+    pthread_mutex_unlock(&h->alloc_lock);
+    return g;
 }
 
 static int region_of(const struct vuf *h, uint64_t gpa, uint64_t len)
@@ -143,11 +149,8 @@ static int region_of(const struct vuf *h, uint64_t gpa, uint64_t len)
     return -1;
 }
 
-void vuf_free_gpa(struct vuf *h, uint64_t gpa, uint64_t size)
+static void free_locked(struct vuf *h, uint64_t gpa, uint64_t size)
 {
-    if (gpa == VUF_GPA_NONE || !size)
-        return;
-    size = align_up(size, 16);
     int reg = region_of(h, gpa, size);
     if (reg < 0)
         return;
@@ -170,6 +173,15 @@ void vuf_free_gpa(struct vuf *h, uint64_t gpa, uint64_t size)
     } else {
         ext_insert(h, pos, gpa, size, (unsigned)reg);   /* on ENOMEM the block leaks */
     }
+}
+
+void vuf_free_gpa(struct vuf *h, uint64_t gpa, uint64_t size)
+{
+    if (gpa == VUF_GPA_NONE || !size)
+        return;
+    pthread_mutex_lock(&h->alloc_lock);
+    free_locked(h, gpa, align_up(size, 16));
+    pthread_mutex_unlock(&h->alloc_lock);
 }
 
 void *vuf_ptr(const struct vuf *h, uint64_t gpa, uint64_t len)
@@ -277,6 +289,7 @@ struct vuf *vuf_new(const struct vuf_opts *opts)
     h->sock = -1;
     h->inflight_fd = -1;
     h->ack = true;
+    pthread_mutex_init(&h->alloc_lock, NULL);
     if (h->o.num_regions > VUF_MAX_REGIONS || h->o.queue_size > 32768 ||
         (h->o.queue_size & (h->o.queue_size - 1)) || h->o.num_queues > VUF_MAX_QUEUES) {
         free(h);
@@ -308,7 +321,27 @@ void vuf_free(struct vuf *h)
     if (h->inflight_fd >= 0)
         close(h->inflight_fd);
     free(h->ext);
+    for (unsigned i = 0; i < h->nadopted; i++)
+        free(h->adopted[i]);
+    free(h->adopted);
+    pthread_mutex_destroy(&h->alloc_lock);
     free(h);
+}
+
+void vuf_adopt(struct vuf *h, void *p)
+{
+    pthread_mutex_lock(&h->alloc_lock);
+    if (h->nadopted == h->adopted_cap) {
+        unsigned cap = h->adopted_cap ? h->adopted_cap * 2 : 16;
+        void **a = realloc(h->adopted, cap * sizeof(*a));
+        if (a) {
+            h->adopted = a;
+            h->adopted_cap = cap;
+        }
+    }
+    if (h->nadopted < h->adopted_cap)
+        h->adopted[h->nadopted++] = p;     /* else it leaks: harmless in a test */
+    pthread_mutex_unlock(&h->alloc_lock);
 }
 
 const struct vuf_opts *vuf_opts(const struct vuf *h) { return &h->o; }
@@ -329,11 +362,15 @@ void vuf_set_ack(struct vuf *h, bool on) { h->ack = on; }
 int vuf_connect(struct vuf *h, const char *path)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(sa.sun_path))
+    if (!path)
+        return -EINVAL;
+    size_t len = strlen(path);
+    if (len >= sizeof(sa.sun_path) || len >= sizeof(h->path))
         return -ENAMETOOLONG;
     vuf_close(h);
-    snprintf(h->path, sizeof(h->path), "%s", path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (h->path != path)
+        memmove(h->path, path, len + 1);
+    memcpy(sa.sun_path, path, len + 1);
     int64_t deadline = vuf_now_ms() + h->o.timeout_ms;
     for (;;) {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -846,10 +883,8 @@ int vuf_stop(struct vuf *h)
 
 int vuf_reconnect(struct vuf *h)
 {
-    char path[sizeof(h->path)];
-    memcpy(path, h->path, sizeof(path));
     vuf_close(h);
-    return vuf_open(h, path);
+    return vuf_open(h, h->path);
 }
 
 int vuf_reset_device(struct vuf *h)

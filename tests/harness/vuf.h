@@ -7,9 +7,9 @@
  *   qva  "QEMU virtual" userspace_addr: what SET_VRING_ADDR carries
  *   hva  the harness's own mapping (vuf_ptr) - never sent to the backend
  *
- * Threads: one thread owns a struct vuf (messages, allocator). Once started,
- * each queue may be driven by its own thread (vuf_vq_* on one queue from one
- * thread only). All waits are bounded by a timeout; nothing here aborts on
+ * Threads: one thread owns a struct vuf (messages, lifecycle). Once started,
+ * each queue may be driven by its own thread (vuf_vq_* and vuf_scsi_* on one
+ * queue from one thread only); the guest-memory allocator is locked. All waits are bounded by a timeout; nothing here aborts on
  * what the backend does.
  *
  * Functions return 0 (or a count) on success and -errno on failure. */
@@ -249,7 +249,8 @@ int vuf_rem_mem_reg(struct vuf *h, unsigned region);
 unsigned vuf_num_regions(const struct vuf *h);
 const struct vuf_region *vuf_region(const struct vuf *h, unsigned i);
 /* Allocate size bytes (align: power of two, 0 = 16) anywhere / in one region.
- * Returns a gpa or VUF_GPA_NONE. Not thread-safe. */
+ * Returns a gpa or VUF_GPA_NONE. Thread-safe (one mutex), first fit: keep it
+ * off hot paths. */
 uint64_t vuf_alloc(struct vuf *h, uint64_t size, uint64_t align);
 uint64_t vuf_alloc_in(struct vuf *h, unsigned region, uint64_t size, uint64_t align);
 void vuf_free_gpa(struct vuf *h, uint64_t gpa, uint64_t size);
@@ -257,6 +258,9 @@ void vuf_free_gpa(struct vuf *h, uint64_t gpa, uint64_t size);
 void *vuf_ptr(const struct vuf *h, uint64_t gpa, uint64_t len);
 /* gpa -> qva (what QEMU would send for it), VUF_GPA_NONE if unmapped. */
 uint64_t vuf_gpa_to_qva(const struct vuf *h, uint64_t gpa);
+/* Free host memory p together with h (for requests abandoned after a
+ * timeout, which the device may still complete). Thread-safe. */
+void vuf_adopt(struct vuf *h, void *p);
 /* A gpa no region covers. */
 uint64_t vuf_unmapped_gpa(const struct vuf *h);
 
@@ -288,6 +292,9 @@ const struct vuf_vring *vuf_vq_ring(const struct vuf *h, unsigned q);
  * with the completion. Returns the head index or -ENOSPC / -EINVAL. Does not kick. */
 int vuf_vq_add(struct vuf *h, unsigned q, const struct vuf_sg *sg, unsigned n, void *token,
                unsigned flags);
+/* Give every head an indirect table of `entries` up front, so that
+ * vuf_vq_add(VUF_ADD_INDIRECT) with at most that many buffers never allocates. */
+int vuf_vq_prealloc_indirect(struct vuf *h, unsigned q, unsigned entries);
 /* Notify the device if it wants it (NO_NOTIFY / avail_event). Returns 1 when kicked. */
 int vuf_vq_kick(struct vuf *h, unsigned q);
 /* Unconditional kick (eventfd write). */

@@ -19,9 +19,9 @@ int vuf_blk_do(struct vuf *h, const struct vuf_blk_io *io, uint8_t *status)
     struct vuf_blk_req_hdr hdr = { io->type, 0, io->sector };
     memcpy(p, &hdr, sizeof(hdr));
     bool dev_writes = io->type != VUF_BLK_T_OUT;
-    if (!dev_writes)
+    if (io->len && !dev_writes)
         memcpy(p + 16, io->buf, io->len);
-    else
+    else if (io->len)
         memset(p + 16, 0xee, io->len);
     p[16 + io->len] = 0xff;     /* status, overwritten by the device */
 
@@ -46,7 +46,7 @@ int vuf_blk_do(struct vuf *h, const struct vuf_blk_io *io, uint8_t *status)
     if (rc <= 0)
         return rc ? rc : -ETIMEDOUT;    /* buffers stay allocated: the device may still write */
     *status = p[16 + io->len];
-    if (dev_writes && io->type != VUF_BLK_T_OUT)
+    if (io->len && dev_writes)
         memcpy(io->buf, p + 16, io->len);
     vuf_free_gpa(h, gpa, total);
     return 0;

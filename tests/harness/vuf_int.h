@@ -4,6 +4,8 @@
 
 #include "vuf.h"
 
+#include <pthread.h>
+
 struct vuf_slot {               /* per head descriptor */
     void *token;
     uint16_t ndesc;             /* descriptors the chain took from the free list */
@@ -46,6 +48,7 @@ struct vuf {
     uint8_t *maps[VUF_MAX_REGIONS];     /* mmap bases to unmap */
     size_t map_lens[VUF_MAX_REGIONS];
     unsigned nmaps;
+    pthread_mutex_t alloc_lock;         /* the allocator may be used from queue threads */
     struct vuf_extent *ext;             /* free extents, sorted by gpa */
     unsigned next_cnt, next_cap;
     uint64_t feat_offered, feat, want_extra;
@@ -53,6 +56,8 @@ struct vuf {
     uint64_t queue_num, max_mem_slots;
     unsigned nq;
     struct vuf_vq *vq;
+    void **adopted;                     /* freed with the vuf (vuf_adopt) */
+    unsigned nadopted, adopted_cap;
     int inflight_fd;
     uint64_t inflight_size, inflight_off;
 };

@@ -245,7 +245,9 @@ int vuf_scsi_do(struct vuf *h, const struct vuf_scsi_io *io, struct vuf_scsi_res
     if (!rq)
         return -errno;
     int rc = vuf_scsi_complete(h, rq, res, io->timeout_ms);
-    /* on failure rq and its guest buffers are leaked on purpose: the device may still write */
+    /* on failure rq and its guest buffers stay: the device may still complete it */
+    if (rc < 0)
+        vuf_adopt(h, rq);
     return rc;
 }
 

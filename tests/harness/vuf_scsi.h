@@ -160,7 +160,8 @@ struct vuf_scsi_req;
 /* Build and add the chain (and kick unless VUF_IO_NO_KICK). NULL on error (errno). */
 struct vuf_scsi_req *vuf_scsi_submit(struct vuf *h, const struct vuf_scsi_io *io);
 /* Wait for req (collecting other completions of its queue meanwhile); fills
- * res and frees req. Returns as vuf_scsi_do; on timeout req stays valid. */
+ * res and frees req. Returns as vuf_scsi_do; on failure req stays valid:
+ * wait again, or hand it to vuf_adopt() (the device may still complete it). */
 int vuf_scsi_complete(struct vuf *h, struct vuf_scsi_req *req, struct vuf_scsi_result *res,
                       int timeout_ms);
 /* Polling: take every completion on vq without waiting (no syscall); returns

@@ -110,6 +110,25 @@ static void publish(struct vuf_vq *vq, uint16_t head)
         vq->num_added++;
 }
 
+int vuf_vq_prealloc_indirect(struct vuf *h, unsigned q, unsigned entries)
+{
+    struct vuf_vq *vq = get_vq(h, q);
+    if (!vq || !entries || entries > 0xffffffffu / 16)
+        return -EINVAL;
+    for (unsigned i = 0; i < vq->r.size; i++) {
+        struct vuf_slot *s = &vq->slot[i];
+        if (s->ind_cap >= entries)
+            continue;
+        vuf_free_gpa(h, s->ind_gpa, 16ull * s->ind_cap);
+        s->ind_cap = 0;
+        s->ind_gpa = vuf_alloc(h, 16ull * entries, 16);
+        if (s->ind_gpa == VUF_GPA_NONE)
+            return -ENOMEM;
+        s->ind_cap = entries;
+    }
+    return 0;
+}
+
 int vuf_vq_add(struct vuf *h, unsigned q, const struct vuf_sg *sg, unsigned n, void *token,
                unsigned flags)
 {
