@@ -26,6 +26,12 @@ cmdline_opt() {   # value of vscsi.NAME=VALUE on the kernel command line
     return 1
 }
 
+# Failsafe: a guest whose host-side runner died (a daemonized QEMU outlives it) still
+# powers off in the end. run-guest.sh sets it a little above its own timeout.
+if maxtime=$(cmdline_opt maxtime); then
+    (sleep "$maxtime"; echo "init: guest time limit of ${maxtime}s reached"; poweroff -f) &
+fi
+
 DEBUG=$(cmdline_opt debug || true)
 dbg() { [ -z "$DEBUG" ] || echo "init: $(cut -d' ' -f1 /proc/uptime) $*"; }
 dbg start

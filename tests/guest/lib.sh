@@ -251,7 +251,8 @@ e2e_guest_bg() {
     local name=$1 script=$2
     shift 2
     QEMU_PIDFILES+=("$E2E_TMP/$name.pid")
-    "$RUN_GUEST" --test "$script" --log "$E2E_LOGDIR/$name.serial" \
+    # --timeout: the guest powers itself off 30 s after it (see guest-init.sh).
+    "$RUN_GUEST" --test "$script" --log "$E2E_LOGDIR/$name.serial" --timeout "$E2E_TIMEOUT" \
         --background "$E2E_TMP/$name.pid" --qmp "$E2E_TMP/$name.qmp" \
         "${GUEST_ARGS[@]}" "$@" 2> "$E2E_LOGDIR/$name.run" ||
         { cat "$E2E_LOGDIR/$name.run"; e2e_fail "QEMU for $name did not start"; }

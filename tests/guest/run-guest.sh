@@ -16,7 +16,8 @@
 #   --qemu PATH              QEMU binary (default $VSCSI_QEMU or qemu-system-x86_64); for a
 #                            tree unpacked from a .deb, its usr/share/qemu is added with -L
 #   --qemu-arg ARG           extra QEMU argument; repeatable
-#   --timeout SECS           kill QEMU and exit 124 after SECS (default 300)
+#   --timeout SECS           kill QEMU and exit 124 after SECS (default 300); the guest
+#                            also powers itself off 30 s later, whoever waits for it
 #   --log FILE               serial log (default: a temporary file, removed on success)
 #   --append EXTRA           extra kernel command line
 #   --scan FIRST-LAST        targets the guest scans (default 0-15; see guest-init.sh)
@@ -152,6 +153,7 @@ if [ "$SHELL_MODE" = 1 ]; then
     cmdline="$cmdline vscsi.shell=1"
 else
     args+=(-chardev "file,id=ser0,path=$LOGFILE" -serial chardev:ser0 -monitor none)
+    cmdline="$cmdline vscsi.maxtime=$((TIMEOUT + 30))"
 fi
 args+=(-append "$cmdline")
 [ -z "$QMP" ] || args+=(-qmp "unix:$QMP,server=on,wait=off")
