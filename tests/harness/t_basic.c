@@ -4,6 +4,8 @@
  * Usage: t_basic [path-to-vscsid]  (or env VSCSID; skips with 77 without one) */
 #include "t_common.h"
 
+#include <pthread.h>
+
 #define D0_SIZE (8ull << 20)
 #define D1_SIZE (4ull << 20)
 #define D2_SIZE (1ull << 20)
@@ -724,6 +726,110 @@ static void test_reconnect(void)
     check_serves();
 }
 
+/* QEMU stops the device with requests in flight: GET_VRING_BASE is answered
+ * once everything popped has been completed; the rest resumes after start. */
+static void test_stop_inflight(void)
+{
+    struct vuf *h = session();
+    if (!h)
+        return;
+    enum { N = 32 };
+    static uint8_t bufs[N][8 * BS];
+    uint8_t cdbs[N][10];
+    struct vuf_scsi_req *rq[N];
+    uint16_t used0 = vuf_vq_used_idx(h, 2);
+    for (unsigned i = 0; i < N; i++) {
+        vuf_cdb_rw10(cdbs[i], false, 1200 + i * 8, 8);
+        struct vuf_scsi_io io = { .cdb = cdbs[i], .cdb_len = 10, .data_in = bufs[i],
+                                  .in_len = sizeof(bufs[i]), .flags = VUF_IO_NO_KICK };
+        rq[i] = vuf_scsi_submit(h, &io);
+        CHECK(rq[i] != NULL);
+    }
+    vuf_vq_kick(h, 2);
+    CHECK_EQ(vuf_stop(h), 0);
+    uint16_t base = vuf_vq_last_base(h, 2), used = vuf_vq_used_idx(h, 2);
+    fprintf(stderr, "  stopped with %u of %u requests popped\n", (uint16_t)(base - used0), N);
+    CHECK_EQ(used, base);                /* every popped request completed before the answer */
+    CHECK((uint16_t)(base - used0) <= N);
+    CHECK_EQ(vuf_start(h), 0);
+    vuf_vq_kick(h, 2);
+    for (unsigned i = 0; i < N; i++) {
+        struct vuf_scsi_result r;
+        if (!rq[i] || vuf_scsi_complete(h, rq[i], &r, 0)) {
+            CHECK(0);
+            break;
+        }
+        CHECK_EQ(r.status, VUF_SAM_GOOD);
+        uint8_t e[8 * BS];
+        disk_pattern(0, e, sizeof(e), (uint64_t)(1200 + i * 8) * BS);
+        CHECK_MEM(bufs[i], e, sizeof(e));
+    }
+    CHECK_EQ(vuf_vq_inflight(h, 2), 0);
+    vuf_free(h);
+}
+
+struct thr {
+    struct vuf *h;
+    unsigned vq;
+    uint32_t lba;
+    unsigned done;
+};
+
+static void *thr_main(void *arg)
+{
+    struct thr *t = arg;
+    uint8_t w[2 * BS], rd[2 * BS], cdb[10];
+    for (unsigned i = 0; i < 200; i++) {
+        uint32_t lba = t->lba + (i % 32) * 2;
+        vuf_pattern(w, sizeof(w), (uint64_t)lba * BS, 500 + i + t->vq);
+        struct vuf_scsi_result r;
+        vuf_cdb_rw10(cdb, true, lba, 2);
+        struct vuf_scsi_io io = { .vq = t->vq, .cdb = cdb, .cdb_len = 10, .data_out = w,
+                                  .out_len = sizeof(w) };
+        if (vuf_scsi_do(t->h, &io, &r) || r.status)
+            break;
+        vuf_cdb_rw10(cdb, false, lba, 2);
+        io = (struct vuf_scsi_io){ .vq = t->vq, .cdb = cdb, .cdb_len = 10, .data_in = rd,
+                                   .in_len = sizeof(rd) };
+        if (vuf_scsi_do(t->h, &io, &r) || r.status || memcmp(rd, w, sizeof(w)))
+            break;
+        t->done++;
+    }
+    return NULL;
+}
+
+/* One thread per request queue, as a benchmark drives them. */
+static void test_threads(void)
+{
+    struct vuf *h = session();
+    if (!h)
+        return;
+    struct thr t[2] = { { h, 2, 8000, 0 }, { h, 3, 9000, 0 } };
+    pthread_t tid[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_create(&tid[i], NULL, thr_main, &t[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(tid[i], NULL);
+    CHECK_EQ(t[0].done, 200);
+    CHECK_EQ(t[1].done, 200);
+    vuf_free(h);
+}
+
+static void test_async_notification(void)
+{
+    struct vuf *h = session();
+    if (!h)
+        return;
+    uint32_t actual = 0xffffffff;
+    uint8_t resp = 0xff;
+    CHECK_EQ(vuf_scsi_an(h, VUF_SCSI_T_AN_QUERY, 0, 0, 0xfe, &actual, &resp), 0);
+    fprintf(stderr, "  AN query: response %u event_actual 0x%x\n", resp, actual);
+    CHECK(resp == VUF_SCSI_S_OK || resp == VUF_SCSI_S_FUNCTION_REJECTED);
+    CHECK_EQ(vuf_scsi_an(h, VUF_SCSI_T_AN_SUBSCRIBE, 0, 0, 0xfe, &actual, &resp), 0);
+    CHECK(resp == VUF_SCSI_S_OK || resp == VUF_SCSI_S_FUNCTION_REJECTED);
+    vuf_free(h);
+}
+
 int main(int argc, char **argv)
 {
     start_daemon(argc, argv, disks, 3, NULL);
@@ -742,10 +848,13 @@ int main(int argc, char **argv)
     RUN(test_bad_target);
     RUN(test_absent_lun);
     RUN(test_tmf);
+    RUN(test_async_notification);
     RUN(test_multi_region);
     RUN(test_straddle);
     RUN(test_add_mem_reg);
     RUN(test_stop_start);
+    RUN(test_stop_inflight);
+    RUN(test_threads);
     RUN(test_reset_device);
     RUN(test_reconnect);
     return finish();
