@@ -8,9 +8,13 @@
 
 #include "vscsi-config.h"
 
-/* Limits reported in VPD B0 (SBC-4 6.6.4) and enforced by sbc.c. */
-#define SCSI_MAX_XFER_BYTES     (32u << 20)     /* virtio-scsi max_sectors 0xffff x 512 */
-#define SCSI_MAX_WS_BYTES       (1u << 30)
+/* Limits reported in VPD B0 (SBC-4 6.6.4) and enforced by sbc.c. A transfer
+ * can't be larger than the transport carries: QEMU's virtio-scsi config says
+ * max_sectors 0xffff (512-byte sectors), and the guest refuses larger ones.
+ * WRITE SAME gets the same bound, which also bounds the work one command
+ * (and an ABORT TASK waiting for it) can cause. */
+#define SCSI_MAX_XFER_BYTES     (0xffffu * 512u)
+#define SCSI_MAX_WS_BYTES       SCSI_MAX_XFER_BYTES
 #define SCSI_MAX_UNMAP_DESC     1024u
 
 static bool printable(const char *s)

@@ -1,6 +1,20 @@
 /* Internal interfaces of the SCSI target layer: bus/target/LUN structures,
  * the per-device-type opcode table, the one sense-reason enum, helpers shared
- * by target.c, lun.c, sense.c, spc.c and sbc.c. Not for use outside src/scsi/. */
+ * by target.c, lun.c, sense.c, spc.c and sbc.c. Not for use outside src/scsi/.
+ *
+ * How a command runs (target.c dispatch()): the LUN's struct scsi_optable is
+ * indexed by cdb[0] (service actions through op->sa_ops), then, once and in
+ * this order: pending unit attention (unless SCSI_OPF_UA_OK), unsupported
+ * opcode, CDB bits outside op->usage (05/24/00 with field pointer), parse()
+ * (decodes LBA/length/allocation length into struct scsi_parsed), direction
+ * and buffer size (host status OVERRUN), medium present, write protection,
+ * LBA range; then execute(), which returns a sense reason or SCSI_ASYNC and
+ * later calls scsi_cmd_complete(). Sense bytes are built in exactly one
+ * place (sense.c) from the reason plus cmd->sense_sks / cmd->sense_info.
+ *
+ * A new device type (mmc.c, ssc.c, passthrough.c) adds its own
+ * `const struct scsi_optable`, reusing the spc_* entries, and points
+ * lu->optable at it in scsi_lun_new(). */
 #ifndef VSCSI_SCSI_SCSI_INT_H
 #define VSCSI_SCSI_SCSI_INT_H
 

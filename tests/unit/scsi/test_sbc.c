@@ -256,8 +256,8 @@ static void test_lba_range(void)
     cdb_rw10(c, 0x28, 0xffffffff, 1);
     t_run(e, &t, 0, c, 10, SCSI_DIR_FROM_DEV, b, 512);
     check_sense(&t, 5, 0x21, 0);
-    /* beyond MAXIMUM TRANSFER LENGTH (65536 blocks of 512) */
-    cdb_rw16(c, 0x88, 0, 65537);
+    /* beyond MAXIMUM TRANSFER LENGTH (65535 blocks of 512) */
+    cdb_rw16(c, 0x88, 0, 65536);
     t_run(e, &t, 0, c, 16, SCSI_DIR_FROM_DEV, b, sizeof(b));
     check_sense(&t, 5, 0x24, 0);
     CHECK_EQ(t_sks(&t.c), 0xcf000a);
@@ -498,14 +498,16 @@ static void test_write_same(void)
     t_env_free(e);
 
     /* limits: beyond MAXIMUM WRITE SAME LENGTH; UNMAP without discard */
-    e = t_env_new(2048 * MiB, 512, false);          /* 4 Mi blocks, max WS 2 Mi */
+    e = t_env_new(64 * MiB, 512, false);            /* 128 Ki blocks, max WS 65535 */
     memset(blk, 0, sizeof(blk));
-    ws(e, &t, true, 0, 0, 2 * 1024 * 1024 + 1, blk, 512);
+    ws(e, &t, true, 0, 0, 65536, blk, 512);
     check_sense(&t, 5, 0x24, 0);
     CHECK_EQ(t_sks(&t.c), 0xcf000a);
     ws(e, &t, true, 0, 0, 0, blk, 512);             /* to the end: too long too */
     check_sense(&t, 5, 0x24, 0);
-    ws(e, &t, true, 0, 2 * 1024 * 1024, 0, blk, 512);
+    ws(e, &t, true, 0, 131072 - 65535, 0, blk, 512);
+    check_good(&t);
+    ws(e, &t, true, 0, 0, 65535, blk, 512);
     check_good(&t);
     ws(e, &t, false, 0x08, 0, 1, blk, 512);
     check_sense(&t, 5, 0x24, 0);

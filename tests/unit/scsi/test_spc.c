@@ -209,11 +209,11 @@ static void test_vpd_pages(void)
     CHECK_EQ(inquiry(e, 0, true, 0xb0, 255, b, &t), 64);
     CHECK_EQ(b[3], 0x3c);
     CHECK_EQ(b[4] & 1, 0);                      /* WSNZ=0 */
-    CHECK_EQ(b[8] << 24 | b[9] << 16 | b[10] << 8 | b[11], 65536);   /* 32 MiB of 512 */
+    CHECK_EQ(b[8] << 24 | b[9] << 16 | b[10] << 8 | b[11], 65535);   /* virtio max_sectors */
     CHECK_EQ((uint32_t)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23], 0xffffffffu);
     CHECK_EQ(b[24] << 24 | b[25] << 16 | b[26] << 8 | b[27], 1024);
     CHECK_EQ(b[32] & 0x80, 0);                  /* UGAVALID=0 */
-    CHECK_EQ((uint64_t)b[40] << 24 | b[41] << 16 | b[42] << 8 | b[43], 2 * 1024 * 1024);
+    CHECK_EQ((uint64_t)b[40] << 24 | b[41] << 16 | b[42] << 8 | b[43], 65535);
     /* B1: non-rotating */
     CHECK_EQ(inquiry(e, 0, true, 0xb1, 255, b, &t), 64);
     CHECK_EQ(b[4] << 8 | b[5], 1);
@@ -230,7 +230,7 @@ static void test_vpd_pages(void)
     /* without discard: no unmap limits, fully provisioned */
     e = t_env_new(64 * MiB, 4096, false);
     CHECK_EQ(inquiry(e, 0, true, 0xb0, 255, b, &t), 64);
-    CHECK_EQ(b[8] << 24 | b[9] << 16 | b[10] << 8 | b[11], 8192);    /* 32 MiB of 4096 */
+    CHECK_EQ(b[8] << 24 | b[9] << 16 | b[10] << 8 | b[11], 8191);    /* 0xffff sectors of 512 */
     CHECK_EQ(b[20] | b[21] | b[22] | b[23] | b[24] | b[25] | b[26] | b[27], 0);
     CHECK_EQ(inquiry(e, 0, true, 0xb2, 255, b, &t), 8);
     CHECK_EQ(b[5], 0);
