@@ -37,6 +37,18 @@ run_meson_suite() {    # $1 = build dir, $2 = label, rest = meson setup args
     count_meson "$dir" "$label"
 }
 
+# A scratch loop device lets the block layer's block-device test run for real
+# (it is destroyed at exit). Without losetup it skips and is counted as skipped.
+loopdev=""
+cleanup() { [ -n "$loopdev" ] && losetup -d "$loopdev" 2>/dev/null; rm -f build/scratch-bdev.img; }
+trap cleanup EXIT
+mkdir -p build
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null; then
+    truncate -s 64M build/scratch-bdev.img
+    loopdev=$(losetup -f --show --sector-size 4096 build/scratch-bdev.img 2>/dev/null || true)
+    [ -n "$loopdev" ] && export VSCSI_TEST_BLOCKDEV="$loopdev"
+fi
+
 run_meson_suite build "default"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 TIMEOUT_MULT=3 run_meson_suite build-asan "asan+ubsan" -Db_sanitize=address,undefined -Db_lundef=false
