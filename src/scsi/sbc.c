@@ -689,6 +689,32 @@ static int exec_start_stop(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     return SENSE_OK;
 }
 
+/* --------------------------------------------------- READ DEFECT DATA */
+
+static int parse_read_defect(struct scsi_cmd *cmd, struct scsi_parsed *p)
+{
+    p->data_len = cmd->cdb[0] == 0x37 ? get_be16(&cmd->cdb[7]) : get_be32(&cmd->cdb[6]);
+    return SENSE_OK;
+}
+
+/* SBC-4 5.17/5.18: a virtual disk has no defects; both lists are empty in
+ * whichever address format was asked for. */
+static int exec_read_defect(struct scsi_cmd *cmd, const struct scsi_parsed *p)
+{
+    bool twelve = cmd->cdb[0] == 0xb7;
+    uint8_t req = twelve ? cmd->cdb[1] : cmd->cdb[2];
+    uint8_t fmt = req & 0x07;
+    uint8_t b[8];
+
+    /* defined formats: short/long block, bytes from index, physical sector, vendor */
+    if (fmt == 1 || fmt == 2 || fmt == 7)
+        return scsi_invalid_cdb(cmd, twelve ? 1 : 2, 2);
+    memset(b, 0, sizeof(b));
+    b[1] = (uint8_t)((req & 0x18) | fmt);      /* PLISTV GLISTV as requested, format */
+    scsi_datain(cmd, b, twelve ? 8 : 4, p->data_len);
+    return SENSE_OK;
+}
+
 /* --------------------------------------------------------------- table */
 
 static const uint8_t u_read6[6] = { 0x08, 0x1f, 0xff, 0xff, 0xff, 0 };
@@ -729,6 +755,8 @@ static const uint8_t u_rc16[16] = { 0x9e, 0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0x
 static const uint8_t u_get_lba_status[16] = { 0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                               0xff, 0xff, 0xff, 0xff, 0, 0 };
 static const uint8_t u_start_stop[6] = { 0x1b, 0x01, 0, 0x0f, 0xf7, 0 };
+static const uint8_t u_read_defect10[10] = { 0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0 };
+static const uint8_t u_read_defect12[12] = { 0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 
 #define F_RD    (SCSI_OPF_DATA_IN | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_RW)
 #define F_WR    (SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_RW | SCSI_OPF_WRITE)
@@ -769,6 +797,7 @@ const struct scsi_optable sbc_optable = {
                     SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 10, u_prefetch10),
         [0x35] = OP("SYNCHRONIZE CACHE(10)", parse_sync_cache, exec_sync_cache,
                     SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 10, u_sync10),
+        [0x37] = OP("READ DEFECT DATA(10)", parse_read_defect, exec_read_defect, F_IN, 10, u_read_defect10),
         [0x41] = OP("WRITE SAME(10)", parse_write_same, exec_write_same,
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_WRITE, 10, u_ws10),
         [0x42] = { "UNMAP", parse_unmap, exec_unmap,
@@ -798,5 +827,6 @@ const struct scsi_optable sbc_optable = {
         [0xae] = OP("WRITE AND VERIFY(12)", parse_write_verify, exec_rw, F_WR, 12, u_wv12),
         [0xaf] = OP("VERIFY(12)", parse_verify, exec_verify,
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 12, u_verify12),
+        [0xb7] = OP("READ DEFECT DATA(12)", parse_read_defect, exec_read_defect, F_IN, 12, u_read_defect12),
     },
 };

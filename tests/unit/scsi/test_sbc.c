@@ -868,6 +868,30 @@ static void test_start_stop_removable(void)
     t_env_free(e);
 }
 
+static void test_read_defect(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    uint8_t b[64];
+    struct tcmd t;
+    uint8_t c10[10] = { 0x37, 0, 0x18 | 0x05, 0, 0, 0, 0, 0, 32, 0 };
+    uint8_t c12[12] = { 0xb7, 0x10 | 0x03, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0 };
+
+    memset(b, 0xcc, sizeof(b));
+    t_run(e, &t, 0, c10, 10, SCSI_DIR_FROM_DEV, b, sizeof(b));
+    check_good(&t);
+    CHECK_EQ(t.c.xfer_len, 4);
+    CHECK_EQ(b[1], 0x1d);
+    CHECK_EQ(b[2] | b[3], 0);
+    t_run(e, &t, 0, c12, 12, SCSI_DIR_FROM_DEV, b, sizeof(b));
+    check_good(&t);
+    CHECK_EQ(t.c.xfer_len, 8);
+    CHECK_EQ(b[1], 0x13);
+    c10[2] = 0x01;
+    t_run(e, &t, 0, c10, 10, SCSI_DIR_FROM_DEV, b, sizeof(b));
+    check_sense(&t, 5, 0x24, 0);
+    t_env_free(e);
+}
+
 static void test_4k(void)
 {
     struct t_env *e = t_env_new(MiB + 1000, 4096, false);  /* 256 blocks, partial one dropped */
@@ -910,6 +934,7 @@ int main(void)
     RUN_TEST(test_sync_prefetch);
     RUN_TEST(test_get_lba_status);
     RUN_TEST(test_start_stop_removable);
+    RUN_TEST(test_read_defect);
     RUN_TEST(test_4k);
     return test_exit();
 }
