@@ -28,6 +28,26 @@ static int get_str(struct opts *o, const char *key, char *dst, size_t cap, const
     return 1;
 }
 
+/* QEMU's rule for ids (id_wellformed): they show up in events, paths and logs. */
+static int check_id(const char *id, const char *what, char *err, size_t errlen)
+{
+    const char *p = id;
+
+    if (!*p)
+        return 0;       /* absent: the callers decide */
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        goto bad;
+    for (p++; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.' || *p == '_'))
+            goto bad;
+    return 0;
+bad:
+    snprintf(err, errlen, "%s: id=%s: an id starts with a letter and has only letters, digits, "
+             "'-', '.' and '_'", what, id);
+    return -EINVAL;
+}
+
 static int reject_unused(struct opts *o, const char *what, const char *valid, char *err, size_t errlen)
 {
     const char *k = opts_first_unused(o);
@@ -38,55 +58,72 @@ static int reject_unused(struct opts *o, const char *what, const char *valid, ch
     return -EINVAL;
 }
 
+/* Prefix a message already in err: "--drive file=x: <message>". */
+static void prefix_err(const char *what, const char *str, char *err, size_t errlen)
+{
+    char tmp[256];
+
+    snprintf(tmp, sizeof(tmp), "%s", err);
+    snprintf(err, errlen, "%s %s: %s", what, str, tmp);
+}
+
 int cli_parse_drive(const char *str, struct drive_conf *conf, char *err, size_t errlen)
+{
+    struct opts o;
+    int ret;
+
+    if (opts_parse(&o, str, NULL, err, errlen) < 0) {
+        prefix_err("--drive", str, err, errlen);
+        return -EINVAL;
+    }
+    ret = cli_drive_from_opts(&o, conf, "--drive", err, errlen);
+    opts_free(&o);
+    return ret;
+}
+
+int cli_drive_from_opts(struct opts *o, struct drive_conf *conf, const char *what, char *err,
+                        size_t errlen)
 {
     static const char *const cache_modes[] = { "writeback", "none", "writethrough", "directsync",
                                                "unsafe", NULL };
     static const char *const discard_modes[] = { "ignore", "unmap", "off", "on", NULL };
     static const char *const aio_modes[] = { "io_uring", "threads", NULL };
     static const char *const drivers[] = { "file", "null", NULL };
-    const char *what = "--drive";
-    struct opts o;
     int v, ret;
     bool ro;
 
     memset(conf, 0, sizeof(*conf));
     conf->blk.cache = BLK_CACHE_WRITEBACK;
     conf->blk.aio = BLK_AIO_IO_URING;
-    if (opts_parse(&o, str, NULL, err, errlen) < 0) {
-        char tmp[256];
-        snprintf(tmp, sizeof(tmp), "%s", err);
-        snprintf(err, errlen, "%s %s: %s", what, str, tmp);
-        return -EINVAL;
-    }
-    if ((ret = get_str(&o, "id", conf->id, sizeof(conf->id), what, err, errlen)) < 0 ||
-        (ret = get_str(&o, "file", conf->filename, sizeof(conf->filename), what, err, errlen)) < 0 ||
-        (ret = get_str(&o, "format", conf->format, sizeof(conf->format), what, err, errlen)) < 0)
+    if ((ret = get_str(o, "id", conf->id, sizeof(conf->id), what, err, errlen)) < 0 ||
+        (ret = get_str(o, "file", conf->filename, sizeof(conf->filename), what, err, errlen)) < 0 ||
+        (ret = get_str(o, "format", conf->format, sizeof(conf->format), what, err, errlen)) < 0 ||
+        (ret = check_id(conf->id, what, err, errlen)) < 0)
         goto out;
-    if ((ret = opts_get_enum(&o, "driver", drivers, &v, what, err, errlen)) < 0)
+    if ((ret = opts_get_enum(o, "driver", drivers, &v, what, err, errlen)) < 0)
         goto out;
     conf->blk.driver = ret ? (enum blk_driver_kind)v : BLK_DRIVER_FILE;
-    if ((ret = opts_get_enum(&o, "cache", cache_modes, &v, what, err, errlen)) < 0)
+    if ((ret = opts_get_enum(o, "cache", cache_modes, &v, what, err, errlen)) < 0)
         goto out;
     if (ret)
         conf->blk.cache = (enum blk_cache_mode)v;
-    if ((ret = opts_get_enum(&o, "discard", discard_modes, &v, what, err, errlen)) < 0)
+    if ((ret = opts_get_enum(o, "discard", discard_modes, &v, what, err, errlen)) < 0)
         goto out;
     conf->blk.discard_unmap = ret && (v == 1 || v == 3);
-    if ((ret = opts_get_enum(&o, "aio", aio_modes, &v, what, err, errlen)) < 0)
+    if ((ret = opts_get_enum(o, "aio", aio_modes, &v, what, err, errlen)) < 0)
         goto out;
     if (ret)
         conf->blk.aio = (enum blk_aio)v;
-    if ((ret = opts_get_bool(&o, "readonly", &ro, what, err, errlen)) < 0)
+    if ((ret = opts_get_bool(o, "readonly", &ro, what, err, errlen)) < 0)
         goto out;
     conf->blk.readonly = ret && ro;
-    if ((ret = opts_get_size(&o, "size", &conf->blk.size, what, err, errlen)) < 0)
+    if ((ret = opts_get_size(o, "size", &conf->blk.size, what, err, errlen)) < 0)
         goto out;
-    if ((ret = reject_unused(&o, what, drive_keys, err, errlen)) < 0)
+    if ((ret = reject_unused(o, what, drive_keys, err, errlen)) < 0)
         goto out;
     ret = -EINVAL;
     if (!conf->id[0]) {
-        snprintf(err, errlen, "%s %s: missing id= (devices refer to the drive by it)", what, str);
+        snprintf(err, errlen, "%s: missing id= (devices refer to the drive by it)", what);
         goto out;
     }
     if (conf->blk.driver == BLK_DRIVER_FILE && !conf->filename[0]) {
@@ -104,7 +141,6 @@ int cli_parse_drive(const char *str, struct drive_conf *conf, char *err, size_t 
     }
     ret = 0;
 out:
-    opts_free(&o);
     return ret < 0 ? ret : 0;
 }
 
@@ -121,8 +157,27 @@ const char *cli_device_help(void)
 
 int cli_parse_device(const char *str, struct device_conf *conf, char *err, size_t errlen)
 {
-    const char *what = "--device";
     struct opts o;
+    int ret;
+
+    if (opts_parse(&o, str, "driver", err, errlen) < 0) {
+        prefix_err("--device", str, err, errlen);
+        return -EINVAL;
+    }
+    if (!opts_get(&o, "driver")) {
+        snprintf(err, errlen, "--device %s: missing device type first, e.g. --device scsi-hd,drive=ID",
+                 str);
+        opts_free(&o);
+        return -EINVAL;
+    }
+    ret = cli_device_from_opts(&o, conf, "--device", err, errlen);
+    opts_free(&o);
+    return ret;
+}
+
+int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *what, char *err,
+                         size_t errlen)
+{
     const char *type;
     uint64_t v;
     bool b;
@@ -131,41 +186,36 @@ int cli_parse_device(const char *str, struct device_conf *conf, char *err, size_
     memset(conf, 0, sizeof(*conf));
     conf->scsi.type = SCSI_DEV_HD;
     conf->scsi.logical_block_size = 512;
-    if (opts_parse(&o, str, "driver", err, errlen) < 0) {
-        char tmp[256];
-        snprintf(tmp, sizeof(tmp), "%s", err);
-        snprintf(err, errlen, "%s %s: %s", what, str, tmp);
-        return -EINVAL;
-    }
-    type = opts_get(&o, "driver");
+    type = opts_get(o, "driver");
     ret = -EINVAL;
     if (!type) {
-        snprintf(err, errlen, "%s %s: missing device type first, e.g. --device scsi-hd,drive=ID",
-                 what, str);
+        snprintf(err, errlen, "%s: missing driver= (the device type, e.g. scsi-hd)", what);
         goto out;
     }
     if (strcmp(type, "scsi-hd") && strcmp(type, "scsi-disk")) {
-        snprintf(err, errlen, "%s: unknown device type '%s' (see --device help)", what, type);
+        snprintf(err, errlen, "%s: unknown device type '%s' (supported: scsi-hd, scsi-disk)", what,
+                 type);
         goto out;
     }
-    if ((ret = get_str(&o, "id", conf->id, sizeof(conf->id), what, err, errlen)) < 0 ||
-        (ret = get_str(&o, "drive", conf->drive, sizeof(conf->drive), what, err, errlen)) < 0 ||
-        (ret = get_str(&o, "serial", conf->serial, sizeof(conf->serial), what, err, errlen)) < 0 ||
-        (ret = get_str(&o, "vendor", conf->vendor, 9, what, err, errlen)) < 0 ||
-        (ret = get_str(&o, "product", conf->product, 17, what, err, errlen)) < 0 ||
-        (ret = get_str(&o, "ver", conf->version, 5, what, err, errlen)) < 0)
+    if ((ret = get_str(o, "id", conf->id, sizeof(conf->id), what, err, errlen)) < 0 ||
+        (ret = get_str(o, "drive", conf->drive, sizeof(conf->drive), what, err, errlen)) < 0 ||
+        (ret = get_str(o, "serial", conf->serial, sizeof(conf->serial), what, err, errlen)) < 0 ||
+        (ret = get_str(o, "vendor", conf->vendor, 9, what, err, errlen)) < 0 ||
+        (ret = get_str(o, "product", conf->product, 17, what, err, errlen)) < 0 ||
+        (ret = get_str(o, "ver", conf->version, 5, what, err, errlen)) < 0 ||
+        (ret = check_id(conf->id, what, err, errlen)) < 0)
         goto out;
-    if ((ret = opts_get_u64(&o, "scsi-id", 0, SCSI_MAX_TARGET, &v, what, err, errlen)) < 0)
+    if ((ret = opts_get_u64(o, "scsi-id", 0, SCSI_MAX_TARGET, &v, what, err, errlen)) < 0)
         goto out;
     if (ret)
         conf->target = (uint8_t)v;
-    if ((ret = opts_get_u64(&o, "lun", 0, SCSI_MAX_LUN, &v, what, err, errlen)) < 0)
+    if ((ret = opts_get_u64(o, "lun", 0, SCSI_MAX_LUN, &v, what, err, errlen)) < 0)
         goto out;
     if (ret)
         conf->lun = (uint16_t)v;
-    if ((ret = opts_get_u64(&o, "wwn", 1, UINT64_MAX, &conf->scsi.wwn, what, err, errlen)) < 0)
+    if ((ret = opts_get_u64(o, "wwn", 1, UINT64_MAX, &conf->scsi.wwn, what, err, errlen)) < 0)
         goto out;
-    if ((ret = opts_get_u64(&o, "logical_block_size", 512, 4096, &v, what, err, errlen)) < 0)
+    if ((ret = opts_get_u64(o, "logical_block_size", 512, 4096, &v, what, err, errlen)) < 0)
         goto out;
     if (ret) {
         if (v != 512 && v != 4096) {
@@ -177,7 +227,7 @@ int cli_parse_device(const char *str, struct device_conf *conf, char *err, size_
         conf->scsi.logical_block_size = (uint32_t)v;
     }
     conf->scsi.physical_block_size = conf->scsi.logical_block_size;
-    if ((ret = opts_get_u64(&o, "physical_block_size", 512, 1u << 20, &v, what, err, errlen)) < 0)
+    if ((ret = opts_get_u64(o, "physical_block_size", 512, 1u << 20, &v, what, err, errlen)) < 0)
         goto out;
     if (ret) {
         if ((v & (v - 1)) || v < conf->scsi.logical_block_size) {
@@ -189,18 +239,17 @@ int cli_parse_device(const char *str, struct device_conf *conf, char *err, size_
         }
         conf->scsi.physical_block_size = (uint32_t)v;
     }
-    if ((ret = opts_get_bool(&o, "removable", &b, what, err, errlen)) < 0)
+    if ((ret = opts_get_bool(o, "removable", &b, what, err, errlen)) < 0)
         goto out;
     conf->scsi.removable = ret && b;
-    if ((ret = reject_unused(&o, what, device_keys, err, errlen)) < 0)
+    if ((ret = reject_unused(o, what, device_keys, err, errlen)) < 0)
         goto out;
     ret = -EINVAL;
     if (!conf->drive[0]) {
-        snprintf(err, errlen, "%s %s: missing drive=ID (the id of a --drive)", what, str);
+        snprintf(err, errlen, "%s: missing drive=ID (the id of a drive)", what);
         goto out;
     }
     ret = 0;
 out:
-    opts_free(&o);
     return ret < 0 ? ret : 0;
 }

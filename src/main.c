@@ -89,7 +89,7 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    static struct drive_conf drives[64];
+    static struct drive_conf drives[MAX_ITEMS];
     static struct device_conf devices[MAX_ITEMS];
     unsigned ndrives = 0, ndevices = 0, verbose = 0;
     struct ctrl_conf ctrl = { .num_queues = 16 };

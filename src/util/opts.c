@@ -119,6 +119,32 @@ fail:
     return -EINVAL;
 }
 
+int opts_add(struct opts *o, const char *key, const char *value, char *err, size_t errlen)
+{
+    char *k, *v;
+
+    for (unsigned i = 0; i < o->n; i++) {
+        if (!strcmp(o->kv[i].key, key)) {
+            seterr(err, errlen, "'%s' given twice", key);
+            return -EINVAL;
+        }
+    }
+    if (o->n == OPTS_MAX) {
+        seterr(err, errlen, "too many keys (at most %d)", OPTS_MAX);
+        return -EINVAL;
+    }
+    k = strdup(key);
+    v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        seterr(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    o->kv[o->n++] = (struct opt_kv){ .key = k, .value = v };
+    return 0;
+}
+
 const char *opts_get(struct opts *o, const char *key)
 {
     for (unsigned i = 0; i < o->n; i++) {

@@ -24,6 +24,10 @@ struct opts {
 /* Returns 0 or -EINVAL with a message in err. Duplicate keys are an error. */
 int opts_parse(struct opts *o, const char *str, const char *implied_key, char *err, size_t errlen);
 void opts_free(struct opts *o);
+/* Append key=value (copies both) to o, which starts zeroed or from opts_parse:
+ * for callers that build options from another syntax (QMP arguments). 0, or
+ * -EINVAL (duplicate key, too many keys) / -ENOMEM with a message in err. */
+int opts_add(struct opts *o, const char *key, const char *value, char *err, size_t errlen);
 
 /* Lookup; marks the key used. NULL when absent. */
 const char *opts_get(struct opts *o, const char *key);
