@@ -19,6 +19,8 @@ struct drive_entry {
 struct device_entry {
     struct device_conf conf;
     struct drive_entry *drive;
+    struct vscsid *d;
+    bool deleting;                  /* off the bus, waiting for its commands */
     struct device_entry *next;
 };
 
@@ -30,7 +32,11 @@ struct vscsid {
     struct drive_entry *drives;
     struct device_entry *devices;
     unsigned ndevices;
+    unsigned ndrives;
     unsigned auto_id;
+    vscsid_event_cb *event_cb;
+    void *event_opaque;
+    bool freeing;
 };
 
 struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen)
@@ -104,6 +110,32 @@ int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err,
     }
     e->next = d->drives;
     d->drives = e;
+    d->ndrives++;
+    return 0;
+}
+
+int vscsid_del_drive(struct vscsid *d, const char *id, char *err, size_t errlen)
+{
+    struct drive_entry **pp = &d->drives, *e;
+
+    while (*pp && strcmp((*pp)->conf.id, id))
+        pp = &(*pp)->next;
+    e = *pp;
+    if (!e) {
+        snprintf(err, errlen, "drive '%s' not found", id);
+        return -ENOENT;
+    }
+    if (e->used_by[0]) {
+        struct device_entry *dev = find_device(d, e->used_by);
+        snprintf(err, errlen, "drive '%s' is in use by device '%s'%s", id, e->used_by,
+                 dev && dev->deleting ? " (being removed: commands still in flight)"
+                                      : "; device_del it first");
+        return -EBUSY;
+    }
+    *pp = e->next;
+    d->ndrives--;
+    blk_close(e->blk);
+    free(e);
     return 0;
 }
 
@@ -153,10 +185,152 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
         return ret;
     }
     dev->drive = drv;
+    dev->d = d;
     snprintf(drv->used_by, sizeof(drv->used_by), "%s", dev->conf.id);
     dev->next = d->devices;
     d->devices = dev;
     d->ndevices++;
+    return 0;
+}
+
+static void emit(struct vscsid *d, enum vscsid_event_type type, const char *device)
+{
+    struct vscsid_event ev = { .type = type, .device = device };
+
+    if (d->event_cb && !d->freeing)
+        d->event_cb(d->event_opaque, &ev);
+}
+
+void vscsid_set_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
+{
+    d->event_cb = cb;
+    d->event_opaque = cb ? opaque : NULL;
+}
+
+/* The SCSI layer has freed the LUN: no command uses the drive for it any more. */
+static void device_deleted_cb(void *opaque)
+{
+    struct device_entry *dev = opaque, **pp;
+    struct vscsid *d = dev->d;
+
+    for (pp = &d->devices; *pp && *pp != dev; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = dev->next;
+    d->ndevices--;
+    dev->drive->used_by[0] = 0;
+    log_info("device %s (scsi-id=%u,lun=%u) removed", dev->conf.id, dev->conf.target, dev->conf.lun);
+    emit(d, VSCSID_EVENT_DEVICE_DELETED, dev->conf.id);
+    free(dev);
+}
+
+int vscsid_del_device(struct vscsid *d, const char *id, char *err, size_t errlen)
+{
+    struct device_entry *dev = find_device(d, id);
+    int ret;
+
+    if (!dev) {
+        snprintf(err, errlen, "device '%s' not found", id);
+        return -ENOENT;
+    }
+    if (dev->deleting) {
+        snprintf(err, errlen, "device '%s' is already being removed (commands still in flight)", id);
+        return -EBUSY;
+    }
+    dev->deleting = true;
+    /* The callback may run before this returns (no command in flight). */
+    ret = scsi_bus_remove_lun(d->bus, dev->conf.target, dev->conf.lun, device_deleted_cb, dev);
+    if (ret < 0) {
+        dev->deleting = false;
+        snprintf(err, errlen, "device '%s': the SCSI bus has no LUN %u:%u (%s)", id,
+                 dev->conf.target, dev->conf.lun, strerror(-ret));
+        return ret;
+    }
+    return 0;
+}
+
+static struct device_entry *device_of_drive(struct vscsid *d, const struct drive_entry *drv)
+{
+    for (struct device_entry *e = d->devices; e; e = e->next)
+        if (e->drive == drv && !e->deleting)
+            return e;
+    return NULL;
+}
+
+int vscsid_resize_drive(struct vscsid *d, const char *id, uint64_t size, char *err, size_t errlen)
+{
+    struct drive_entry *drv = find_drive(d, id);
+    struct device_entry *dev;
+    uint64_t old;
+    uint32_t lbs;
+    int ret;
+
+    if (!drv) {
+        snprintf(err, errlen, "drive '%s' not found", id);
+        return -ENOENT;
+    }
+    dev = device_of_drive(d, drv);
+    lbs = dev && dev->conf.scsi.logical_block_size ? dev->conf.scsi.logical_block_size : 512;
+    if (!size || size % lbs) {
+        if (dev)
+            snprintf(err, errlen, "size %llu is not a positive multiple of %u, the logical block "
+                     "size of device '%s'", (unsigned long long)size, lbs, dev->conf.id);
+        else
+            snprintf(err, errlen, "size %llu is not a positive multiple of 512",
+                     (unsigned long long)size);
+        return -EINVAL;
+    }
+    old = blk_size(drv->blk);
+    ret = blk_resize(drv->blk, size);
+    if (ret == -EPERM) {
+        /* A block device: resized on the host (lvextend, ...); re-read and accept
+         * the size it has now if it is the one asked for. */
+        ret = blk_resize(drv->blk, 0);
+        if (!ret && blk_size(drv->blk) != size) {
+            snprintf(err, errlen, "drive '%s' is a block device of %llu bytes: resize it on the "
+                     "host, then give that size", id, (unsigned long long)blk_size(drv->blk));
+            ret = -EPERM;
+        }
+    }
+    if (ret < 0 && ret != -EPERM) {
+        if (ret == -EROFS)
+            snprintf(err, errlen, "drive '%s' is read-only", id);
+        else
+            snprintf(err, errlen, "cannot resize drive '%s' to %llu bytes: %s", id,
+                     (unsigned long long)size, strerror(-ret));
+    }
+    /* Even a failed truncate may have changed the size: tell the guest what is true. */
+    if (blk_size(drv->blk) != old) {
+        log_info("drive %s resized from %llu to %llu bytes", id, (unsigned long long)old,
+                 (unsigned long long)blk_size(drv->blk));
+        if (dev)
+            scsi_bus_capacity_changed(d->bus, dev->conf.target, dev->conf.lun);
+    }
+    return ret;
+}
+
+int vscsid_find_drive(struct vscsid *d, const char *id, struct vscsid_drive_info *out)
+{
+    struct drive_entry *e = find_drive(d, id);
+
+    if (!e)
+        return -ENOENT;
+    *out = (struct vscsid_drive_info){
+        .conf = &e->conf, .blk = e->blk, .attached_to = e->used_by[0] ? e->used_by : NULL,
+    };
+    return 0;
+}
+
+int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_info *out)
+{
+    struct device_entry *e = find_device(d, id);
+
+    if (!e)
+        return -ENOENT;
+    *out = (struct vscsid_device_info){
+        .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
+        .deleting = e->deleting,
+    };
     return 0;
 }
 
@@ -179,6 +353,11 @@ int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *
 unsigned vscsid_device_count(const struct vscsid *d)
 {
     return d->ndevices;
+}
+
+unsigned vscsid_drive_count(const struct vscsid *d)
+{
+    return d->ndrives;
 }
 
 unsigned vscsid_inflight(const struct vscsid *d)
@@ -211,6 +390,7 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
     for (struct device_entry *e = d->devices; e; e = e->next) {
         struct vscsid_device_info info = {
             .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
+            .deleting = e->deleting,
         };
         int r = fn(opaque, &info);
         if (r)
@@ -229,15 +409,19 @@ static void device_removed_cb(void *opaque)
     (void)opaque;
 }
 
+/* No command may be in flight (main.c drains them first). */
 void vscsid_free(struct vscsid *d)
 {
     if (!d)
         return;
+    d->freeing = true;
     vscsi_ctrl_free(d->ctrl);
     while (d->devices) {
         struct device_entry *dev = d->devices;
         d->devices = dev->next;
-        scsi_bus_remove_lun(d->bus, dev->conf.target, dev->conf.lun, device_removed_cb, NULL);
+        /* a device being deleted is already off the bus */
+        if (!dev->deleting)
+            scsi_bus_remove_lun(d->bus, dev->conf.target, dev->conf.lun, device_removed_cb, NULL);
         free(dev);
     }
     while (d->drives) {

@@ -46,7 +46,24 @@ int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err,
 int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *err, size_t errlen);
 int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *err, size_t errlen);
 
+/* Detach a device: its LUN leaves the bus at once (new commands see no LUN, the
+ * guest gets TRANSPORT_RESET/REMOVED); once the commands in flight on it have
+ * completed the device is gone, its drive is free again, and the event sink
+ * gets VSCSID_EVENT_DEVICE_DELETED (possibly before this returns). -ENOENT no
+ * such device, -EBUSY already being removed. */
+int vscsid_del_device(struct vscsid *d, const char *id, char *err, size_t errlen);
+/* Close a drive no device uses. -ENOENT, -EBUSY (attached, or its device is
+ * still being removed). */
+int vscsid_del_drive(struct vscsid *d, const char *id, char *err, size_t errlen);
+/* Set a drive's size (grow or shrink; a block device can only be re-read at the
+ * size it already has on the host). The attached device, if any, reports UA
+ * CAPACITY DATA HAS CHANGED and the guest gets PARAM_CHANGE. size must be a
+ * positive multiple of the device's logical block size (512 when unattached).
+ * -ENOENT, -EINVAL, -EROFS, -EPERM or the truncate error. */
+int vscsid_resize_drive(struct vscsid *d, const char *id, uint64_t size, char *err, size_t errlen);
+
 unsigned vscsid_device_count(const struct vscsid *d);
+unsigned vscsid_drive_count(const struct vscsid *d);
 
 /* Read-only views for listing (query-block, query-scsi-devices). */
 struct vscsid_drive_info {
@@ -58,12 +75,30 @@ struct vscsid_device_info {
     const struct device_conf *conf;
     const char *drive_id;
     struct blk_drive *blk;
+    bool deleting;                  /* device_del accepted, commands still draining */
 };
+/* Lookup by id: 0 and *out filled, or -ENOENT. */
+int vscsid_find_drive(struct vscsid *d, const char *id, struct vscsid_drive_info *out);
+int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_info *out);
 /* Iterate; stop when fn returns non-zero (that value is returned). */
 int vscsid_foreach_drive(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_drive_info *),
                          void *opaque);
 int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_device_info *),
                           void *opaque);
+/* Events for the management plane. The daemon knows nothing of QMP: the
+ * management socket registers one sink and turns these into QMP events. The
+ * sink runs on the loop thread, possibly from inside a builder function. */
+enum vscsid_event_type {
+    VSCSID_EVENT_DEVICE_DELETED,    /* device: its removal (vscsid_del_device) completed */
+};
+struct vscsid_event {
+    enum vscsid_event_type type;
+    const char *device;             /* device id */
+};
+typedef void vscsid_event_cb(void *opaque, const struct vscsid_event *ev);
+/* One sink; cb NULL removes it. */
+void vscsid_set_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
+
 /* Ask the daemon to shut down gracefully (QMP quit, signals). */
 void vscsid_request_shutdown(struct vscsid *d);
 /* Commands in flight on every controller. */
