@@ -830,6 +830,97 @@ static void test_async_notification(void)
     vuf_free(h);
 }
 
+/* TMFs with commands in flight: when the TMF answer arrives, the affected
+ * commands are already completed (the Linux driver relies on it). */
+static void test_tmf_with_io(void)
+{
+    struct vuf *h = session();
+    if (!h)
+        return;
+    enum { N = 64 };
+    static uint8_t bufs[N][64 * 1024];
+    uint8_t cdbs[N][10];
+    struct vuf_scsi_req *rq[N];
+    for (int round = 0; round < 2; round++) {
+        for (unsigned i = 0; i < N; i++) {
+            vuf_cdb_rw10(cdbs[i], false, (i * 128) % (D0_SIZE / BS - 128), 128);
+            struct vuf_scsi_io io = { .cdb = cdbs[i], .cdb_len = 10, .data_in = bufs[i],
+                                      .in_len = sizeof(bufs[i]), .flags = VUF_IO_INDIRECT | VUF_IO_NO_KICK,
+                                      .tag = 0x5000 + i };
+            rq[i] = vuf_scsi_submit(h, &io);
+            CHECK(rq[i] != NULL);
+        }
+        vuf_vq_kick(h, 2);
+        uint8_t resp = 0xff;
+        if (round == 0) {
+            CHECK_EQ(vuf_scsi_tmf(h, VUF_TMF_LOGICAL_UNIT_RESET, 0, 0, 0, &resp), 0);
+            CHECK_EQ(resp, VUF_SCSI_S_FUNCTION_COMPLETE);
+        } else {
+            CHECK_EQ(vuf_scsi_tmf(h, VUF_TMF_ABORT_TASK, 0, 0, 0x5000 + N / 2, &resp), 0);
+            CHECK(resp == VUF_SCSI_S_FUNCTION_COMPLETE || resp == VUF_SCSI_S_FUNCTION_SUCCEEDED);
+        }
+        /* no waiting: what the TMF covered must be on the used ring now */
+        CHECK(vuf_scsi_reap(h, 2) >= 0);
+        unsigned done = 0;
+        for (unsigned i = 0; i < N; i++)
+            done += rq[i] && vuf_scsi_req_done(rq[i]);
+        fprintf(stderr, "  %s: %u of %u commands completed when the TMF answered\n",
+                round ? "ABORT TASK" : "LOGICAL UNIT RESET", done, N);
+        if (round == 0)
+            CHECK_EQ(done, N);
+        else
+            CHECK(rq[N / 2] && vuf_scsi_req_done(rq[N / 2]));
+        for (unsigned i = 0; i < N; i++) {
+            struct vuf_scsi_result r;
+            if (!rq[i] || vuf_scsi_complete(h, rq[i], &r, 0)) {
+                CHECK(0);
+                continue;
+            }
+            CHECK(!r.canary_hit);
+            /* data that was read is what the image holds (earlier cases wrote some) */
+            if (r.response == VUF_SCSI_S_OK && r.status == VUF_SAM_GOOD)
+                CHECK_EQ(vuf_file_cmp(g_d.img[0], (uint64_t)((i * 128) % (D0_SIZE / BS - 128)) * BS,
+                                      bufs[i], sizeof(bufs[i])), 0);
+        }
+        vuf_scsi_clear_ua(h, 0, 0);
+    }
+    vuf_free(h);
+}
+
+/* QEMU sends a new memory table on memory hotplug, also with I/O in flight. */
+static void test_mem_table_update(void)
+{
+    struct vuf_opts o = { .num_regions = 2 };
+    struct vuf *h = session_opts(&o, true);
+    if (!h)
+        return;
+    enum { N = 32 };
+    static uint8_t bufs[N][16 * BS];
+    uint8_t cdbs[N][10];
+    struct vuf_scsi_req *rq[N];
+    for (unsigned i = 0; i < N; i++) {
+        vuf_cdb_rw10(cdbs[i], false, 2400 + i * 16, 16);
+        struct vuf_scsi_io io = { .cdb = cdbs[i], .cdb_len = 10, .data_in = bufs[i],
+                                  .in_len = sizeof(bufs[i]), .flags = VUF_IO_NO_KICK };
+        rq[i] = vuf_scsi_submit(h, &io);
+    }
+    vuf_vq_kick(h, 2);
+    CHECK_EQ(vuf_set_mem_table(h), 0);
+    for (unsigned i = 0; i < N; i++) {
+        struct vuf_scsi_result r;
+        if (!rq[i] || vuf_scsi_complete(h, rq[i], &r, 0)) {
+            CHECK(0);
+            continue;
+        }
+        CHECK_EQ(r.status, VUF_SAM_GOOD);
+        uint8_t e[16 * BS];
+        disk_pattern(0, e, sizeof(e), (uint64_t)(2400 + i * 16) * BS);
+        CHECK_MEM(bufs[i], e, sizeof(e));
+    }
+    check_rw(h, 0, 2900, 4, 130);
+    vuf_free(h);
+}
+
 int main(int argc, char **argv)
 {
     start_daemon(argc, argv, disks, 3, NULL);
@@ -849,9 +940,11 @@ int main(int argc, char **argv)
     RUN(test_absent_lun);
     RUN(test_tmf);
     RUN(test_async_notification);
+    RUN(test_tmf_with_io);
     RUN(test_multi_region);
     RUN(test_straddle);
     RUN(test_add_mem_reg);
+    RUN(test_mem_table_update);
     RUN(test_stop_start);
     RUN(test_stop_inflight);
     RUN(test_threads);

@@ -5,6 +5,8 @@
  * Usage: t_hostile_ring [path-to-vscsid]  (or env VSCSID) */
 #include "t_common.h"
 
+#include <pthread.h>
+
 #define DISK_SIZE (4ull << 20)
 #define OBSERVE_MS 1000
 
@@ -448,8 +450,8 @@ static void test_lba_out_of_range(void)
 
 static void test_avail_idx_jump(void)
 {
-    static const uint16_t jumps[] = { 129, 1000, 0x8000 };
-    for (unsigned v = 0; v < 3; v++) {
+    static const uint16_t jumps[] = { 129, 1000, 0x8000, 0xffff };
+    for (unsigned v = 0; v < 4; v++) {
         struct vuf *h = hsession();
         if (!h)
             return;
@@ -457,7 +459,8 @@ static void test_avail_idx_jump(void)
         vuf_vq_raw_set_avail_idx(h, 2, (uint16_t)(used + jumps[v]));
         vuf_vq_notify(h, 2);
         char what[64];
-        snprintf(what, sizeof(what), "avail idx moved by %u on a 128-entry ring", jumps[v]);
+        snprintf(what, sizeof(what), "avail idx moved by %u on a 128-entry ring%s", jumps[v],
+                 jumps[v] == 0xffff ? " (one back)" : "");
         expect_refused(h, 2, what);
         vuf_free(h);
     }
@@ -654,6 +657,147 @@ static void test_kick_storm(void)
     check_serves();
 }
 
+/* The frontend vanishes while the daemon reads into / writes from guest
+ * memory: nothing may touch the memory after the session is gone. */
+static void test_vanish_with_io(void)
+{
+    for (int round = 0; round < 10; round++) {
+        struct vuf_opts o = { .mem_size = 64 << 20 };
+        struct vuf *h = session_opts(&o, true);
+        if (!h)
+            return;
+        enum { N = 64, LEN = 256 * 1024 };
+        uint64_t g = vuf_alloc(h, (uint64_t)N * (LEN + 4096), 4096);
+        CHECK(g != VUF_GPA_NONE);
+        if (g == VUF_GPA_NONE) {
+            vuf_free(h);
+            return;
+        }
+        for (unsigned i = 0; i < N; i++) {
+            uint64_t b = g + (uint64_t)i * (LEN + 4096);
+            uint8_t cdb[10], lun[8];
+            bool write = (i + round) & 1;
+            vuf_cdb_rw10(cdb, write, (i * 512) % (DISK_SIZE / BS - 512), LEN / BS);
+            vuf_scsi_lun(lun, 0, 0);
+            vuf_scsi_fill_req(vuf_ptr(h, b, 51), lun, i + 1, cdb, 10);
+            struct vuf_sg sg[3] = { { b, 51, false }, { b + 64, 108, true }, { b + 4096, LEN, !write } };
+            if (write) {
+                sg[1] = (struct vuf_sg){ b + 4096, LEN, false };
+                sg[2] = (struct vuf_sg){ b + 64, 108, true };
+            }
+            vuf_vq_add(h, 2 + (i & 1), sg, 3, NULL, VUF_ADD_INDIRECT);
+        }
+        vuf_vq_kick(h, 2);
+        vuf_vq_kick(h, 3);
+        if (round & 1)
+            usleep(1000);
+        vuf_free(h);        /* close, unmap our side */
+    }
+    usleep(200000);
+    check_serves();
+}
+
+/* A racing guest rewrites CDBs and descriptor lengths of chains the device is
+ * working on (all values valid on their own): the device must act on one
+ * consistent copy, never write past a buffer. */
+struct racer {
+    struct vuf *h;
+    volatile bool stop;
+    uint8_t *hdr[16];
+    struct vuf_desc *ind[16];
+};
+
+static void *racer_main(void *arg)
+{
+    struct racer *r = arg;
+    uint32_t x = 12345;
+    while (!r->stop) {
+        for (int i = 0; i < 16; i++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            uint8_t *cdb = r->hdr[i] + 19;
+            cdb[0] = (x & 1) ? 0x28 : 0x2a;          /* READ(10) <-> WRITE(10) */
+            cdb[7] = (x & 2) ? 0xff : 0;             /* 8 or 65288 blocks */
+            cdb[8] = (x & 4) ? 8 : 16;
+            r->ind[i][2].len = (x & 8) ? 4096 : 8192;
+            r->ind[i][2].flags = (x & 16) ? VUF_DESC_F_WRITE : 0;
+        }
+    }
+    return NULL;
+}
+
+static void test_racing_guest(void)
+{
+    struct vuf *h = hsession();
+    if (!h)
+        return;
+    struct racer rc = { .h = h };
+    uint64_t data[16], tbl[16];
+    uint8_t *data_p[16];
+    for (int i = 0; i < 16; i++) {
+        uint64_t b = vuf_alloc(h, 512, 64);
+        tbl[i] = vuf_alloc(h, 48, 16);
+        data[i] = vuf_alloc(h, 8192 + 4096, 4096);
+        data_p[i] = vuf_ptr(h, data[i], 8192 + 4096);
+        memset(data_p[i] + 8192, 0xa5, 4096);
+        rc.hdr[i] = vuf_ptr(h, b, 512);
+        rc.ind[i] = vuf_ptr(h, tbl[i], 48);
+        uint8_t cdb[10], lun[8];
+        vuf_cdb_rw10(cdb, false, 64, 8);
+        vuf_scsi_lun(lun, 0, 0);
+        vuf_scsi_fill_req((void *)rc.hdr[i], lun, i + 1, cdb, 10);
+        fill_desc(&rc.ind[i][0], b, 51, VUF_DESC_F_NEXT, 1);
+        fill_desc(&rc.ind[i][1], b + 128, 108, VUF_DESC_F_WRITE | VUF_DESC_F_NEXT, 2);
+        fill_desc(&rc.ind[i][2], data[i], 4096, VUF_DESC_F_WRITE, 0);
+    }
+    /* one direct descriptor per slot pointing at its indirect table */
+    uint16_t id[16];
+    CHECK_EQ(vuf_vq_take_descs(h, 2, 16, id), 0);
+    for (int i = 0; i < 16; i++)
+        set_desc(h, 2, id[i], tbl[i], 48, VUF_DESC_F_INDIRECT, 0);
+    pthread_t tid;
+    CHECK_EQ(pthread_create(&tid, NULL, racer_main, &rc), 0);
+    int64_t end = vuf_now_ms() + 1500;
+    unsigned completed = 0, posted = 0;
+    bool alive = true;
+    for (int i = 0; i < 16; i++, posted++)
+        vuf_vq_raw_avail(h, 2, id[i]);
+    vuf_vq_kick(h, 2);
+    while (vuf_now_ms() < end && alive) {
+        uint32_t uid, ulen;
+        int w = vuf_vq_wait(h, 2, 500);
+        if (w <= 0) {
+            alive = false;
+            break;
+        }
+        while (vuf_vq_raw_get_used(h, 2, &uid, &ulen) == 1) {
+            completed++;
+            if (uid < 128)
+                for (int i = 0; i < 16; i++)
+                    if (id[i] == uid) {
+                        vuf_vq_raw_avail(h, 2, id[i]);
+                        posted++;
+                    }
+        }
+        vuf_vq_kick(h, 2);
+    }
+    rc.stop = true;
+    pthread_join(tid, NULL);
+    fprintf(stderr, "  %u of %u racing requests completed%s\n", completed, posted,
+            alive ? "" : " (then the queue stopped or the session closed)");
+    for (int i = 0; i < 16; i++)
+        for (int j = 8192; j < 8192 + 4096; j++)
+            if (data_p[i][j] != 0xa5) {
+                fprintf(stderr, "  slot %d: written past its 8 KiB buffer at +%d\n", i, j);
+                CHECK(0);
+                break;
+            }
+    vuf_free(h);
+    usleep(100000);
+    check_serves();
+}
+
 int main(int argc, char **argv)
 {
     start_daemon(argc, argv, disks, 1, NULL);
@@ -672,5 +816,7 @@ int main(int argc, char **argv)
     RUN(test_no_event_buffers);
     RUN(test_bad_control_requests);
     RUN(test_kick_storm);
+    RUN(test_vanish_with_io);
+    RUN(test_racing_guest);
     return finish();
 }
