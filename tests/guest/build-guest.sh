@@ -3,9 +3,12 @@
 # tools (sg3_utils, lsscsi, fio, iscsi-test-cu) and the SCSI kernel modules.
 #
 # usage: build-guest.sh [OUTDIR]     (default $VSCSI_GUEST_DIR or REPO/build/guest)
-# Produces OUTDIR/vmlinuz and OUTDIR/base.cpio (uncompressed: see the end). Idempotent: a stamp of every input
-# (these scripts, the kernel package, the tool packages' versions) skips the rebuild.
-# Set VSCSI_GUEST_REBUILD=1 to force it.
+# Produces OUTDIR/img-STAMP/{vmlinuz,base.cpio} (base.cpio uncompressed: see the end) and
+# prints that folder. STAMP hashes every input (these scripts, the kernel package, the
+# tool packages' versions), so an unchanged guest is not rebuilt, and copies of these
+# scripts at different versions sharing one OUTDIR do not rebuild it in turn or swap the
+# files under each other's QEMU. The 3 most recently used images are kept.
+# Set VSCSI_GUEST_REBUILD=1 to force a rebuild.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -34,13 +37,18 @@ exec 9> "$OUT/.lock"
 flock 9
 
 # --- kernel -----------------------------------------------------------------------
-# The metapackage names the current ABI package; resolve it every time so a kernel
-# security update lands here too. A fresh machine may lack package lists.
+# The metapackage names the current ABI package, so a kernel security update lands here
+# too. apt-cache takes about a second; its answer can only change with the package
+# lists, so it is kept until they are newer. A fresh machine may lack package lists.
 kernel_pkg() {
     apt-cache depends linux-image-cloud-amd64 2>/dev/null |
         awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
 }
-KPKG=$(kernel_pkg || true)
+KPKG=
+if [ -s "$OUT/kernel.pkg" ] && [ ! /var/lib/apt/lists -nt "$OUT/kernel.pkg" ]; then
+    KPKG=$(cat "$OUT/kernel.pkg")
+fi
+[ -n "$KPKG" ] || KPKG=$(kernel_pkg || true)
 if [ -z "$KPKG" ]; then
     apt-get update >&2 || true
     KPKG=$(kernel_pkg || true)
@@ -53,6 +61,7 @@ if [ -z "$KPKG" ]; then
     log "warning: apt-cache failed, using cached $KPKG"
 fi
 KVER=${KPKG#linux-image-}
+echo "$KPKG" > "$OUT/kernel.pkg"
 
 kdeb=$(find "$OUT/cache" -name "${KPKG}_*.deb" -print -quit)
 if [ -z "$kdeb" ]; then
@@ -80,15 +89,18 @@ stamp() {
     } | sha256sum | cut -d' ' -f1
 }
 STAMP=$(stamp)
-if [ "${VSCSI_GUEST_REBUILD:-0}" != 1 ] && [ -s "$OUT/base.cpio" ] && [ -s "$OUT/vmlinuz" ] &&
-   [ "$(cat "$OUT/base.stamp" 2>/dev/null)" = "$STAMP" ]; then
+IMG=$OUT/img-${STAMP:0:16}
+if [ "${VSCSI_GUEST_REBUILD:-0}" != 1 ] && [ -s "$IMG/base.cpio" ] && [ -s "$IMG/vmlinuz" ]; then
+    touch "$IMG"   # recently used: kept by the clean-up below
+    echo "$IMG"
     exit 0
 fi
 
-log "building guest initramfs in $OUT (kernel $KVER)"
+log "building guest initramfs in $IMG (kernel $KVER)"
 t0=$(now)
-ROOT=$OUT/rootfs
-rm -rf "$ROOT"
+NEW=$IMG.tmp
+ROOT=$NEW/rootfs
+rm -rf "$NEW"
 # Debian's merged /usr layout, so library paths from ldd resolve the same way inside.
 mkdir -p "$ROOT"/{usr/bin,usr/sbin,usr/lib,usr/lib64,etc/vscsi,proc,sys,dev,tmp,run,root,mnt}
 for d in bin sbin lib lib64; do ln -s "usr/$d" "$ROOT/$d"; done
@@ -165,10 +177,13 @@ printf 'root:x:0:\n' > "$ROOT/etc/group"
 # (measured: guest reaches the test at 2.6-3.1 s raw, 3.9-4.2 s gzip). An uncompressed
 # archive must come first when archives are concatenated (run-guest.sh appends the
 # test's gzip one); lz4, as fast, only works last.
-rm -f "$OUT/base.cpio.gz"   # the old format
-(cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) > "$OUT/base.cpio.tmp"
-mv "$OUT/base.cpio.tmp" "$OUT/base.cpio"
+(cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) > "$NEW/base.cpio"
 rm -rf "$ROOT"   # 100 MB, all in base.cpio (cpio -t lists it)
-cp "$KROOT/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
-echo "$STAMP" > "$OUT/base.stamp"
-log "built $OUT/base.cpio ($(du -h "$OUT/base.cpio" | cut -f1)) in $(elapsed "$t0")s"
+cp "$KROOT/boot/vmlinuz-$KVER" "$NEW/vmlinuz"
+rm -rf "$IMG"
+mv "$NEW" "$IMG"
+log "built $IMG/base.cpio ($(du -h "$IMG/base.cpio" | cut -f1)) in $(elapsed "$t0")s"
+# Keep the 3 most recently used images (93 MB each).
+find "$OUT" -maxdepth 1 -name 'img-*' -type d -printf '%T@ %p\n' | sort -rn | tail -n +4 |
+    cut -d' ' -f2- | while read -r old; do rm -rf "$old"; done
+echo "$IMG"

@@ -21,12 +21,13 @@ RC_QEMU_FAILED=126  # QEMU refused to start (bad option, backend socket not list
 log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 
-# Install missing Debian packages; CI starts from a fresh machine. dpkg -s first so that
-# an already provisioned machine never touches apt.
+# Install missing Debian packages; CI starts from a fresh machine. Ask dpkg first (one
+# dpkg-query for all) so that an already provisioned machine never touches apt.
 ensure_pkgs() {
-    local missing=() p
+    local missing=() p installed
+    installed=" $(dpkg-query -W -f '${Package}=${db:Status-Abbrev} ' "$@" 2>/dev/null || true)"
     for p in "$@"; do
-        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+        [[ $installed == *" $p=ii "* ]] || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing ${missing[*]}"

@@ -27,7 +27,7 @@ fi
 
 mkdir -p "$LOGDIR"
 # Build (or check) the guest once up front, so the first test's time is its own.
-"$GUEST_SRC_DIR/build-guest.sh"
+"$GUEST_SRC_DIR/build-guest.sh" > /dev/null
 
 pass=0 fail=0 skip=0
 start=$(now)

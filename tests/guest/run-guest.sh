@@ -75,8 +75,8 @@ done
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout wants whole seconds"
 [[ $SCAN =~ ^([0-9]+-[0-9]+)?$ ]] || die "--scan wants FIRST-LAST"
 
-# The guest (cheap no-op when its stamp matches).
-"$GUEST_SRC_DIR/build-guest.sh" "$GUEST_OUT_DIR"
+# The guest (cheap no-op when its stamp matches); prints the folder of the image.
+GUEST_IMG=$("$GUEST_SRC_DIR/build-guest.sh" "$GUEST_OUT_DIR")
 
 QEMU_DATA=()
 if [ "$QEMU" = qemu-system-x86_64 ] && ! command -v "$QEMU" >/dev/null; then
@@ -134,16 +134,16 @@ if [ -n "$TEST" ]; then
         printf '%s=%q\n' "${e%%=*}" "${e#*=}"
     done > "$T/etc/vscsi-test.env"
     (cd "$T" && find . -mindepth 1 | cpio -o -H newc --quiet) | gzip -1 > "$WORK/test.cpio.gz"
-    cat "$GUEST_OUT_DIR/base.cpio" "$WORK/test.cpio.gz" > "$INITRD"
+    cat "$GUEST_IMG/base.cpio" "$WORK/test.cpio.gz" > "$INITRD"
 else
-    INITRD=$GUEST_OUT_DIR/base.cpio
+    INITRD=$GUEST_IMG/base.cpio
 fi
 
 # --- QEMU command line
 # -cpu max: SSE4.2 etc. under TCG (fio's crc32c is much faster with it).
 args=(-M q35 -cpu max -smp "$SMP" -m "$MEM" -nodefaults -no-reboot -display none
       -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa "node,memdev=mem"
-      -kernel "$GUEST_OUT_DIR/vmlinuz" -initrd "$INITRD")
+      -kernel "$GUEST_IMG/vmlinuz" -initrd "$INITRD")
 # panic=-1 with -no-reboot turns a guest panic into a QEMU exit. The scan options: see
 # guest-init.sh (sync: the controller's probe scans every target before modprobe returns).
 if [ -n "$SCAN" ]; then scan="scsi_mod.scan=manual vscsi.scan=$SCAN"; else scan=scsi_mod.scan=sync; fi
