@@ -675,6 +675,17 @@ static void test_stop_start(void)
     CHECK_EQ(vuf_stop(h), 0);
     CHECK_EQ(vuf_start(h), 0);
     check_rw(h, 0, 3302, 2, 81);
+    /* one queue alone, the others keep running */
+    CHECK_EQ(vuf_stop_queue(h, 2), 0);
+    CHECK_EQ(vuf_vq_last_base(h, 2), vuf_vq_used_idx(h, 2));
+    uint8_t cdb[10], d2[BS];
+    struct vuf_scsi_result r;
+    vuf_cdb_rw10(cdb, false, 3302, 1);
+    struct vuf_scsi_io io = { .vq = 3, .cdb = cdb, .cdb_len = 10, .data_in = d2, .in_len = BS };
+    CHECK_EQ(vuf_scsi_do(h, &io, &r), 0);
+    CHECK_EQ(r.status, VUF_SAM_GOOD);
+    CHECK_EQ(vuf_start_queue(h, 2), 0);
+    check_rw(h, 0, 3304, 2, 82);
     vuf_free(h);
 }
 

@@ -745,6 +745,11 @@ int vuf_negotiate(struct vuf *h)
         if (vuf_has_protocol_feature(h, VUF_PF_CONFIGURE_MEM_SLOTS))
             TRY(vuf_get_u64(h, VUF_GET_MAX_MEM_SLOTS, &h->max_mem_slots));
     }
+    if (h->o.trace)
+        fprintf(stderr, "vuf: features 0x%llx protocol 0x%llx (using 0x%llx) queues %llu slots %llu\n",
+                (unsigned long long)h->feat_offered, (unsigned long long)h->pfeat_offered,
+                (unsigned long long)h->pfeat, (unsigned long long)h->queue_num,
+                (unsigned long long)h->max_mem_slots);
     TRY(vuf_msg_send(h, VUF_SET_OWNER, VUF_FLAG_VERSION, NULL, 0, NULL, 0));
     uint64_t again;
     TRY(vuf_get_u64(h, VUF_GET_FEATURES, &again));
@@ -808,6 +813,30 @@ static int setup_inflight(struct vuf *h)
     return send_set(h, VUF_SET_INFLIGHT_FD, &m, sizeof(m), &h->inflight_fd, 1);
 }
 
+/* SET_VRING_NUM/BASE/ADDR/KICK/CALL for one queue (vhost_virtqueue_start). */
+static int setup_queue(struct vuf *h, unsigned q)
+{
+    struct vuf_vq *vq = &h->vq[q];
+    vuf_vq_started(h, q);
+    TRY(vuf_set_vring_state(h, VUF_SET_VRING_NUM, q, vq->r.size));
+    /* after a disconnect QEMU resumes at the used index (no GET_VRING_BASE answer) */
+    uint16_t base = vq->stopped ? vq->resume_base
+                                : __atomic_load_n(&vq->r.used->idx, __ATOMIC_ACQUIRE);
+    TRY(vuf_set_vring_state(h, VUF_SET_VRING_BASE, q, base));
+    TRY(vuf_set_vring_addr(h, q, vuf_gpa_to_qva(h, vq->r.desc_gpa),
+                           vuf_gpa_to_qva(h, vq->r.used_gpa),
+                           vuf_gpa_to_qva(h, vq->r.avail_gpa), 0));
+    TRY(vuf_set_vring_fd(h, VUF_SET_VRING_KICK, q, vq->r.kick_fd));
+    TRY(vuf_set_vring_fd(h, VUF_SET_VRING_CALL, q, vq->r.call_fd));
+    return 0;
+}
+
+static void mark_started(struct vuf *h, unsigned q)
+{
+    h->vq[q].started = true;
+    h->vq[q].stopped = false;
+}
+
 int vuf_start(struct vuf *h)
 {
     if (!h->vq)
@@ -825,29 +854,26 @@ int vuf_start(struct vuf *h)
     } else {
         TRY(vuf_set_mem_table(h));
     }
-    for (unsigned q = 0; q < h->nq; q++) {
-        struct vuf_vq *vq = &h->vq[q];
-        vuf_vq_started(h, q);
-        TRY(vuf_set_vring_state(h, VUF_SET_VRING_NUM, q, vq->r.size));
-        /* after a disconnect QEMU resumes at the used index (no GET_VRING_BASE answer) */
-        uint16_t base = vq->stopped ? vq->resume_base
-                                    : __atomic_load_n(&vq->r.used->idx, __ATOMIC_ACQUIRE);
-        TRY(vuf_set_vring_state(h, VUF_SET_VRING_BASE, q, base));
-        TRY(vuf_set_vring_addr(h, q, vuf_gpa_to_qva(h, vq->r.desc_gpa),
-                               vuf_gpa_to_qva(h, vq->r.used_gpa),
-                               vuf_gpa_to_qva(h, vq->r.avail_gpa), 0));
-        TRY(vuf_set_vring_fd(h, VUF_SET_VRING_KICK, q, vq->r.kick_fd));
-        TRY(vuf_set_vring_fd(h, VUF_SET_VRING_CALL, q, vq->r.call_fd));
-    }
+    for (unsigned q = 0; q < h->nq; q++)
+        TRY(setup_queue(h, q));
     if (h->feat & VUF_BIT(VUF_F_PROTOCOL_FEATURES))
         for (unsigned q = 0; q < h->nq; q++)
             TRY(vuf_set_vring_state(h, VUF_SET_VRING_ENABLE, q, 1));
     if (vuf_has_protocol_feature(h, VUF_PF_STATUS))
         TRY(vuf_set_u64(h, VUF_SET_STATUS, 0xf));  /* ACK|DRIVER|DRIVER_OK|FEATURES_OK */
-    for (unsigned q = 0; q < h->nq; q++) {
-        h->vq[q].started = true;
-        h->vq[q].stopped = false;
-    }
+    for (unsigned q = 0; q < h->nq; q++)
+        mark_started(h, q);
+    return 0;
+}
+
+int vuf_start_queue(struct vuf *h, unsigned q)
+{
+    if (q >= h->nq || h->vq[q].started)
+        return -EINVAL;
+    TRY(setup_queue(h, q));
+    if (h->feat & VUF_BIT(VUF_F_PROTOCOL_FEATURES))
+        TRY(vuf_set_vring_state(h, VUF_SET_VRING_ENABLE, q, 1));
+    mark_started(h, q);
     return 0;
 }
 
@@ -862,23 +888,36 @@ int vuf_open(struct vuf *h, const char *path)
     return vuf_start(h);
 }
 
+static int stop_queue(struct vuf *h, unsigned q)
+{
+    struct vuf_vq *vq = &h->vq[q];
+    uint32_t num;
+    TRY(vuf_get_vring_base(h, q, &num));
+    vq->resume_base = (uint16_t)num;
+    vq->stopped = true;
+    vq->started = false;
+    return 0;
+}
+
 int vuf_stop(struct vuf *h)
 {
     if (h->feat & VUF_BIT(VUF_F_PROTOCOL_FEATURES))
         for (unsigned q = 0; q < h->nq; q++)
             if (h->vq[q].started)
                 TRY(vuf_set_vring_state(h, VUF_SET_VRING_ENABLE, q, 0));
-    for (unsigned q = 0; q < h->nq; q++) {
-        struct vuf_vq *vq = &h->vq[q];
-        if (!vq->started)
-            continue;
-        uint32_t num;
-        TRY(vuf_get_vring_base(h, q, &num));
-        vq->resume_base = (uint16_t)num;
-        vq->stopped = true;
-        vq->started = false;
-    }
+    for (unsigned q = 0; q < h->nq; q++)
+        if (h->vq[q].started)
+            TRY(stop_queue(h, q));
     return 0;
+}
+
+int vuf_stop_queue(struct vuf *h, unsigned q)
+{
+    if (q >= h->nq || !h->vq[q].started)
+        return -EINVAL;
+    if (h->feat & VUF_BIT(VUF_F_PROTOCOL_FEATURES))
+        TRY(vuf_set_vring_state(h, VUF_SET_VRING_ENABLE, q, 0));
+    return stop_queue(h, q);
 }
 
 int vuf_reconnect(struct vuf *h)

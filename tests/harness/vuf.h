@@ -186,6 +186,9 @@ int vuf_start(struct vuf *h);
 int vuf_open(struct vuf *h, const char *path);
 /* QEMU's stop: SET_VRING_ENABLE 0 and GET_VRING_BASE for each started queue. */
 int vuf_stop(struct vuf *h);
+/* Stop / set up again one queue of a running session (a virtio 1.2 queue reset). */
+int vuf_stop_queue(struct vuf *h, unsigned q);
+int vuf_start_queue(struct vuf *h, unsigned q);
 /* Close the socket (the backend sees the frontend go away). Memory and rings stay. */
 void vuf_close(struct vuf *h);
 /* vuf_close, then vuf_open on the same path. */
