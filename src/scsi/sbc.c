@@ -485,6 +485,11 @@ static int parse_write_same(struct scsi_cmd *cmd, struct scsi_parsed *p)
     /* SBC-4 6.6.4: MAXIMUM WRITE SAME LENGTH */
     if (n > lu->max_ws_blocks)
         return scsi_invalid_cdb(cmd, len_byte, 7);
+    /* The data-out buffer must hold exactly one block; a different size is
+     * an invalid CDB (as LIO answers; libiscsi WriteSame*.InvalidDataOutSize).
+     * No buffer or the wrong direction stays a transport overrun. */
+    if (!ndob && cmd->dir == SCSI_DIR_TO_DEV && cmd->buf_len != lu->block_size)
+        return scsi_invalid_cdb(cmd, len_byte, 7);
     if (unmap)
         cmd->flags |= SCSI_CMDF_UNMAP;
     cmd->state = ndob;

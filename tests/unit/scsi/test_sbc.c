@@ -492,8 +492,16 @@ static void test_write_same(void)
     /* NDOB is not in WRITE SAME(10) */
     ws(e, &t, false, 0x01, 0, 1, blk, 512);
     check_sense(&t, 5, 0x24, 0);
-    /* data-out shorter than a block */
+    /* data-out other than one block: invalid CDB; no buffer at all: overrun */
     ws(e, &t, false, 0, 0, 1, blk, 100);
+    check_sense(&t, 5, 0x24, 0);
+    {
+        static uint8_t two[1024];
+
+        ws(e, &t, true, 0, 0, 1, two, 1024);
+        check_sense(&t, 5, 0x24, 0);
+    }
+    ws(e, &t, false, 0, 0, 1, NULL, 0);
     CHECK_EQ(t.c.host_status, SCSI_HOST_OVERRUN);
     t_env_free(e);
 
