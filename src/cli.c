@@ -29,22 +29,24 @@ static int get_str(struct opts *o, const char *key, char *dst, size_t cap, const
 }
 
 /* QEMU's rule for ids (id_wellformed): they show up in events, paths and logs. */
-static int check_id(const char *id, const char *what, char *err, size_t errlen)
+bool cli_id_valid(const char *id)
 {
     const char *p = id;
 
-    if (!*p)
-        return 0;       /* absent: the callers decide */
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
-        goto bad;
+        return false;
     for (p++; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '-' || *p == '.' || *p == '_'))
-            goto bad;
-    return 0;
-bad:
-    snprintf(err, errlen, "%s: id=%s: an id starts with a letter and has only letters, digits, "
-             "'-', '.' and '_'", what, id);
+            return false;
+    return true;
+}
+
+static int check_id(const char *id, const char *what, char *err, size_t errlen)
+{
+    if (!*id || cli_id_valid(id))
+        return 0;       /* absent: the callers decide */
+    snprintf(err, errlen, "%s: id=%s: %s", what, id, CLI_ID_RULE);
     return -EINVAL;
 }
 

@@ -2,6 +2,7 @@
 #ifndef VSCSI_CLI_H
 #define VSCSI_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "daemon.h"
@@ -19,6 +20,9 @@ int cli_drive_from_opts(struct opts *o, struct drive_conf *conf, const char *wha
                         size_t errlen);
 int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *what, char *err,
                          size_t errlen);
+/* Drive and device ids follow QEMU's rule (they appear in events and paths). */
+#define CLI_ID_RULE "an id starts with a letter and has only letters, digits, '-', '.' and '_'"
+bool cli_id_valid(const char *id);
 /* Text for --device help. */
 const char *cli_device_help(void);
 

@@ -91,7 +91,7 @@ int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err,
         return -EINVAL;
     }
     if (find_drive(d, conf->id)) {
-        snprintf(err, errlen, "drive id '%s' is already in use; choose another id=", conf->id);
+        snprintf(err, errlen, "a drive named '%s' exists already; choose another name", conf->id);
         return -EEXIST;
     }
     e = calloc(1, sizeof(*e));
@@ -147,8 +147,8 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
 
     drv = find_drive(d, conf->drive);
     if (!drv) {
-        snprintf(err, errlen, "drive '%s' not found; define it first with --drive ...,id=%s",
-                 conf->drive, conf->drive);
+        snprintf(err, errlen, "drive '%s' not found; add it first (--drive ...,id=%s or "
+                 "blockdev-add node-name=%s)", conf->drive, conf->drive, conf->drive);
         return -ENOENT;
     }
     if (drv->used_by[0]) {
@@ -157,12 +157,20 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
         return -EBUSY;
     }
     if (conf->id[0] && find_device(d, conf->id)) {
-        snprintf(err, errlen, "device id '%s' is already in use; choose another id=", conf->id);
+        snprintf(err, errlen, "a device with id '%s' exists already; choose another id", conf->id);
         return -EEXIST;
     }
     if (scsi_bus_find_lun(d->bus, conf->target, conf->lun)) {
-        snprintf(err, errlen, "scsi-id=%u,lun=%u is already taken by another device; "
-                 "choose a free lun= or scsi-id=", conf->target, conf->lun);
+        const char *owner = "another device";
+        char who[80];
+        for (struct device_entry *e = d->devices; e; e = e->next) {
+            if (!e->deleting && e->conf.target == conf->target && e->conf.lun == conf->lun) {
+                snprintf(who, sizeof(who), "device '%s'", e->conf.id);
+                owner = who;
+            }
+        }
+        snprintf(err, errlen, "scsi-id=%u,lun=%u is already taken by %s; choose a free lun= or "
+                 "scsi-id=", conf->target, conf->lun, owner);
         return -EEXIST;
     }
     dev = calloc(1, sizeof(*dev));
@@ -190,6 +198,10 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
     dev->next = d->devices;
     d->devices = dev;
     d->ndevices++;
+    /* changes while serving (hot-plug) are worth a line; the start-up set is not */
+    if (d->ctrl)
+        log_info("device %s added at scsi-id=%u,lun=%u (drive %s)", dev->conf.id, conf->target,
+                 conf->lun, drv->conf.id);
     return 0;
 }
 

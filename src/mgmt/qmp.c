@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "mgmt/qmp_cmd.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -56,6 +57,16 @@ struct qmp_server {
     unsigned next_id;
     unsigned busy;              /* nesting of entry points; reap() waits for 0 */
     bool quitting;
+    /* Events raised while a command runs (e.g. DEVICE_DELETED from inside
+     * device_del) are sent after its reply, so a client sees the reply first. */
+    unsigned dispatching;
+    struct held_event *held, **held_tail;
+};
+
+struct held_event {
+    char *name;
+    char *data;                 /* NULL: no data */
+    struct held_event *next;
 };
 
 bool qmp_server_quitting(const struct qmp_server *s)
@@ -194,17 +205,35 @@ static void client_queue_error(struct qmp_client *c, const char *desc)
     json_buf_free(&b);
 }
 
+static void send_held_events(struct qmp_server *s)
+{
+    while (s->held) {
+        struct held_event *h = s->held;
+        s->held = h->next;
+        if (!s->held)
+            s->held_tail = &s->held;
+        qmp_server_event(s, h->name, h->data);
+        free(h->name);
+        free(h->data);
+        free(h);
+    }
+}
+
 static void client_message(struct qmp_client *c, const char *text, size_t len)
 {
     struct qmp_req req = { .server = c->s, .daemon = c->s->d, .client = c };
     struct json_buf reply;
 
     json_buf_init(&reply, 0);
+    c->s->dispatching++;
     qmp_dispatch(&req, &c->command_mode, text, len, &reply);
+    c->s->dispatching--;
     client_queue(c, reply.data, reply.len);
     json_buf_free(&reply);
     if (!req.failed && req.after_reply_cb)
         req.after_reply_cb(&req);
+    if (!c->s->dispatching)
+        send_held_events(c->s);
 }
 
 /* Frame and execute what arrived; stops when the client is closing or gone. */
@@ -362,6 +391,33 @@ static void accept_cb(void *opaque, int fd, uint32_t events)
     reap(s);
 }
 
+/* ---- daemon events ---- */
+
+/* QEMU's DEVICE_DELETED data: the id and the device's QOM path (for a device
+ * with an id QEMU's is /machine/peripheral/ID; tools match either). */
+static void daemon_event_cb(void *opaque, const struct vscsid_event *ev)
+{
+    struct qmp_server *s = opaque;
+    struct json_buf b;
+    char path[128];
+
+    switch (ev->type) {
+    case VSCSID_EVENT_DEVICE_DELETED:
+        json_buf_init(&b, 0);
+        json_buf_begin_object(&b);
+        json_buf_kv_str(&b, "device", ev->device);
+        snprintf(path, sizeof(path), "/machine/peripheral/%s", ev->device);
+        json_buf_kv_str(&b, "path", path);
+        json_buf_end_object(&b);
+        if (!b.err)
+            qmp_server_event(s, "DEVICE_DELETED", json_buf_str(&b));
+        else
+            log_err("qmp: DEVICE_DELETED %s: out of memory; not sent", ev->device);
+        json_buf_free(&b);
+        break;
+    }
+}
+
 /* ---- listening socket ---- */
 
 /* A socket file left by a dead process is removed; a live one or a non-socket is an error. */
@@ -423,6 +479,7 @@ struct qmp_server *qmp_server_new(struct ev_loop *loop, const char *path, struct
     s->loop = loop;
     s->d = d;
     s->lfd = -1;
+    s->held_tail = &s->held;
     strcpy(s->path, path);
     strcpy(sa.sun_path, path);
     if (clear_stale(path, err, errlen) < 0)
@@ -455,6 +512,8 @@ struct qmp_server *qmp_server_new(struct ev_loop *loop, const char *path, struct
         snprintf(err, errlen, "cannot watch %s: %s", path, strerror(errno));
         goto err_unlink;
     }
+    if (d)
+        vscsid_set_event_sink(d, daemon_event_cb, s);
     log_info("qmp: listening on %s", path);
     return s;
 
@@ -473,6 +532,15 @@ void qmp_server_free(struct qmp_server *s)
 
     if (!s)
         return;
+    if (s->d)
+        vscsid_set_event_sink(s->d, NULL, NULL);
+    while (s->held) {
+        struct held_event *h = s->held;
+        s->held = h->next;
+        free(h->name);
+        free(h->data);
+        free(h);
+    }
     s->busy++;
     for (struct qmp_client *c = s->clients; c; c = c->next) {
         client_flush(c);            /* best effort: e.g. the reply to quit */
@@ -498,6 +566,25 @@ void qmp_server_event(struct qmp_server *s, const char *name, const char *data_j
 
     if (!s || !name)
         return;
+    if (s->dispatching) {
+        struct held_event *h = calloc(1, sizeof(*h));
+        if (h) {
+            h->name = strdup(name);
+            h->data = data_json ? strdup(data_json) : NULL;
+        }
+        if (!h || !h->name || (data_json && !h->data)) {
+            log_err("qmp: event %s: out of memory; not sent", name);
+            if (h) {
+                free(h->name);
+                free(h->data);
+                free(h);
+            }
+            return;
+        }
+        *s->held_tail = h;
+        s->held_tail = &h->next;
+        return;
+    }
     if (data_json) {
         /* internal callers only, but a broken event must not corrupt the stream */
         struct json_value *v = json_parse(data_json, strlen(data_json), 0, perr, sizeof(perr));

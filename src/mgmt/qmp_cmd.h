@@ -85,6 +85,8 @@ struct qmp_cmd {
 /* Command tables, each ending with { NULL }. */
 extern const struct qmp_cmd qmp_core_cmds[];    /* cmd_core.c */
 extern const struct qmp_cmd qmp_query_cmds[];   /* cmd_query.c */
+extern const struct qmp_cmd qmp_block_cmds[];   /* cmd_block.c */
+extern const struct qmp_cmd qmp_device_cmds[];  /* cmd_device.c */
 
 const struct qmp_cmd *qmp_find_command(const char *name);
 /* Calls fn for every command, in table order. */

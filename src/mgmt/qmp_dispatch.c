@@ -11,6 +11,8 @@
 static const struct qmp_cmd *const qmp_cmd_groups[] = {
     qmp_core_cmds,
     qmp_query_cmds,
+    qmp_block_cmds,
+    qmp_device_cmds,
     NULL,
 };
 

@@ -1,5 +1,6 @@
 #include "stub_daemon.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +40,121 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
             return r;
     }
     return 0;
+}
+
+void blk_get_stats(const struct blk_drive *d, struct blk_stats *out)
+{
+    /* distinct per drive: reads = size in GiB */
+    memset(out, 0, sizeof(*out));
+    out->reads = d->size >> 30;
+    out->read_bytes = out->reads * 4096;
+    out->writes = 2;
+    out->write_bytes = 8192;
+    out->flushes = 1;
+}
+
+void vscsid_set_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
+{
+    d->event_cb = cb;
+    d->event_opaque = opaque;
+}
+
+int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err, size_t errlen)
+{
+    d->add_drive_calls++;
+    d->last_drive = *conf;
+    for (unsigned i = 0; i < d->ndrives; i++) {
+        if (!strcmp(d->drives[i].id, conf->id)) {
+            snprintf(err, errlen, "drive id '%s' is already in use", conf->id);
+            return -EEXIST;
+        }
+    }
+    return 0;
+}
+
+int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *err, size_t errlen)
+{
+    d->add_device_calls++;
+    d->last_device = *conf;
+    if (strcmp(conf->drive, "drive0") && strcmp(conf->drive, "drive1") &&
+        strncmp(conf->drive, "drive", 5)) {
+        snprintf(err, errlen, "drive '%s' not found", conf->drive);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+/* disk0 and cd1 exist; the removal completes at once (DEVICE_DELETED from inside). */
+int vscsid_del_device(struct vscsid *d, const char *id, char *err, size_t errlen)
+{
+    struct vscsid_event ev = { .type = VSCSID_EVENT_DEVICE_DELETED, .device = id };
+
+    d->del_device_calls++;
+    if (strcmp(id, "disk0") && strcmp(id, "cd1")) {
+        snprintf(err, errlen, "device '%s' not found", id);
+        return -ENOENT;
+    }
+    if (d->event_cb)
+        d->event_cb(d->event_opaque, &ev);
+    return 0;
+}
+
+int vscsid_del_drive(struct vscsid *d, const char *id, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < d->ndrives; i++) {
+        if (strcmp(d->drives[i].id, id))
+            continue;
+        if (i < 2) {
+            snprintf(err, errlen, "drive '%s' is in use by device '%s'", id, d->devices[i].id);
+            return -EBUSY;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "drive '%s' not found", id);
+    return -ENOENT;
+}
+
+int vscsid_resize_drive(struct vscsid *d, const char *id, uint64_t size, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < d->ndrives; i++) {
+        if (strcmp(d->drives[i].id, id))
+            continue;
+        if (!size || size % 512) {
+            snprintf(err, errlen, "size %llu is not a positive multiple of 512",
+                     (unsigned long long)size);
+            return -EINVAL;
+        }
+        d->blks[i].size = size;
+        d->last_resize = size;
+        snprintf(d->last_resize_drive, sizeof(d->last_resize_drive), "%s", id);
+        return 0;
+    }
+    snprintf(err, errlen, "drive '%s' not found", id);
+    return -ENOENT;
+}
+
+int vscsid_find_drive(struct vscsid *d, const char *id, struct vscsid_drive_info *out)
+{
+    for (unsigned i = 0; i < d->ndrives; i++) {
+        if (!strcmp(d->drives[i].id, id)) {
+            *out = (struct vscsid_drive_info){ .conf = &d->drives[i], .blk = &d->blks[i],
+                                               .attached_to = i < 2 ? d->devices[i].id : NULL };
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_info *out)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        if (!strcmp(d->devices[i].id, id)) {
+            *out = (struct vscsid_device_info){ .conf = &d->devices[i], .drive_id = d->drives[i].id,
+                                                .blk = &d->blks[i] };
+            return 0;
+        }
+    }
+    return -ENOENT;
 }
 
 void vscsid_request_shutdown(struct vscsid *d)

@@ -22,6 +22,14 @@ struct vscsid {
     unsigned ndrives;
     int shutdown_requests;
     struct ev_loop *loop;       /* stopped by vscsid_request_shutdown when set */
+    /* hot-plug calls: the last configuration handed over, and call counts */
+    struct drive_conf last_drive;
+    struct device_conf last_device;
+    unsigned add_drive_calls, add_device_calls, del_device_calls;
+    uint64_t last_resize;
+    char last_resize_drive[64];
+    vscsid_event_cb *event_cb;
+    void *event_opaque;
 };
 
 extern struct vscsid g_d;
