@@ -11,9 +11,9 @@
 #define D2_SIZE (1ull << 20)
 
 static const struct vuf_vscsid_disk disks[] = {
-    { D0_SIZE, 0, 0, NULL, NULL },
-    { D1_SIZE, 0, 3, NULL, NULL },
-    { D2_SIZE, 2, 300, NULL, NULL },     /* LUN >= 256: flat addressing */
+    { .size = D0_SIZE, .target = 0, .lun = 0 },
+    { .size = D1_SIZE, .target = 0, .lun = 3 },
+    { .size = D2_SIZE, .target = 2, .lun = 300 },     /* LUN >= 256: flat addressing */
 };
 
 static void test_negotiation(void)

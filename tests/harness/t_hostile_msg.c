@@ -15,7 +15,7 @@
 #define OBSERVE_MS 1000
 
 static const struct vuf_vscsid_disk disks[] = {
-    { DISK_SIZE, 0, 0, NULL, NULL },
+    { .size = DISK_SIZE, .target = 0, .lun = 0 },
 };
 
 enum mo { M_CLOSED, M_NACK, M_ACK, M_REPLY, M_SILENT };

@@ -11,7 +11,10 @@
 #define OBSERVE_MS 1000
 
 static const struct vuf_vscsid_disk disks[] = {
-    { DISK_SIZE, 0, 0, NULL, NULL },
+    { .size = DISK_SIZE, .target = 0, .lun = 0 },
+    /* a big data-less disk with 4 KiB blocks: transfer lengths near 2^32 bytes */
+    { .target = 1, .lun = 0, .device_opts = "logical_block_size=4096,physical_block_size=4096",
+      .drive = "driver=null,size=64G" },
 };
 
 enum outcome { O_CLOSED, O_STUCK, O_DONE };
@@ -721,7 +724,6 @@ static void *racer_main(void *arg)
             cdb[7] = (x & 2) ? 0xff : 0;             /* 8 or 65288 blocks */
             cdb[8] = (x & 4) ? 8 : 16;
             r->ind[i][2].len = (x & 8) ? 4096 : 8192;
-            r->ind[i][2].flags = (x & 16) ? VUF_DESC_F_WRITE : 0;
         }
     }
     return NULL;
@@ -798,9 +800,44 @@ static void test_racing_guest(void)
     check_serves();
 }
 
+/* Transfer lengths whose byte count is 2^32 or just above (4 KiB blocks):
+ * 32-bit arithmetic would wrap to 0 or to the buffer size. */
+static void test_transfer_length_wrap(void)
+{
+    struct vuf *h = hsession();
+    if (!h)
+        return;
+    static const uint32_t lens[] = { 0x100000, 0x100001, 0x1fffff, 0xffffffffu };
+    for (unsigned i = 0; i < 4; i++) {
+        for (int w = 0; w < 2; w++) {
+            uint8_t cdb[16], d[4096];
+            struct vuf_scsi_result r;
+            memset(d, 0x5a, sizeof(d));
+            vuf_cdb_rw16(cdb, w, 0, lens[i]);
+            CHECK_EQ(vuf_scsi_cmd(h, 1, 0, cdb, 16, w ? d : NULL, w ? 4096 : 0, w ? NULL : d,
+                                  w ? 0 : 4096, &r), 0);
+            bool refused = r.response != VUF_SCSI_S_OK || r.status != VUF_SAM_GOOD;
+            if (!refused || r.canary_hit)
+                fprintf(stderr, "  %s(16) of %u 4 KiB blocks with a 4 KiB buffer: %s\n",
+                        w ? "WRITE" : "READ", lens[i], res_str(&r));
+            CHECK(refused);
+            CHECK(!r.canary_hit);
+        }
+    }
+    /* one block is fine */
+    uint8_t cdb[16], d[4096];
+    struct vuf_scsi_result r;
+    vuf_cdb_rw16(cdb, false, (64ull << 30) / 4096 - 1, 1);
+    CHECK_EQ(vuf_scsi_cmd(h, 1, 0, cdb, 16, NULL, 0, d, 4096, &r), 0);
+    CHECK_EQ(r.status, VUF_SAM_GOOD);
+    CHECK_EQ(r.resid, 0);
+    vuf_free(h);
+    check_serves();
+}
+
 int main(int argc, char **argv)
 {
-    start_daemon(argc, argv, disks, 1, NULL);
+    start_daemon(argc, argv, disks, 2, NULL);
     RUN(test_desc_loop);
     RUN(test_nested_indirect);
     RUN(test_indirect_bad_len);
@@ -810,6 +847,7 @@ int main(int argc, char **argv)
     RUN(test_data_in_and_out);
     RUN(test_transfer_exceeds_buffer);
     RUN(test_lba_out_of_range);
+    RUN(test_transfer_length_wrap);
     RUN(test_avail_idx_jump);
     RUN(test_head_out_of_range);
     RUN(test_one_byte_descriptors);

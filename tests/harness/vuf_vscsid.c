@@ -46,16 +46,21 @@ int vuf_vscsid_start(struct vuf_vscsid *d, const char *exe, const struct vuf_vsc
     d->ndisks = n;
     for (unsigned i = 0; i < n && !rc; i++) {
         d->disks[i] = disks[i];
-        snprintf(d->img[i], sizeof(d->img[i]), "%s/d%u.img", d->dir, i);
-        rc = vuf_make_image(d->img[i], disks[i].size, 1000 + i);
-        if (rc < 0) {
-            fprintf(stderr, "create %s: %s\n", d->img[i], strerror(-rc));
-            break;
+        if (disks[i].drive) {
+            rc = add_arg(d, "--drive");
+            rc = rc ? rc : add_arg(d, "%s,id=d%u", disks[i].drive, i);
+        } else {
+            snprintf(d->img[i], sizeof(d->img[i]), "%s/d%u.img", d->dir, i);
+            rc = vuf_make_image(d->img[i], disks[i].size, 1000 + i);
+            if (rc < 0) {
+                fprintf(stderr, "create %s: %s\n", d->img[i], strerror(-rc));
+                break;
+            }
+            rc = add_arg(d, "--drive");
+            rc = rc ? rc : add_arg(d, "file=%s,id=d%u%s%s", d->img[i], i,
+                                   disks[i].drive_opts ? "," : "",
+                                   disks[i].drive_opts ? disks[i].drive_opts : "");
         }
-        rc = add_arg(d, "--drive");
-        rc = rc ? rc : add_arg(d, "file=%s,id=d%u%s%s", d->img[i], i,
-                               disks[i].drive_opts ? "," : "",
-                               disks[i].drive_opts ? disks[i].drive_opts : "");
         rc = rc ? rc : add_arg(d, "--device");
         rc = rc ? rc : add_arg(d, "scsi-hd,drive=d%u,scsi-id=%u,lun=%u%s%s", i, disks[i].target,
                                disks[i].lun, disks[i].device_opts ? "," : "",

@@ -14,6 +14,7 @@ struct vuf_vscsid_disk {
     unsigned target, lun;
     const char *drive_opts;     /* appended to --drive file=..,id=dN (e.g. "readonly=on") */
     const char *device_opts;    /* appended to --device scsi-hd,drive=dN,... */
+    const char *drive;          /* if set: --drive DRIVE,id=dN and no image (e.g. "driver=null,size=1G") */
 };
 
 struct vuf_vscsid {
