@@ -790,6 +790,8 @@ const struct scsi_optable sbc_optable = {
                     SCSI_OPF_DATA_OUT, 6, spc_usage_mode_select6),
         [0x1a] = OP("MODE SENSE(6)", spc_parse_alloc6, spc_mode_sense, F_IN, 6, spc_usage_mode_sense6),
         [0x1b] = OP("START STOP UNIT", NULL, exec_start_stop, 0, 6, u_start_stop),
+        [0x1d] = OP("SEND DIAGNOSTIC", spc_parse_send_diag, spc_send_diag, SCSI_OPF_DATA_OUT, 6,
+                    spc_usage_send_diag),
         [0x1e] = OP("PREVENT ALLOW MEDIUM REMOVAL", NULL, spc_prevent_allow, 0, 6, spc_usage_prevent_allow),
         [0x25] = OP("READ CAPACITY(10)", parse_read_capacity10, exec_read_capacity10,
                     F_IN | SCSI_OPF_MEDIUM, 10, u_rc10),

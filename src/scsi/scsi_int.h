@@ -273,14 +273,15 @@ int spc_mode_select(struct scsi_cmd *cmd, const struct scsi_parsed *p);
 int spc_report_opcodes(struct scsi_cmd *cmd, const struct scsi_parsed *p);
 int spc_report_tmfs(struct scsi_cmd *cmd, const struct scsi_parsed *p);
 int spc_prevent_allow(struct scsi_cmd *cmd, const struct scsi_parsed *p);
-scsi_parse_fn spc_parse_inquiry, spc_parse_alloc6, spc_parse_alloc10, spc_parse_report_luns,
+int spc_send_diag(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+scsi_parse_fn spc_parse_send_diag, spc_parse_inquiry, spc_parse_alloc6, spc_parse_alloc10, spc_parse_report_luns,
     spc_parse_mode_select6, spc_parse_mode_select10, spc_parse_alloc_a3;
 
 /* CDB usage data shared by tables */
 extern const uint8_t spc_usage_tur[6], spc_usage_inquiry[6], spc_usage_request_sense[6],
     spc_usage_report_luns[12], spc_usage_mode_sense6[6], spc_usage_mode_sense10[10],
     spc_usage_mode_select6[6], spc_usage_mode_select10[10], spc_usage_rsoc[12],
-    spc_usage_rstmf[12], spc_usage_prevent_allow[6];
+    spc_usage_rstmf[12], spc_usage_prevent_allow[6], spc_usage_send_diag[6];
 #define SPC_N_MAINT_IN_OPS 2
 extern const struct scsi_op spc_maint_in_ops[SPC_N_MAINT_IN_OPS];
 

@@ -27,6 +27,7 @@ const uint8_t spc_usage_mode_select10[10] = { 0x55, 0x11, 0, 0, 0, 0, 0, 0xff, 0
 const uint8_t spc_usage_rsoc[12] = { 0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 const uint8_t spc_usage_rstmf[12] = { 0xa3, 0x0d, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 const uint8_t spc_usage_prevent_allow[6] = { 0x1e, 0, 0, 0, 0x01, 0 };
+const uint8_t spc_usage_send_diag[6] = { 0x1d, 0xf7, 0, 0xff, 0xff, 0 };
 
 /* ------------------------------------------------------------ parse */
 
@@ -758,6 +759,29 @@ int spc_report_tmfs(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     if (repd)
         b[3] = 0x0c;
     scsi_datain(cmd, b, repd ? 16 : 4, p->data_len);
+    return SENSE_OK;
+}
+
+/* SPC-4 6.42 SEND DIAGNOSTIC: there is nothing to test in a virtual LU, so
+ * the default self-test and the short/extended self-tests pass at once;
+ * diagnostic pages (a parameter list) are not supported. */
+int spc_parse_send_diag(struct scsi_cmd *cmd, struct scsi_parsed *p)
+{
+    uint8_t code = cmd->cdb[1] >> 5;
+    bool selftest = cmd->cdb[1] & 0x04;
+
+    p->data_len = get_be16(&cmd->cdb[3]);
+    if (p->data_len)
+        return scsi_invalid_cdb(cmd, 3, 7);
+    if (selftest ? code != 0 : (code == 3 || code == 7))
+        return scsi_invalid_cdb(cmd, 1, 7);
+    return SENSE_OK;
+}
+
+int spc_send_diag(struct scsi_cmd *cmd, const struct scsi_parsed *p)
+{
+    (void)cmd;
+    (void)p;
     return SENSE_OK;
 }
 

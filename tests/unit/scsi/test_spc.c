@@ -417,7 +417,7 @@ static void test_unknown_opcode(void)
     uint8_t b[64];
 
     for (unsigned op = 0; op < 256; op++) {
-        static const uint8_t known[] = { 0x00, 0x03, 0x08, 0x0a, 0x12, 0x15, 0x1a, 0x1b, 0x1e, 0x25,
+        static const uint8_t known[] = { 0x00, 0x03, 0x08, 0x0a, 0x12, 0x15, 0x1a, 0x1b, 0x1d, 0x1e, 0x25,
                                          0x28, 0x2a, 0x2e, 0x2f, 0x34, 0x35, 0x37, 0x41, 0x42, 0x55, 0x5a,
                                          0x88, 0x8a, 0x8e, 0x8f, 0x90, 0x91, 0x93, 0x9e, 0xa0, 0xa3,
                                          0xa8, 0xaa, 0xae, 0xaf, 0xb7 };
@@ -795,6 +795,29 @@ static void test_dir_mismatch(void)
     t_env_free(e);
 }
 
+static void test_send_diag(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    struct tcmd t;
+    uint8_t cdb[6] = { 0x1d, 0x04, 0, 0, 0, 0 };
+    uint8_t pl[8] = { 0 };
+
+    t_run(e, &t, 0, cdb, 6, SCSI_DIR_NONE, NULL, 0);    /* default self-test */
+    check_good(&t);
+    cdb[1] = 0x20;                                      /* background short self-test */
+    t_run(e, &t, 0, cdb, 6, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t);
+    cdb[1] = 0x24;                                      /* code with SELFTEST=1 */
+    t_run(e, &t, 0, cdb, 6, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 5, 0x24, 0);
+    cdb[1] = 0x14;                                      /* diagnostic pages: unsupported */
+    cdb[4] = 8;
+    t_run(e, &t, 0, cdb, 6, SCSI_DIR_TO_DEV, pl, 8);
+    check_sense(&t, 5, 0x24, 0);
+    CHECK_EQ(t_sks(&t.c), 0xcf0003);
+    t_env_free(e);
+}
+
 int main(void)
 {
     RUN_TEST(test_inquiry_standard);
@@ -809,5 +832,6 @@ int main(void)
     RUN_TEST(test_d_sense);
     RUN_TEST(test_rsoc);
     RUN_TEST(test_dir_mismatch);
+    RUN_TEST(test_send_diag);
     return test_exit();
 }
