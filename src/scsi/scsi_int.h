@@ -5,9 +5,9 @@
  * How a command runs (target.c dispatch()): the LUN's struct scsi_optable is
  * indexed by cdb[0] (service actions through op->sa_ops), then, once and in
  * this order: pending unit attention (unless SCSI_OPF_UA_OK), unsupported
- * opcode, CDB bits outside op->usage (05/24/00 with field pointer), parse()
- * (decodes LBA/length/allocation length into struct scsi_parsed), direction
- * and buffer size (host status OVERRUN), medium present, write protection,
+ * opcode, CDB bits outside op->usage (05/24/00 with field pointer), medium
+ * present, write protection, parse() (decodes LBA/length/allocation length
+ * into struct scsi_parsed), direction and buffer size (host status OVERRUN),
  * LBA range; then execute(), which returns a sense reason or SCSI_ASYNC and
  * later calls scsi_cmd_complete(). Sense bytes are built in exactly one
  * place (sense.c) from the reason plus cmd->sense_sks / cmd->sense_info.

@@ -472,6 +472,19 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
     r = check_usage(cmd, op, is_sa);
     if (r)
         goto done;
+    /* Medium and write protection come before the CDB contents: a write to a
+     * protected LU is DATA PROTECT whatever its fields say (as LIO, and what
+     * libiscsi ReadOnly expects). */
+    if (lu) {
+        if ((op->flags & SCSI_OPF_MEDIUM) && !lu->medium_present) {
+            r = SENSE_MEDIUM_NOT_PRESENT;
+            goto done;
+        }
+        if ((op->flags & SCSI_OPF_WRITE) && (lu->swp || blk_is_readonly(lu->drive))) {
+            r = SENSE_WRITE_PROTECTED;
+            goto done;
+        }
+    }
     if (op->parse) {
         r = op->parse(cmd, &p);
         if (r)
@@ -484,23 +497,13 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
         r = SENSE_OK;
         goto done;
     }
-    if (lu) {
-        if ((op->flags & SCSI_OPF_MEDIUM) && !lu->medium_present) {
-            r = SENSE_MEDIUM_NOT_PRESENT;
-            goto done;
-        }
-        if ((op->flags & SCSI_OPF_WRITE) && (lu->swp || blk_is_readonly(lu->drive))) {
-            r = SENSE_WRITE_PROTECTED;
-            goto done;
-        }
-        if (op->flags & SCSI_OPF_LBA) {
-            /* SBC-4 4.5: overflow-safe LBA + length against the capacity */
-            uint64_t cap = scsi_lun_capacity(lu);
+    if (lu && (op->flags & SCSI_OPF_LBA)) {
+        /* SBC-4 4.5: overflow-safe LBA + length against the capacity */
+        uint64_t cap = scsi_lun_capacity(lu);
 
-            if (p.lba > cap || p.nblocks > cap - p.lba) {
-                r = SENSE_LBA_OUT_OF_RANGE;
-                goto done;
-            }
+        if (p.lba > cap || p.nblocks > cap - p.lba) {
+            r = SENSE_LBA_OUT_OF_RANGE;
+            goto done;
         }
     }
     r = op->execute(cmd, &p);

@@ -383,6 +383,11 @@ static void test_readonly(void)
         t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, b, 512);
         check_sense(&t, 7, 0x27, 0);
     }
+    /* protection comes before the CDB contents (libiscsi ReadOnly) */
+    cdb_rw10(c, 0x41, 0, 1);
+    c[1] = 0x08 | 0x20;
+    t_run(e, &t, 0, c, 10, SCSI_DIR_TO_DEV, b, 100);
+    check_sense(&t, 7, 0x27, 0);
     /* WRITE SAME with UNMAP, NDOB: still write protected */
     cdb_rw16(c, 0x93, 0, 1);
     c[1] = 0x09;
