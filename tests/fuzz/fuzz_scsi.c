@@ -1,0 +1,162 @@
+/* libFuzzer target: CDBs + data through the SCSI target (scsi_bus_submit and
+ * scsi_bus_tmf) for the SBC/SPC opcode tables, on two in-memory LUNs (512
+ * and 4096-byte blocks; tests/unit/scsi/fake_blk.c) plus an absent LUN. The
+ * input is a sequence of commands (CDB, CDB field length, direction, buffer
+ * size, split into iovecs, data-out bytes), block-layer progress, TMFs and
+ * injected I/O errors; commands overlap, as with a real queue.
+ *
+ * Buffers are malloc'd to their exact size so ASan sees any access past a
+ * guest buffer. Oracle: every command completes exactly once, never reports
+ * more data moved than its buffer, and sense fits its field; every TMF
+ * completes once. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "fuzz.h"
+#include "scsi_test.h"
+#include "util/log.h"
+
+#define MAX_CMDS        16
+#define MAX_OPS         64
+
+struct fcmd {
+    struct tcmd t;
+    uint8_t *buf;
+    bool used;
+};
+
+struct ftmf {
+    struct scsi_tmf tmf;
+    int done;
+};
+
+static void tmf_done(struct scsi_tmf *tmf)
+{
+    ((struct ftmf *)tmf)->done++;
+}
+
+static void check_done(struct fcmd *c)
+{
+    if (c->t.done != 1)
+        abort();
+    if (c->t.c.host_status == SCSI_HOST_OK) {
+        if (c->t.c.xfer_len > c->t.c.buf_len || c->t.c.sense_len > SCSI_SENSE_MAX)
+            abort();
+    }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    log_set_level(LOG_ERR);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const uint8_t cdb_lens[] = { 32, 32, 32, 6, 10, 12, 16, 0 };
+    static struct fcmd cmds[MAX_CMDS];
+    static struct ftmf tmfs[8];
+    struct fz f = { data, size };
+    struct t_env *e = t_env_new(64 << 10, 512, true);
+    struct scsi_dev_config cfg4k = { .type = SCSI_DEV_HD, .id = "disk1",
+                                     .logical_block_size = 4096, .physical_block_size = 4096 };
+    unsigned ntmf = 0;
+    uint64_t tag = 1;
+
+    memset(cmds, 0, sizeof(cmds));
+    memset(tmfs, 0, sizeof(tmfs));
+    if (!t_add_lun(e, 0, 1, &cfg4k, 256 << 10))
+        abort();
+
+    for (unsigned ops = 0; fz_left(&f) && ops < MAX_OPS; ops++) {
+        uint8_t op = fz_u8(&f);
+
+        switch (op % 5) {
+        case 0:
+        case 1: {                                       /* submit a command */
+            unsigned slot;
+
+            for (slot = 0; slot < MAX_CMDS && cmds[slot].used; slot++)
+                ;
+            if (slot == MAX_CMDS)
+                break;
+            struct fcmd *c = &cmds[slot];
+            uint8_t sel = fz_u8(&f), cdb[SCSI_CDB_MAX];
+            uint16_t lun = (sel & 3) == 3 ? 7 : (sel & 1);
+            unsigned cdb_len = cdb_lens[(sel >> 2) & 7];
+            enum scsi_dir dir = (enum scsi_dir)(((sel >> 5) & 3) % 3);
+            size_t len = fz_u8(&f) & 0x80 ? fz_u32(&f) % (128u << 10) : fz_u16(&f) % 4097;
+            unsigned pieces = 1 + fz_u8(&f) % 8;
+
+            if (cdb_len == 0)
+                cdb_len = fz_u8(&f) % (SCSI_CDB_MAX + 1);
+            fz_bytes(&f, cdb, sizeof(cdb));
+            if (dir == SCSI_DIR_NONE)
+                len = 0;
+            c->buf = len ? malloc(len) : NULL;
+            if (len && !c->buf)
+                abort();
+            if (dir == SCSI_DIR_TO_DEV)
+                fz_bytes(&f, c->buf, len < 512 ? len : 512);
+            else if (len)
+                memset(c->buf, 0xa5, len);
+            tcmd_init(&c->t, (sel & 0x80) ? 1 : 0, lun, cdb, cdb_len, dir, c->buf, len);
+            c->t.c.cdb_len = (uint8_t)cdb_len;
+            if (len && pieces > 1 && len >= pieces)
+                tcmd_split(&c->t, pieces);
+            c->t.c.tag = tag++;
+            c->used = true;
+            tcmd_submit(e, &c->t);
+            break;
+        }
+        case 2:                                         /* block layer makes progress */
+            fake_ctx_run(e->ctx, fz_u8(&f) % 4);
+            break;
+        case 3: {                                       /* task management */
+            if (ntmf == 8)
+                break;
+            struct ftmf *t = &tmfs[ntmf++];
+            uint8_t sel = fz_u8(&f);
+
+            t->tmf.type = (enum scsi_tmf_type)(sel % 8);
+            t->tmf.target = (sel & 0x80) ? 1 : 0;
+            t->tmf.lun = (sel >> 3) & 1;
+            t->tmf.tag = fz_u8(&f) % (tag + 1);
+            t->tmf.done_cb = tmf_done;
+            scsi_bus_tmf(e->bus, &t->tmf);
+            break;
+        }
+        case 4: {                                       /* I/O errors from the drive */
+            uint8_t sel = fz_u8(&f);
+            struct blk_drive *d = (sel & 1) ? e->extra[0] : e->drive;
+            static const int errs[] = { EIO, ENOSPC, EINVAL, EROFS };
+
+            d->fail_errno = errs[(sel >> 1) & 3];
+            d->fail_op = (sel & 0x20) ? -1 : (sel >> 3) % 5;
+            d->fail_count = 1 + (sel >> 6);
+            break;
+        }
+        }
+        /* Reap finished commands so their slots can be reused. */
+        for (unsigned i = 0; i < MAX_CMDS; i++) {
+            if (cmds[i].used && cmds[i].t.done) {
+                check_done(&cmds[i]);
+                free(cmds[i].buf);
+                cmds[i].used = false;
+            }
+        }
+    }
+    fake_ctx_run(e->ctx, 0);
+    for (unsigned i = 0; i < MAX_CMDS; i++) {
+        if (cmds[i].used) {
+            check_done(&cmds[i]);
+            free(cmds[i].buf);
+        }
+    }
+    for (unsigned i = 0; i < ntmf; i++)
+        if (tmfs[i].done != 1)
+            abort();
+    t_env_free(e);
+    return 0;
+}
