@@ -34,8 +34,10 @@ struct vscsid {
     unsigned ndevices;
     unsigned ndrives;
     unsigned auto_id;
-    vscsid_event_cb *event_cb;
-    void *event_opaque;
+    struct {
+        vscsid_event_cb *cb;
+        void *opaque;
+    } sinks[VSCSID_MAX_SINKS];
     bool freeing;
 };
 
@@ -209,14 +211,28 @@ static void emit(struct vscsid *d, enum vscsid_event_type type, const char *devi
 {
     struct vscsid_event ev = { .type = type, .device = device };
 
-    if (d->event_cb && !d->freeing)
-        d->event_cb(d->event_opaque, &ev);
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS && !d->freeing; i++)
+        if (d->sinks[i].cb)
+            d->sinks[i].cb(d->sinks[i].opaque, &ev);
 }
 
-void vscsid_set_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
+int vscsid_add_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
 {
-    d->event_cb = cb;
-    d->event_opaque = cb ? opaque : NULL;
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS; i++) {
+        if (!d->sinks[i].cb) {
+            d->sinks[i].cb = cb;
+            d->sinks[i].opaque = opaque;
+            return 0;
+        }
+    }
+    return -ENOSPC;
+}
+
+void vscsid_del_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
+{
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS; i++)
+        if (d->sinks[i].cb == cb && d->sinks[i].opaque == opaque)
+            d->sinks[i].cb = NULL;
 }
 
 /* The SCSI layer has freed the LUN: no command uses the drive for it any more. */

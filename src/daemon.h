@@ -86,7 +86,7 @@ int vscsid_foreach_drive(struct vscsid *d, int (*fn)(void *opaque, const struct 
 int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_device_info *),
                           void *opaque);
 /* Events for the management plane. The daemon knows nothing of QMP: the
- * management socket registers one sink and turns these into QMP events. The
+ * management socket registers a sink and turns these into QMP events. The
  * sink runs on the loop thread, possibly from inside a builder function. */
 enum vscsid_event_type {
     VSCSID_EVENT_DEVICE_DELETED,    /* device: its removal (vscsid_del_device) completed */
@@ -96,8 +96,10 @@ struct vscsid_event {
     const char *device;             /* device id */
 };
 typedef void vscsid_event_cb(void *opaque, const struct vscsid_event *ev);
-/* One sink; cb NULL removes it. */
-void vscsid_set_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
+/* Up to VSCSID_MAX_SINKS sinks (one per management socket). 0 or -ENOSPC. */
+#define VSCSID_MAX_SINKS 4
+int vscsid_add_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
+void vscsid_del_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
 
 /* Ask the daemon to shut down gracefully (QMP quit, signals). */
 void vscsid_request_shutdown(struct vscsid *d);

@@ -512,11 +512,15 @@ struct qmp_server *qmp_server_new(struct ev_loop *loop, const char *path, struct
         snprintf(err, errlen, "cannot watch %s: %s", path, strerror(errno));
         goto err_unlink;
     }
-    if (d)
-        vscsid_set_event_sink(d, daemon_event_cb, s);
+    if (d && vscsid_add_event_sink(d, daemon_event_cb, s) < 0) {
+        snprintf(err, errlen, "too many management sockets");
+        goto err_del;
+    }
     log_info("qmp: listening on %s", path);
     return s;
 
+err_del:
+    ev_loop_del_fd(loop, s->lh);
 err_unlink:
     unlink(path);
 err_close:
@@ -533,7 +537,7 @@ void qmp_server_free(struct qmp_server *s)
     if (!s)
         return;
     if (s->d)
-        vscsid_set_event_sink(s->d, NULL, NULL);
+        vscsid_del_event_sink(s->d, daemon_event_cb, s);
     while (s->held) {
         struct held_event *h = s->held;
         s->held = h->next;

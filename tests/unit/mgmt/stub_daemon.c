@@ -53,10 +53,23 @@ void blk_get_stats(const struct blk_drive *d, struct blk_stats *out)
     out->flushes = 1;
 }
 
-void vscsid_set_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
+int vscsid_add_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
 {
-    d->event_cb = cb;
-    d->event_opaque = opaque;
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS; i++) {
+        if (!d->sinks[i].cb) {
+            d->sinks[i].cb = cb;
+            d->sinks[i].opaque = opaque;
+            return 0;
+        }
+    }
+    return -ENOSPC;
+}
+
+void vscsid_del_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
+{
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS; i++)
+        if (d->sinks[i].cb == cb && d->sinks[i].opaque == opaque)
+            d->sinks[i].cb = NULL;
 }
 
 int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err, size_t errlen)
@@ -94,8 +107,9 @@ int vscsid_del_device(struct vscsid *d, const char *id, char *err, size_t errlen
         snprintf(err, errlen, "device '%s' not found", id);
         return -ENOENT;
     }
-    if (d->event_cb)
-        d->event_cb(d->event_opaque, &ev);
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS; i++)
+        if (d->sinks[i].cb)
+            d->sinks[i].cb(d->sinks[i].opaque, &ev);
     return 0;
 }
 
@@ -167,8 +181,14 @@ void vscsid_request_shutdown(struct vscsid *d)
 void stub_init(bool long_names)
 {
     struct vscsid *d = &g_d;
+    __typeof__(d->sinks) sinks;
+    struct ev_loop *loop = d->loop;
 
+    /* servers registered already keep their sinks */
+    memcpy(sinks, d->sinks, sizeof(sinks));
     memset(d, 0, sizeof(*d));
+    memcpy(d->sinks, sinks, sizeof(sinks));
+    d->loop = loop;
     d->ndrives = NDRIVES;
     for (unsigned i = 0; i < NDRIVES; i++) {
         snprintf(d->drives[i].id, sizeof(d->drives[i].id), "drive%u", i);

@@ -28,8 +28,10 @@ struct vscsid {
     unsigned add_drive_calls, add_device_calls, del_device_calls;
     uint64_t last_resize;
     char last_resize_drive[64];
-    vscsid_event_cb *event_cb;
-    void *event_opaque;
+    struct {
+        vscsid_event_cb *cb;
+        void *opaque;
+    } sinks[VSCSID_MAX_SINKS];
 };
 
 extern struct vscsid g_d;

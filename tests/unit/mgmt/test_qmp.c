@@ -23,171 +23,9 @@
 #include "util/log.h"
 #include "util/loop.h"
 
-/* ---- client side ---- */
-
-static struct ev_loop *g_loop;
 static struct qmp_server *g_srv;
-static char g_path[108];
 
-struct tclient {
-    int fd;
-    bool eof;
-    struct json_stream js;
-    char raw[65536];
-    size_t raw_len, raw_off;
-    char last[8192];            /* text of the last message (for string checks) */
-};
-
-static void pump(int ms)
-{
-    ev_loop_run_once(g_loop, ms);
-}
-
-static int tconnect(struct tclient *c)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-    memset(c, 0, sizeof(*c));
-    json_stream_init(&c->js, 64u << 20, 0);
-    strcpy(sa.sun_path, g_path);
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0)
-        return -errno;
-    /* a full listen backlog answers EAGAIN: let the server accept, retry */
-    for (int i = 0; i < 100; i++) {
-        if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-            return 0;
-        if (errno != EAGAIN)
-            return -errno;
-        pump(5);
-    }
-    return -EAGAIN;
-}
-
-static void tclose(struct tclient *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    json_stream_free(&c->js);
-}
-
-/* Next message, parsed; NULL on EOF or after ~3 s. */
-static struct json_value *trecv(struct tclient *c)
-{
-    char err[128];
-
-    for (int tries = 0; tries < 300; tries++) {
-        while (c->raw_off < c->raw_len) {
-            size_t used;
-            enum json_stream_status st =
-                json_stream_feed(&c->js, c->raw + c->raw_off, c->raw_len - c->raw_off, &used);
-            c->raw_off += used;
-            if (st == JSON_STREAM_MESSAGE) {
-                struct json_value *v = json_parse(c->js.buf, c->js.len, 0, err, sizeof(err));
-                snprintf(c->last, sizeof(c->last), "%s", c->js.buf);
-                if (!v)
-                    fprintf(stderr, "  client: bad message from server: %s (%s)\n", c->js.buf, err);
-                json_stream_next(&c->js);
-                return v;
-            }
-            if (st != JSON_STREAM_MORE) {
-                fprintf(stderr, "  client: framing error %s\n", c->js.err);
-                return NULL;
-            }
-        }
-        c->raw_off = c->raw_len = 0;
-        ssize_t n = recv(c->fd, c->raw, sizeof(c->raw), 0);
-        if (n > 0) {
-            c->raw_len = (size_t)n;
-            tries = 0;
-            continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-            c->eof = true;
-            return NULL;
-        }
-        pump(10);
-    }
-    return NULL;
-}
-
-static void tsend(struct tclient *c, const char *s, size_t len)
-{
-    size_t off = 0;
-
-    while (off < len) {
-        ssize_t n = send(c->fd, s + off, len - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            pump(10);
-            continue;
-        }
-        return;
-    }
-}
-
-static void tsends(struct tclient *c, const char *s)
-{
-    tsend(c, s, strlen(s));
-}
-
-/* Send, receive one reply, return it. */
-static struct json_value *cmd(struct tclient *c, const char *req)
-{
-    tsends(c, req);
-    return trecv(c);
-}
-
-static const char *err_class(const struct json_value *v)
-{
-    return json_get_str(json_obj_get(json_obj_get(v, "error"), "class"));
-}
-
-static const char *err_desc(const struct json_value *v)
-{
-    const char *d = json_get_str(json_obj_get(json_obj_get(v, "error"), "desc"));
-    return d ? d : "";
-}
-
-/* Reply is an error of class cls whose desc equals (or, with prefix, starts with) desc. */
-static int is_error(struct json_value *v, const char *cls, const char *desc, bool prefix)
-{
-    const char *c = err_class(v), *d = err_desc(v);
-    int ok = c && !strcmp(c, cls) && (prefix ? !strncmp(d, desc, strlen(desc)) : !strcmp(d, desc));
-
-    if (!ok)
-        fprintf(stderr, "  got error %s / '%s', expected %s / '%s'\n", c ? c : "(none)", d, cls, desc);
-    json_free(v);
-    return ok;
-}
-
-static int is_empty_return(struct json_value *v)
-{
-    const struct json_value *r = json_obj_get(v, "return");
-    int ok = json_is(r, JSON_OBJECT) && r->u.obj.n == 0;
-
-    json_free(v);
-    return ok;
-}
-
-static int connect_negotiated(struct tclient *c)
-{
-    struct json_value *v;
-
-    if (tconnect(c) < 0)
-        return -1;
-    v = trecv(c);           /* greeting */
-    if (!json_obj_get(v, "QMP")) {
-        json_free(v);
-        return -1;
-    }
-    json_free(v);
-    return is_empty_return(cmd(c, "{\"execute\": \"qmp_capabilities\"}")) ? 0 : -1;
-}
+#include "qmp_tclient.h"
 
 /* ---- tests ---- */
 
@@ -540,13 +378,194 @@ static void test_arg_checks(void)
     /* every command name is unique and every command has a handler */
     {
         bool ok = true;
-        for (size_t g = 0; g < 2; g++) {
-            const struct qmp_cmd *t = g ? qmp_query_cmds : qmp_core_cmds;
+        const struct qmp_cmd *const tables[] = { qmp_core_cmds, qmp_query_cmds, qmp_block_cmds,
+                                                 qmp_device_cmds };
+        for (size_t g = 0; g < sizeof(tables) / sizeof(tables[0]); g++) {
+            const struct qmp_cmd *t = tables[g];
             for (; t->name; t++)
                 ok = ok && t->fn && qmp_find_command(t->name) == t;
         }
         CHECK(ok);
     }
+}
+
+/* Reply is {"return": {}}; prints the error otherwise. */
+static int ok_reply(struct json_value *v)
+{
+    const char *d = err_desc(v);
+    int ok = json_obj_get(v, "return") != NULL;
+
+    if (!ok)
+        fprintf(stderr, "  unexpected error: %s\n", d);
+    json_free(v);
+    return ok;
+}
+
+/* blockdev-add / device_add map their arguments onto the --drive / --device
+ * configuration (checked by the CLI's own code); errors name the argument. */
+static void test_hotplug_args(void)
+{
+    struct tclient c;
+    struct { const char *req, *cls, *desc; } bad[] = {
+        { "{'execute': 'blockdev-add', 'arguments': {'driver': 'null-co', 'size': 512}}",
+          "GenericError", "Parameter 'node-name' is missing" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'qcow2'}}",
+          "GenericError", "Parameter 'driver' does not accept value 'qcow2'" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'raw'}}",
+          "GenericError", "Parameter 'file' is missing" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'raw', 'file': {'driver': 'nbd', 'filename': '/a'}}}",
+          "GenericError", "Parameter 'file.driver' does not accept value 'nbd'" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'raw', 'file': {'driver': 'file'}}}",
+          "GenericError", "Parameter 'file.filename' is missing" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'raw', 'file': {'driver': 'file', 'filename': 3}}}",
+          "GenericError", "Invalid parameter type for 'file.filename', expected: string" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'null-co'}}",
+          "GenericError", "Parameter 'size' is missing" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'null-co', 'size': 0}}",
+          "GenericError", "Parameter 'size' expects a value from 1 to" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'raw', 'size': 1, 'file': {'driver': 'file', 'filename': '/a'}}}",
+          "GenericError", "Parameter 'size' is unexpected" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'null-co', 'size': 512, 'cache': {'direct': true, 'no-flush': true}}}",
+          "GenericError", "cache.direct and cache.no-flush cannot both be true" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'null-co', 'size': 512, 'cache': {'writeback': true}}}",
+          "GenericError", "Parameter 'cache.writeback' is unexpected" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'x', 'driver': 'null-co', 'size': 512, 'discard': 'maybe'}}",
+          "GenericError", "Parameter 'discard' does not accept value 'maybe'" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': '1x', 'driver': 'null-co', 'size': 512}}",
+          "GenericError", "Parameter 'node-name': '1x' is not a valid name" },
+        { "{'execute': 'blockdev-add', 'arguments': {'node-name': 'drive3', 'driver': 'null-co', 'size': 512}}",
+          "GenericError", "blockdev-add: drive id 'drive3' is already in use" },
+        { "{'execute': 'device_add', 'arguments': {'drive': 'drive5'}}",
+          "GenericError", "Parameter 'driver' is missing" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 5}}",
+          "GenericError", "Invalid parameter type for 'driver', expected: string" },
+        { "{'execute': 'device_add'}", "GenericError", "Parameter 'driver' is missing" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-tape', 'drive': 'drive5'}}",
+          "GenericError", "device_add: unknown device type 'scsi-tape'" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd'}}",
+          "GenericError", "device_add: missing drive=" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5', 'scsi-id': 256}}",
+          "GenericError", "device_add: scsi-id=256: expected a number from 0 to 255" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5', 'lun': 16384}}",
+          "GenericError", "device_add: lun=16384: expected a number from 0 to 16383" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5', 'lun': -1}}",
+          "GenericError", "device_add: lun=-1: expected a number from 0 to 16383" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5', 'lun': 'abc'}}",
+          "GenericError", "device_add: lun=abc: expected a number" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5', 'lun': 1.5}}",
+          "GenericError", "Invalid parameter type for 'lun', expected: string, integer or boolean" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5', 'lun': null}}",
+          "GenericError", "Invalid parameter type for 'lun'" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5', 'removable': 'maybe'}}",
+          "GenericError", "device_add: removable=maybe: expected on or off" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5', 'bus': 'scsi0.0'}}",
+          "GenericError", "device_add: unknown key 'bus'" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5', 'id': 'a b'}}",
+          "GenericError", "device_add: id=a b: an id starts with a letter" },
+        { "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'nodrive'}}",
+          "GenericError", "device_add: drive 'nodrive' not found" },
+        { "{'execute': 'device_del'}", "GenericError", "Parameter 'id' is missing" },
+        { "{'execute': 'device_del', 'arguments': {'id': 7}}",
+          "GenericError", "Invalid parameter type for 'id', expected: string" },
+        { "{'execute': 'device_del', 'arguments': {'id': 'nope'}}", "DeviceNotFound", "Device 'nope' not found" },
+        { "{'execute': 'blockdev-del', 'arguments': {'node-name': 'nope'}}",
+          "DeviceNotFound", "Failed to find node with node-name='nope'" },
+        { "{'execute': 'blockdev-del', 'arguments': {'node-name': 'drive0'}}",
+          "GenericError", "blockdev-del: drive 'drive0' is in use by device 'disk0'" },
+        { "{'execute': 'block_resize', 'arguments': {'size': 512}}",
+          "GenericError", "Parameter 'node-name' is missing (or give 'device')" },
+        { "{'execute': 'block_resize', 'arguments': {'device': 'drive2', 'node-name': 'drive2', 'size': 512}}",
+          "GenericError", "Give 'device' or 'node-name', not both" },
+        { "{'execute': 'block_resize', 'arguments': {'device': 'drive2'}}",
+          "GenericError", "Parameter 'size' is missing" },
+        { "{'execute': 'block_resize', 'arguments': {'device': 'drive2', 'size': -1}}",
+          "GenericError", "Parameter 'size' expects a value from 0 to" },
+        { "{'execute': 'block_resize', 'arguments': {'device': 'drive2', 'size': 1000}}",
+          "GenericError", "Parameter 'size': size 1000 is not a positive multiple of 512" },
+        { "{'execute': 'block_resize', 'arguments': {'node-name': 'nope', 'size': 512}}",
+          "DeviceNotFound", "Cannot find device='' nor node-name='nope'" },
+        { "{'execute': 'query-blockstats', 'arguments': {'query-nodes': 1}}",
+          "GenericError", "Invalid parameter type for 'query-nodes', expected: boolean" },
+    };
+    struct json_value *v;
+    const struct json_value *r, *st;
+    int64_t i;
+
+    stub_init(true);
+    CHECK(connect_negotiated(&c) == 0);
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        if (!is_error(cmd(&c, bad[k].req), bad[k].cls, bad[k].desc, true))
+            fprintf(stderr, "  case %zu: %s\n", k, bad[k].req);
+    }
+
+    /* raw over a file, every option */
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-add', 'arguments': {'node-name': 'img1', 'driver': 'raw',"
+                           " 'read-only': true, 'discard': 'unmap', 'cache': {'direct': true},"
+                           " 'file': {'driver': 'file', 'filename': '/var/img1', 'aio': 'threads'}}}")));
+    CHECK(!strcmp(g_d.last_drive.id, "img1") && !strcmp(g_d.last_drive.filename, "/var/img1"));
+    CHECK(!strcmp(g_d.last_drive.format, "raw") && g_d.last_drive.blk.driver == BLK_DRIVER_FILE);
+    CHECK(g_d.last_drive.blk.readonly && g_d.last_drive.blk.discard_unmap);
+    CHECK(g_d.last_drive.blk.cache == BLK_CACHE_NONE && g_d.last_drive.blk.aio == BLK_AIO_THREADS);
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-add', 'arguments': {'node-name': 'img2', 'driver': 'file',"
+                           " 'filename': '/var/img2', 'cache': {'no-flush': true}}}")));
+    CHECK(!strcmp(g_d.last_drive.filename, "/var/img2") && !g_d.last_drive.blk.readonly);
+    CHECK(g_d.last_drive.blk.cache == BLK_CACHE_UNSAFE && !g_d.last_drive.blk.discard_unmap);
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-add', 'arguments': {'node-name': 'n1', 'driver': 'null-co',"
+                           " 'size': 1073741824, 'read-zeroes': true}}")));
+    CHECK(g_d.last_drive.blk.driver == BLK_DRIVER_NULL && g_d.last_drive.blk.size == 1ull << 30);
+    CHECK(g_d.last_drive.blk.cache == BLK_CACHE_WRITEBACK);
+
+    /* device_add: JSON integers/booleans or strings, as QEMU takes them */
+    CHECK(ok_reply(cmd(&c, "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'drive5',"
+                           " 'scsi-id': 3, 'lun': 300, 'id': 'hd5', 'serial': '007',"
+                           " 'wwn': '0x5000c50015ea71ac', 'removable': true, 'logical_block_size': 4096}}")));
+    CHECK(g_d.last_device.target == 3 && g_d.last_device.lun == 300);
+    CHECK(!strcmp(g_d.last_device.id, "hd5") && !strcmp(g_d.last_device.drive, "drive5"));
+    CHECK(!strcmp(g_d.last_device.serial, "007") && g_d.last_device.scsi.wwn == 0x5000c50015ea71acull);
+    CHECK(g_d.last_device.scsi.removable && g_d.last_device.scsi.logical_block_size == 4096);
+    CHECK(ok_reply(cmd(&c, "{'execute': 'device_add', 'arguments': {'driver': 'scsi-disk', 'drive': 'drive6',"
+                           " 'scsi-id': '255', 'lun': '16383', 'removable': 'off'}}")));
+    CHECK(g_d.last_device.target == 255 && g_d.last_device.lun == 16383 && !g_d.last_device.scsi.removable);
+
+    /* block_resize by drive, by node-name, by device id (its drive) */
+    CHECK(ok_reply(cmd(&c, "{'execute': 'block_resize', 'arguments': {'device': 'drive3', 'size': 1048576}}")));
+    CHECK(!strcmp(g_d.last_resize_drive, "drive3") && g_d.last_resize == 1048576);
+    CHECK(ok_reply(cmd(&c, "{'execute': 'block_resize', 'arguments': {'node-name': 'drive4', 'size': 2048}}")));
+    CHECK(!strcmp(g_d.last_resize_drive, "drive4"));
+    CHECK(ok_reply(cmd(&c, "{'execute': 'block_resize', 'arguments': {'device': 'disk0', 'size': 4096}}")));
+    CHECK(!strcmp(g_d.last_resize_drive, "drive0") && g_d.last_resize == 4096);
+
+    /* blockdev-del of a free drive */
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'drive7'}}")));
+
+    /* device_del: the reply first, then DEVICE_DELETED (the stub completes at once) */
+    v = cmd(&c, "{'execute': 'device_del', 'arguments': {'id': 'disk0'}, 'id': 'del1'}");
+    CHECK(json_obj_get(v, "return") && !strcmp(json_get_str(json_obj_get(v, "id")), "del1"));
+    json_free(v);
+    v = trecv(&c);
+    CHECK(!strcmp(json_get_str(json_obj_get(v, "event")), "DEVICE_DELETED"));
+    r = json_obj_get(v, "data");
+    CHECK(!strcmp(json_get_str(json_obj_get(r, "device")), "disk0"));
+    CHECK(!strcmp(json_get_str(json_obj_get(r, "path")), "/machine/peripheral/disk0"));
+    json_free(v);
+
+    /* query-blockstats: QEMU's BlockStats shape, one per drive, sorted */
+    v = cmd(&c, "{'execute': 'query-blockstats'}");
+    r = json_obj_get(v, "return");
+    CHECK(json_array_len(r) == NDRIVES);
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 0), "device")), "drive0"));
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 0), "node-name")), "drive0"));
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 0), "qdev")), "disk0"));
+    CHECK(!json_obj_get(json_array_at(r, 2), "qdev"));
+    st = json_obj_get(json_array_at(r, 2), "stats");
+    CHECK(json_get_int(json_obj_get(st, "rd_operations"), 3, 3, &i) == 0);
+    CHECK(json_get_int(json_obj_get(st, "rd_bytes"), 3 * 4096, 3 * 4096, &i) == 0);
+    CHECK(json_get_int(json_obj_get(st, "wr_operations"), 2, 2, &i) == 0);
+    CHECK(json_get_int(json_obj_get(st, "flush_operations"), 1, 1, &i) == 0);
+    CHECK(json_is(json_obj_get(st, "failed_operations"), JSON_INT));
+    json_free(v);
+    tclose(&c);
+    stub_init(true);
 }
 
 static void test_socket_setup(void)
@@ -615,6 +634,7 @@ int main(void)
     RUN_TEST(test_query_shapes);
     RUN_TEST(test_client_limit);
     RUN_TEST(test_arg_checks);
+    RUN_TEST(test_hotplug_args);
     RUN_TEST(test_events_and_quit);
     qmp_server_free(g_srv);
     CHECK(access(g_path, F_OK) < 0);
