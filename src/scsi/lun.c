@@ -149,8 +149,13 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
     /* VPD 83 NAA: the configured WWN, else NAA 3 (locally assigned, SPC-4
      * 7.8.6.6.2) from a hash of the id: stable across restarts, needs no OUI. */
     if (cfg->wwn) {
-        if (!(cfg->wwn >> 60)) {
-            snprintf(err, errlen, "wwn must carry an NAA in its top 4 bits (e.g. 0x5...)");
+        /* 8-byte designators: NAA 2 (IEEE extended), 3 (locally assigned),
+         * 5 (IEEE registered); NAA 6 needs 16 bytes (SPC-4 7.8.6.6) */
+        unsigned naa = (unsigned)(cfg->wwn >> 60);
+
+        if (naa != 2 && naa != 3 && naa != 5) {
+            snprintf(err, errlen, "wwn=0x%016llx: the NAA (top hex digit) must be 2, 3 or 5",
+                     (unsigned long long)cfg->wwn);
             ret = -EINVAL;
             goto fail;
         }

@@ -452,15 +452,17 @@ int spc_mode_sense(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 
     /* SBC-4 6.5.2 mode parameter block descriptor (short or long LBA) */
     if (!dbd) {
-        uint64_t nb = lu->medium_present ? scsi_lun_capacity(lu) : 0;
+        /* nothing in it is changeable: all zero for PC=01b */
+        uint64_t nb = lu->medium_present && pc != PC_CHANGEABLE ? scsi_lun_capacity(lu) : 0;
+        uint32_t bl = pc != PC_CHANGEABLE ? lu->block_size : 0;
 
         if (llbaa) {
             put_be64(&b[n], nb);
-            put_be32(&b[n + 12], lu->block_size);
+            put_be32(&b[n + 12], bl);
             bdlen = 16;
         } else {
             put_be32(&b[n], nb > 0xffffffffu ? 0xffffffffu : (uint32_t)nb);
-            put_be32(&b[n + 4], lu->block_size);    /* byte 4 reserved, 3-byte length */
+            put_be32(&b[n + 4], bl);                /* byte 4 reserved, 3-byte length */
             b[n + 4] = 0;
             bdlen = 8;
         }

@@ -166,6 +166,9 @@ static void test_inquiry_config(void)
         bad.vendor = "BAD\x01";
         CHECK_EQ(scsi_bus_add_lun(e->bus, 0, 2, &bad, d, err, sizeof(err)), -EINVAL);
         bad.vendor = NULL;
+        bad.wwn = 0x6000c50012345678ull;
+        CHECK_EQ(scsi_bus_add_lun(e->bus, 0, 2, &bad, d, err, sizeof(err)), -EINVAL);
+        bad.wwn = 0;
         CHECK_EQ(scsi_bus_add_lun(e->bus, 0, 1, &bad, d, err, sizeof(err)), -EEXIST);
         CHECK_EQ(scsi_bus_add_lun(e->bus, 0, 16384, &bad, d, err, sizeof(err)), -EINVAL);
         fake_drive_free(d);
@@ -503,11 +506,16 @@ static void test_mode_sense(void)
     CHECK_EQ(b[3], 0);
     CHECK_EQ(b[4], 0x08);
     CHECK_EQ(b[5], 0x12);
-    /* changeable values */
+    /* changeable values; nothing changeable in the block descriptor */
     n = mode_sense(e, false, 0x08, 0x40 | 0x0a, 0, 255, b, &t);
     CHECK_EQ(n, 4 + 12);
     CHECK_EQ(b[6], 0x04);
     CHECK_EQ(b[8], 0x08);
+    n = mode_sense(e, false, 0, 0x40 | 0x08, 0, 255, b, &t);
+    CHECK_EQ(n, 4 + 8 + 20);
+    CHECK_EQ(b[3], 8);
+    CHECK_EQ(b[4] | b[5] | b[6] | b[7] | b[9] | b[10] | b[11], 0);
+    CHECK_EQ(b[12 + 2], 0x04);
     /* saved values: 05/39/00 */
     mode_sense(e, false, 0, 0xc0 | 0x3f, 0, 255, b, &t);
     check_sense(&t, 5, 0x39, 0);
