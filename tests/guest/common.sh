@@ -41,6 +41,8 @@ ensure_pkgs() {
 # Seconds since the epoch with milliseconds, for timing reports.
 now() { date +%s.%N | cut -c1-14; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# True once more than SECS seconds have passed since START (a now value).
+timed_out() { awk -v s="$1" -v t="$2" -v n="$(now)" 'BEGIN { exit !(n - s > t) }'; }
 
 # The guest test's exit code from a serial log, or nothing. Kernel messages may land on
 # the same line, so match anywhere and take the last one.
@@ -61,7 +63,7 @@ wait_qemu() {
         if [ -z "$BOOT_SECS" ] && log_begun "$log"; then
             BOOT_SECS=$(elapsed "$start")
         fi
-        if awk -v s="$start" -v t="$timeout" -v n="$(now)" 'BEGIN { exit !(n - s > t) }'; then
+        if timed_out "$start" "$timeout"; then
             log "timeout after ${timeout}s, killing QEMU (pid $pid)"
             kill_qemu "$pid"
             return "$RC_TIMEOUT"

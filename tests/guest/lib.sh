@@ -160,8 +160,7 @@ wait_socket() {
         if [ -n "$name" ] && ! daemon_alive "$name"; then
             e2e_fail "$name exited before creating $path"
         fi
-        awk -v s="$start" -v n="$(now)" -v t="$secs" 'BEGIN { exit !(n - s > t) }' &&
-            e2e_fail "no socket $path after ${secs}s"
+        timed_out "$start" "$secs" && e2e_fail "no socket $path after ${secs}s"
         sleep 0.05
     done
 }
@@ -171,7 +170,7 @@ wait_log() {
     local file=$1 pat=$2 secs=$3 start
     start=$(now)
     until grep -aEq "$pat" "$file" 2>/dev/null; do
-        awk -v s="$start" -v n="$(now)" -v t="$secs" 'BEGIN { exit !(n - s > t) }' && return 1
+        timed_out "$start" "$secs" && return 1
         sleep 0.2
     done
 }
@@ -243,6 +242,16 @@ e2e_guest() {
     e2e_backend_alive || e2e_fail "vscsid died during guest $name"
     return "$rc"
 }
+
+# e2e_guest_ok NAME SCRIPT [options...]: e2e_guest, and the scenario fails unless the
+# guest test passed, with the guest's first GUEST-FAIL reason (vs_die).
+e2e_guest_ok() {
+    local rc=0
+    e2e_guest "$@" || rc=$?
+    [ "$rc" = 0 ] || e2e_fail "guest $1 failed (rc $rc): $(guest_fail_reason "$1")"
+}
+
+guest_fail_reason() { guest_output "$1" | grep -a -m1 GUEST-FAIL || true; }
 
 # e2e_guest_bg NAME SCRIPT [options...]: like e2e_guest but returns once QEMU runs
 # (daemonized, QMP at LOGDIR/../NAME.qmp, i.e. E2E_TMP/NAME.qmp). Stop it with

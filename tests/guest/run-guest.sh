@@ -156,12 +156,12 @@ else
     cmdline="$cmdline vscsi.maxtime=$((TIMEOUT + 30))"
 fi
 args+=(-append "$cmdline")
-[ -z "$QMP" ] || args+=(-qmp "unix:$QMP,server=on,wait=off")
+[ -z "$QMP" ] || args+=(-qmp "unix:$(realpath -m "$QMP"),server=on,wait=off")
 
 n=0
 for v in "${VHOST[@]}"; do
     IFS=, read -r -a parts <<< "$v"
-    sock=${parts[0]} chr="" dev=""
+    sock=$(realpath -m "${parts[0]}") chr="" dev=""   # absolute: -daemonize changes to /
     [ -S "$sock" ] || log "warning: $sock is not a socket (is the daemon listening?)"
     for p in "${parts[@]:1}"; do
         case $p in
@@ -179,7 +179,7 @@ if [ ${#BUILTIN[@]} -gt 0 ]; then
     n=0
     for b in "${BUILTIN[@]}"; do
         IFS=, read -r -a parts <<< "$b"
-        img=${parts[0]} drv="" driver=scsi-hd dev="" fmt=",format=raw"
+        img=$(realpath -m "${parts[0]}") drv="" driver=scsi-hd dev="" fmt=",format=raw"
         [ -e "$img" ] || die "no image $img"
         for p in "${parts[@]:1}"; do
             case $p in

@@ -45,7 +45,5 @@ vs_info "fio verify ok"
 EOF
 )
 
-rc=0
-e2e_guest fio "$script" --smp 2 --env "MB=$MB" || rc=$?
-[ "$rc" = 0 ] || e2e_fail "guest check failed (rc $rc): $(guest_output fio | grep -a GUEST-FAIL | head -n 1)"
+e2e_guest_ok fio "$script" --smp 2 --env "MB=$MB"
 e2e_pass

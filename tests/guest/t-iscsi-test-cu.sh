@@ -55,9 +55,7 @@ fi
 EOF
 )
 
-rc=0
-e2e_guest iscsi "$script" --env "SANITIZE=${ISCSI_SANITIZE:-0}" || rc=$?
-[ "$rc" = 0 ] || e2e_fail "guest run failed (rc $rc): $(guest_output iscsi | grep -a GUEST-FAIL | head -n 1)"
+e2e_guest_ok iscsi "$script" --env "SANITIZE=${ISCSI_SANITIZE:-0}"
 
 results=$E2E_LOGDIR/results.txt
 guest_output iscsi | grep -a '^RESULT ' | sed 's/^RESULT //' > "$results"

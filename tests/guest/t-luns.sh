@@ -74,7 +74,5 @@ echo "all $n LUNs ok"
 EOF
 )
 
-rc=0
-e2e_guest luns "$script" --env "EXPECT=$expect" || rc=$?
-[ "$rc" = 0 ] || e2e_fail "guest check failed (rc $rc): $(guest_output luns | grep -a GUEST-FAIL | head -n 1)"
+e2e_guest_ok luns "$script" --env "EXPECT=$expect"
 e2e_pass

@@ -73,9 +73,7 @@ check c \$OFF_C
 EOF
 )
 
-rc=0
-e2e_guest A "$script_a" "${files[@]}" || rc=$?
-[ "$rc" = 0 ] || e2e_fail "guest A failed (rc $rc): $(guest_output A | grep -a GUEST-FAIL | head -n 1)"
+e2e_guest_ok A "$script_a" "${files[@]}"
 same_daemon "guest A powered off"
 
 e2e_guest_bg B "$script_b" "${files[@]}"
@@ -84,7 +82,7 @@ if ! wait_log "$E2E_LOGDIR/B.serial" 'READY-FOR-KILL|VSCSI-TEST-RC' "$E2E_TIMEOU
     e2e_fail "guest B never got ready"
 fi
 grep -aq READY-FOR-KILL "$E2E_LOGDIR/B.serial" ||
-    e2e_fail "guest B failed: $(guest_output B | grep -a GUEST-FAIL | head -n 1)"
+    e2e_fail "guest B failed: $(guest_fail_reason B)"
 # QMP answers, so the machine is running (and the QMP plumbing works for other tests).
 qmp "$E2E_TMP/B.qmp" '{"execute":"query-status"}' | grep -q '"running"' ||
     e2e_fail "QMP query-status of guest B did not say running"
@@ -92,8 +90,7 @@ e2e_guest_kill B KILL
 E2E_TIMES+=("B boot+write+kill total=$(elapsed "$t0")s")
 same_daemon "QEMU B was killed"
 
-e2e_guest C "$script_c" "${files[@]}" || rc=$?
-[ "$rc" = 0 ] || e2e_fail "guest C failed (rc $rc): $(guest_output C | grep -a GUEST-FAIL | head -n 1)"
+e2e_guest_ok C "$script_c" "${files[@]}"
 same_daemon "guest C powered off"
 
 for p in a:$OFF_A b:$OFF_B c:$OFF_C; do
