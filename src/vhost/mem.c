@@ -1,13 +1,149 @@
 /* Guest memory regions: mmap of the frontend's fds, guest-physical and
- * frontend-virtual address translation (vhost-user spec, "Memory access"). */
+ * frontend-virtual address translation (vhost-user spec, "Memory access").
+ *
+ * Truncation guard: a frontend can shrink the file behind a region after we
+ * mapped it (an unsealed memfd, a tmpfs or hugetlbfs file); any access to the
+ * lost pages then raises SIGBUS, from a ring read as much as from a memcpy in
+ * the SCSI layer. Rather than require F_SEAL_SHRINK (QEMU's memory-backend-memfd
+ * seals by default, memory-backend-file cannot), every unsealed region is
+ * registered with a SIGBUS handler that maps anonymous zero pages over the
+ * rest of the region from the faulting page on and returns: the access
+ * completes (reads see zeros, writes are lost), the daemon keeps running, and
+ * the region's unmap logs what happened. io_uring I/O into such pages fails
+ * with EFAULT instead. Faults outside every region keep the default action. */
 #include "vhost/mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/log.h"
+
+/* ---- truncation guard ---- */
+
+#define GUARD_SLOTS 256
+
+struct guard_slot {
+    uintptr_t start;            /* 0: free; written last when registering */
+    uintptr_t end;
+    uintptr_t align;            /* replacement granule (huge page size for hugetlbfs) */
+    int fd;                     /* the region's file, to learn where it ends now */
+    uint64_t file_off;          /* file offset mapped at start */
+    unsigned faults;
+};
+
+static struct guard_slot g_guard[GUARD_SLOTS];
+static pthread_mutex_t g_guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t g_guard_once = PTHREAD_ONCE_INIT;
+static struct sigaction g_guard_prev;
+static bool g_guard_installed;
+
+static void guard_handler(int sig, siginfo_t *si, void *uc)
+{
+    uintptr_t a = (uintptr_t)si->si_addr;
+    struct stat st;
+
+    for (unsigned i = 0; i < GUARD_SLOTS; i++) {
+        struct guard_slot *g = &g_guard[i];
+        uintptr_t start = __atomic_load_n(&g->start, __ATOMIC_ACQUIRE), from;
+
+        if (!start || a < start || a >= g->end)
+            continue;
+        /* File pages past the (new) end of file are all gone: replace them
+         * up to the region end in one go (one signal, not one per page).
+         * fstat is async-signal-safe. */
+        from = a & ~(g->align - 1);
+        if (fstat(g->fd, &st) == 0 && st.st_size >= 0) {
+            uint64_t end = ((uint64_t)st.st_size + g->align - 1) & ~(uint64_t)(g->align - 1);
+
+            if (end > g->file_off && end - g->file_off < from - start)
+                from = start + (uintptr_t)(end - g->file_off);
+            else if (end <= g->file_off)
+                from = start;
+        }
+        if (from < start)
+            from = start;
+        if (mmap((void *)from, g->end - from, PROT_READ | PROT_WRITE,
+                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == MAP_FAILED)
+            break;
+        __atomic_add_fetch(&g->faults, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    /* Not guest memory: whatever was there before us decides. */
+    if ((g_guard_prev.sa_flags & SA_SIGINFO) && g_guard_prev.sa_sigaction) {
+        g_guard_prev.sa_sigaction(sig, si, uc);
+    } else if (g_guard_prev.sa_handler != SIG_IGN && g_guard_prev.sa_handler != SIG_DFL &&
+               g_guard_prev.sa_handler) {
+        g_guard_prev.sa_handler(sig);
+    } else {
+        signal(sig, SIG_DFL);   /* the access faults again and kills us */
+    }
+}
+
+static void guard_install(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = guard_handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    g_guard_installed = sigaction(SIGBUS, &sa, &g_guard_prev) == 0;
+}
+
+/* Returns the slot index + 1, or 0 when the region is not guarded. */
+static unsigned guard_add(void *p, size_t len, uint64_t align, int fd, uint64_t file_off)
+{
+    unsigned slot = 0;
+
+    pthread_once(&g_guard_once, guard_install);
+    if (!g_guard_installed)
+        return 0;
+    pthread_mutex_lock(&g_guard_lock);
+    for (unsigned i = 0; i < GUARD_SLOTS; i++) {
+        struct guard_slot *g = &g_guard[i];
+
+        if (__atomic_load_n(&g->start, __ATOMIC_RELAXED))
+            continue;
+        g->end = (uintptr_t)p + len;
+        g->align = (uintptr_t)align;
+        g->fd = fd;
+        g->file_off = file_off;
+        g->faults = 0;
+        __atomic_store_n(&g->start, (uintptr_t)p, __ATOMIC_RELEASE);
+        slot = i + 1;
+        break;
+    }
+    pthread_mutex_unlock(&g_guard_lock);
+    return slot;
+}
+
+/* Before the munmap: returns how many truncation faults the region took. */
+static unsigned guard_remove(unsigned slot)
+{
+    struct guard_slot *g;
+    unsigned faults;
+
+    if (!slot)
+        return 0;
+    g = &g_guard[slot - 1];
+    pthread_mutex_lock(&g_guard_lock);
+    faults = __atomic_load_n(&g->faults, __ATOMIC_RELAXED);
+    __atomic_store_n(&g->start, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&g_guard_lock);
+    return faults;
+}
+
+unsigned mem_region_faults(const struct vhost_mem_region *r)
+{
+    return r->guard ? __atomic_load_n(&g_guard[r->guard - 1].faults, __ATOMIC_RELAXED) : 0;
+}
 
 int mem_desc_check(const struct vhost_mem_desc *d, const char **why)
 {
@@ -35,7 +171,7 @@ int mem_region_map(const struct vhost_mem_desc *d, int fd, struct vhost_mem_regi
     long page = sysconf(_SC_PAGESIZE);
     const char *unused;
     void *p;
-    int ret;
+    int ret, seals;
 
     if (!why)
         why = &unused;
@@ -85,6 +221,15 @@ int mem_region_map(const struct vhost_mem_desc *d, int fd, struct vhost_mem_regi
     /* Guest RAM has no place in our core dumps. */
     (void)madvise(p, d->size + delta, MADV_DONTDUMP);
 
+    /* A file sealed against shrinking cannot lose pages under us. */
+    seals = fcntl(fd, F_GET_SEALS);
+    r->sealed = seals >= 0 && (seals & F_SEAL_SHRINK);
+    if (!r->sealed) {
+        r->guard = guard_add(p, d->size + delta, align, fd, start);
+        if (!r->guard)
+            log_warn("vhost: no truncation guard for a region (all %u slots used)", GUARD_SLOTS);
+    }
+
     r->d = *d;
     r->map_base = p;
     r->map_len = d->size + delta;
@@ -102,8 +247,15 @@ static void mem_region_ref(struct vhost_mem_region *r)
 
 void mem_region_unref(struct vhost_mem_region *r)
 {
+    unsigned faults;
+
     if (!r || __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL))
         return;
+    faults = guard_remove(r->guard);
+    if (faults)
+        log_warn("vhost: the frontend truncated the file behind guest region gpa 0x%llx+0x%llx "
+                 "while mapped; %u access(es) saw zero pages", (unsigned long long)r->d.gpa,
+                 (unsigned long long)r->d.size, faults);
     munmap(r->map_base, r->map_len);
     close(r->fd);
     free(r);

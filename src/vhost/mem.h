@@ -34,6 +34,8 @@ struct vhost_mem_region {
     size_t map_len;
     int fd;
     unsigned refs;
+    bool sealed;                /* F_SEAL_SHRINK: cannot lose pages under us */
+    unsigned guard;             /* truncation guard slot + 1, 0 = none (mem.c) */
 };
 
 struct vhost_mem {
@@ -47,12 +49,17 @@ struct vhost_mem {
 int mem_desc_check(const struct vhost_mem_desc *d, const char **why);
 
 /* Map d from fd (MAP_SHARED, read-write). The fd must be a regular file (memfd,
- * hugetlbfs, tmpfs) at least mmap_offset + size long. On success the region
+ * hugetlbfs, tmpfs) at least mmap_offset + size long. Unless the file is
+ * sealed with F_SEAL_SHRINK, the mapping is registered with a SIGBUS guard
+ * that survives a later truncation by the frontend (see mem.c). On success the region
  * owns fd and has one reference. -EINVAL for a bad description or fd, or the
  * mmap error. */
 int mem_region_map(const struct vhost_mem_desc *d, int fd, struct vhost_mem_region **out,
                    const char **why);
 void mem_region_unref(struct vhost_mem_region *r);
+/* Accesses to pages the frontend truncated away since the map (0 for a
+ * sealed region): each one was answered with zero pages by the SIGBUS guard. */
+unsigned mem_region_faults(const struct vhost_mem_region *r);
 
 /* A new empty table with one reference, or a copy of src (sharing its
  * regions; src may be NULL). NULL on allocation failure. */
