@@ -4,7 +4,7 @@ SOCKET     ?= ./vscsi.sock
 IMAGE      ?= ./vscsi-default.img
 IMAGE_SIZE ?= 1G
 
-.PHONY: all deps run test test-unit test-asan demo clean
+.PHONY: all deps run test test-unit test-asan demo clean fuzz
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -33,6 +33,11 @@ test-unit: all
 demo: all
 	@scripts/install-deps.sh --test
 	tests/guest/demo.sh
+
+# libFuzzer targets (clang build in build-fuzz), FUZZ_SECONDS each; fails on any finding.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz-smoke.sh
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -196,7 +196,7 @@ static void send_message(struct fz *f)
     uint8_t r = fz_u8(f), fl = fz_u8(f), fs = fz_u8(f);
     uint16_t sz = fz_u16(f);
     struct vhost_msg_hdr h;
-    uint8_t buf[sizeof(h) + 5000];
+    uint8_t buf[sizeof(h) + 5000 + 16];
     int fds[8];
     unsigned nfds = fs & 7;
     union {
