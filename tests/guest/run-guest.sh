@@ -197,7 +197,9 @@ fi
 args+=("${QEMU_EXTRA[@]}")
 
 if [ "$SHELL_MODE" = 1 ]; then
-    exec "$QEMU" "${QEMU_DATA[@]}" "${args[@]}"
+    # Not exec: the EXIT trap still removes WORK.
+    "$QEMU" "${QEMU_DATA[@]}" "${args[@]}"
+    exit 0
 fi
 
 START=$(now)
