@@ -308,6 +308,10 @@ int vscsid_resize_drive(struct vscsid *d, const char *id, uint64_t size, char *e
                      (unsigned long long)size);
         return -EINVAL;
     }
+    if (blk_is_readonly(drv->blk)) {
+        snprintf(err, errlen, "drive '%s' is read-only", id);
+        return -EROFS;
+    }
     old = blk_size(drv->blk);
     ret = blk_resize(drv->blk, size);
     if (ret == -EPERM) {

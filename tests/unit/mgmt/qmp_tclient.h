@@ -26,12 +26,12 @@ struct tclient {
     char last[8192];            /* text of the last message (for string checks) */
 };
 
-static void pump(int ms)
+static inline void pump(int ms)
 {
     ev_loop_run_once(g_loop, ms);
 }
 
-static int tconnect(struct tclient *c)
+static inline int tconnect(struct tclient *c)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
@@ -52,7 +52,7 @@ static int tconnect(struct tclient *c)
     return -EAGAIN;
 }
 
-static void tclose(struct tclient *c)
+static inline void tclose(struct tclient *c)
 {
     if (c->fd >= 0)
         close(c->fd);
@@ -61,7 +61,7 @@ static void tclose(struct tclient *c)
 }
 
 /* Next message, parsed; NULL on EOF or after ~3 s. */
-static struct json_value *trecv(struct tclient *c)
+static inline struct json_value *trecv(struct tclient *c)
 {
     char err[128];
 
@@ -100,7 +100,7 @@ static struct json_value *trecv(struct tclient *c)
     return NULL;
 }
 
-static void tsend(struct tclient *c, const char *s, size_t len)
+static inline void tsend(struct tclient *c, const char *s, size_t len)
 {
     size_t off = 0;
 
@@ -118,31 +118,31 @@ static void tsend(struct tclient *c, const char *s, size_t len)
     }
 }
 
-static void tsends(struct tclient *c, const char *s)
+static inline void tsends(struct tclient *c, const char *s)
 {
     tsend(c, s, strlen(s));
 }
 
 /* Send, receive one reply, return it. */
-static struct json_value *cmd(struct tclient *c, const char *req)
+static inline struct json_value *cmd(struct tclient *c, const char *req)
 {
     tsends(c, req);
     return trecv(c);
 }
 
-static const char *err_class(const struct json_value *v)
+static inline const char *err_class(const struct json_value *v)
 {
     return json_get_str(json_obj_get(json_obj_get(v, "error"), "class"));
 }
 
-static const char *err_desc(const struct json_value *v)
+static inline const char *err_desc(const struct json_value *v)
 {
     const char *d = json_get_str(json_obj_get(json_obj_get(v, "error"), "desc"));
     return d ? d : "";
 }
 
 /* Reply is an error of class cls whose desc equals (or, with prefix, starts with) desc. */
-static int is_error(struct json_value *v, const char *cls, const char *desc, bool prefix)
+static inline int is_error(struct json_value *v, const char *cls, const char *desc, bool prefix)
 {
     const char *c = err_class(v), *d = err_desc(v);
     int ok = c && !strcmp(c, cls) && (prefix ? !strncmp(d, desc, strlen(desc)) : !strcmp(d, desc));
@@ -153,7 +153,7 @@ static int is_error(struct json_value *v, const char *cls, const char *desc, boo
     return ok;
 }
 
-static int is_empty_return(struct json_value *v)
+static inline int is_empty_return(struct json_value *v)
 {
     const struct json_value *r = json_obj_get(v, "return");
     int ok = json_is(r, JSON_OBJECT) && r->u.obj.n == 0;
@@ -162,7 +162,7 @@ static int is_empty_return(struct json_value *v)
     return ok;
 }
 
-static int connect_negotiated(struct tclient *c)
+static inline int connect_negotiated(struct tclient *c)
 {
     struct json_value *v;
 
