@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config liburing-dev)
-test_pkgs=(qemu-system-x86 qemu-system-common busybox-static sg3-utils fio libiscsi-bin lsscsi
+test_pkgs=(qemu-system-x86 qemu-system-common sg3-utils fio libiscsi-bin lsscsi
            cpio kmod gzip util-linux)
 
 pkgs=("${build_pkgs[@]}")

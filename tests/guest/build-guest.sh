@@ -17,7 +17,7 @@ set -euo pipefail
 OUT=${1:-$GUEST_OUT_DIR}
 
 # Host packages whose files go into the guest, plus the tools this script uses.
-PKGS=(busybox-static sg3-utils fio libiscsi-bin lsscsi coreutils util-linux e2fsprogs
+PKGS=(sg3-utils fio libiscsi-bin lsscsi coreutils util-linux e2fsprogs
       bash cpio kmod)
 
 # Modules loaded at boot by /init (upper drivers before virtio_scsi, see guest-init.sh).
@@ -79,12 +79,30 @@ if [ ! -e "$KROOT/.extracted" ]; then
     touch "$KROOT/.extracted"
 fi
 
+# busybox-static is downloaded and unpacked, never installed: installing it would
+# remove Debian's dynamic busybox package (they conflict), which initramfs-tools uses.
+bbdeb=$(find "$OUT/cache" -name 'busybox-static_*.deb' -print -quit)
+if [ -z "$bbdeb" ]; then
+    log "downloading busybox-static"
+    (cd "$OUT/cache" && apt-get download -o APT::Sandbox::User=root busybox-static >&2) ||
+        { apt-get update >&2 || true; (cd "$OUT/cache" && apt-get download -o APT::Sandbox::User=root busybox-static >&2); }
+    bbdeb=$(find "$OUT/cache" -name 'busybox-static_*.deb' -print -quit)
+    [ -n "$bbdeb" ] || die "apt-get download busybox-static produced no .deb"
+fi
+BBROOT=$OUT/busybox-static
+if [ ! -x "$BBROOT/bin/busybox" ]; then
+    rm -rf "$BBROOT"
+    dpkg-deb -x "$bbdeb" "$BBROOT"
+fi
+BB=$BBROOT/bin/busybox
+
 # --- stamp ------------------------------------------------------------------------
 stamp() {
     {
         cat "$GUEST_SRC_DIR/build-guest.sh" \
             "$GUEST_SRC_DIR/guest-init.sh" "$GUEST_SRC_DIR/guest-lib.sh"
         basename "$kdeb"
+        basename "$bbdeb"
         dpkg-query -W -f '${Package}=${Version}\n' "${PKGS[@]}"
     } | sha256sum | cut -d' ' -f1
 }
@@ -106,8 +124,8 @@ mkdir -p "$ROOT"/{usr/bin,usr/sbin,usr/lib,usr/lib64,etc/vscsi,proc,sys,dev,tmp,
 for d in bin sbin lib lib64; do ln -s "usr/$d" "$ROOT/$d"; done
 
 # busybox, with one link per applet.
-cp /bin/busybox "$ROOT/usr/bin/busybox"
-busybox --list-full | while read -r applet; do
+cp "$BB" "$ROOT/usr/bin/busybox"
+"$BB" --list-full | while read -r applet; do
     [ -e "$ROOT/$applet" ] || [ -L "$ROOT/$applet" ] || ln -s /usr/bin/busybox "$ROOT/$applet"
 done
 
