@@ -16,6 +16,7 @@
 #define SCSI_MAX_XFER_BYTES     (0xffffu * 512u)
 #define SCSI_MAX_WS_BYTES       SCSI_MAX_XFER_BYTES
 #define SCSI_MAX_UNMAP_DESC     1024u
+#define SCSI_MAX_CAW_BLOCKS     255u            /* the field is one byte */
 
 static bool printable(const char *s)
 {
@@ -109,6 +110,8 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
     lu->max_xfer_blocks = SCSI_MAX_XFER_BYTES / lbs;
     lu->max_ws_blocks = SCSI_MAX_WS_BYTES / lbs;
     lu->max_unmap_desc = SCSI_MAX_UNMAP_DESC;
+    lu->max_caw_blocks = SCSI_MAX_CAW_BLOCKS;
+    lu->deferred_tail = &lu->deferred;
 
     if (cfg->id) {
         if (!*cfg->id || strlen(cfg->id) > SCSI_ID_MAX || !printable(cfg->id)) {

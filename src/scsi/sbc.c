@@ -694,6 +694,91 @@ static int exec_start_stop(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     return SENSE_OK;
 }
 
+/* --------------------------------------------------- COMPARE AND WRITE */
+
+/* SBC-4 5.3: read NUMBER OF LOGICAL BLOCKS, compare with the first half of
+ * the data-out buffer, and only when equal write the second half. The write
+ * gate (SCSI_OPF_EXCL) keeps every other write of the LU out meanwhile. */
+static int parse_caw(struct scsi_cmd *cmd, struct scsi_parsed *p)
+{
+    const struct scsi_lun *lu = cmd->lu;
+    uint32_t n = cmd->cdb[13];
+
+    if (cmd->cdb[1] & 0xe0)
+        return scsi_invalid_cdb(cmd, 1, 7);     /* WRPROTECT: no protection information */
+    if (n > lu->max_caw_blocks)
+        return scsi_invalid_cdb(cmd, 13, 7);
+    if (cmd->cdb[1] & 0x08)
+        cmd->flags |= SCSI_CMDF_FUA;
+    p->data_len = (size_t)2 * n << lu->block_shift;
+    return lba_len(cmd, p, get_be64(&cmd->cdb[2]), n);
+}
+
+/* cmd->priv: [read buffer: nblocks][iovec array for the write half] */
+static void caw_write_done(struct blk_req *req, int ret)
+{
+    struct scsi_cmd *cmd = req->opaque;
+
+    if (!ret)
+        cmd->xfer_len = 2 * req->len;
+    scsi_cmd_complete(cmd, sense_from_errno(ret, true));
+}
+
+static void caw_read_done(struct blk_req *req, int ret)
+{
+    struct scsi_cmd *cmd = req->opaque;
+    const struct scsi_lun *lu = cmd->lu;
+    size_t len = (size_t)cmd->nblocks << lu->block_shift;
+    struct iovec *wiov = (struct iovec *)((uint8_t *)cmd->priv + len);
+    long miss;
+    int n, r;
+
+    if (ret || (cmd->flags & SCSI_CMDF_ABORTED)) {
+        scsi_cmd_complete(cmd, sense_from_errno(ret, false));
+        return;
+    }
+    miss = compare_iov(cmd, 0, cmd->priv, len);
+    if (miss >= 0) {
+        /* SBC-4 5.3: INFORMATION = offset of the first differing byte */
+        cmd->flags |= SCSI_CMDF_INFO;
+        cmd->sense_info = (uint64_t)miss;
+        scsi_cmd_complete(cmd, SENSE_MISCOMPARE);
+        return;
+    }
+    n = iov_slice(cmd->iov, cmd->iovcnt, len, len, wiov, cmd->iovcnt);
+    cmd->breq.op = BLK_OP_WRITE;
+    cmd->breq.flags = (cmd->flags & SCSI_CMDF_FUA) ? BLK_F_FUA : 0;
+    cmd->breq.offset = cmd->lba << lu->block_shift;
+    cmd->breq.len = len;
+    cmd->breq.iov = wiov;
+    cmd->breq.iovcnt = n < 0 ? 0 : (unsigned)n;
+    r = submit(cmd, caw_write_done, true);
+    if (r != SCSI_ASYNC)
+        scsi_cmd_complete(cmd, r);
+}
+
+static int exec_caw(struct scsi_cmd *cmd, const struct scsi_parsed *p)
+{
+    const struct scsi_lun *lu = cmd->lu;
+    size_t len = (size_t)p->nblocks << lu->block_shift;
+    size_t need = len + cmd->iovcnt * sizeof(struct iovec);
+
+    /* SBC-4 5.3: zero blocks is not an error */
+    if (!p->nblocks)
+        return SENSE_OK;
+    if (!scsi_cmd_alloc(cmd, need, need, NULL))
+        return SENSE_BUSY;
+    cmd->sub_iov[0].iov_base = cmd->priv;
+    cmd->sub_iov[0].iov_len = len;
+    cmd->breq.op = BLK_OP_READ;
+    cmd->breq.flags = 0;
+    cmd->breq.offset = p->lba << lu->block_shift;
+    cmd->breq.len = len;
+    cmd->breq.iov = cmd->sub_iov;
+    cmd->breq.iovcnt = 1;
+    return submit(cmd, caw_read_done, false);
+}
+
 /* --------------------------------------------------- READ DEFECT DATA */
 
 static int parse_read_defect(struct scsi_cmd *cmd, struct scsi_parsed *p)
@@ -760,6 +845,9 @@ static const uint8_t u_rc16[16] = { 0x9e, 0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0x
 static const uint8_t u_get_lba_status[16] = { 0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                               0xff, 0xff, 0xff, 0xff, 0, 0 };
 static const uint8_t u_start_stop[6] = { 0x1b, 0x01, 0, 0x0f, 0xf7, 0 };
+/* byte 1: WRPROTECT DPO FUA FUA_NV(obsolete, accepted) */
+static const uint8_t u_caw[16] = { 0x89, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                   0, 0, 0, 0xff, 0x3f, 0 };
 static const uint8_t u_read_defect10[10] = { 0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0 };
 static const uint8_t u_read_defect12[12] = { 0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 
@@ -814,6 +902,9 @@ const struct scsi_optable sbc_optable = {
                     SCSI_OPF_DATA_OUT, 10, spc_usage_mode_select10),
         [0x5a] = OP("MODE SENSE(10)", spc_parse_alloc10, spc_mode_sense, F_IN, 10, spc_usage_mode_sense10),
         [0x88] = OP("READ(16)", parse_rw, exec_rw, F_RD, 16, u_read16),
+        [0x89] = OP("COMPARE AND WRITE", parse_caw, exec_caw,
+                    SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_WRITE | SCSI_OPF_EXCL,
+                    16, u_caw),
         [0x8a] = OP("WRITE(16)", parse_rw, exec_rw, F_WR, 16, u_write16),
         [0x8e] = OP("WRITE AND VERIFY(16)", parse_write_verify, exec_rw, F_WR, 16, u_wv16),
         [0x8f] = OP("VERIFY(16)", parse_verify, exec_verify,

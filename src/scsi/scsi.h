@@ -95,6 +95,7 @@ struct scsi_cmd {
     uint32_t sense_sks;         /* sense-key specific bytes (SKSV set), 0 = none */
     uint64_t sense_info;        /* INFORMATION field when SCSI_CMDF_INFO is set */
     size_t priv_len;            /* bytes of priv charged to the LUN's buffer budget */
+    struct scsi_cmd *next_deferred;     /* waiting behind COMPARE AND WRITE */
 };
 
 /* Device configuration, from --device or QMP device_add. */

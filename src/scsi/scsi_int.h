@@ -109,6 +109,7 @@ typedef bool scsi_supported_fn(const struct scsi_lun *lu);
 #define SCSI_OPF_WRITE      (1u << 5)   /* modifies the medium: write protection applies */
 #define SCSI_OPF_LBA        (1u << 6)   /* lba/nblocks range-checked against the capacity */
 #define SCSI_OPF_RW         (1u << 7)   /* READ/WRITE family: exact data_len, shorter buffer -> OVERRUN */
+#define SCSI_OPF_EXCL       (1u << 8)   /* runs alone among the LU's writes (COMPARE AND WRITE) */
 
 struct scsi_op {
     const char *name;
@@ -187,6 +188,7 @@ struct scsi_lun {
     uint32_t max_xfer_blocks;       /* VPD B0 MAXIMUM TRANSFER LENGTH, enforced */
     uint32_t max_ws_blocks;         /* VPD B0 MAXIMUM WRITE SAME LENGTH */
     uint32_t max_unmap_desc;        /* VPD B0 MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
+    uint32_t max_caw_blocks;        /* VPD B0 MAXIMUM COMPARE AND WRITE LENGTH */
 
     /* mode page state (SPC-4 7.5); WCE lives in the block layer */
     bool d_sense;                   /* control page: descriptor format sense */
@@ -203,6 +205,15 @@ struct scsi_lun {
     struct scsi_cmd *inflight;      /* commands in execution (list) */
     unsigned ninflight;             /* including those whose done_cb is running */
     unsigned naborted;
+
+    /* Write gate for COMPARE AND WRITE (SBC-4 5.3: no other write may change
+     * the blocks between its read and its write): SCSI_OPF_WRITE commands
+     * are counted; an SCSI_OPF_EXCL one waits for zero and then holds new
+     * writes back. Waiting commands are in the inflight list too. */
+    unsigned nwrites;
+    bool excl_active;
+    bool resuming;
+    struct scsi_cmd *deferred, **deferred_tail;
 
     bool removed;                   /* out of the map, draining */
     void (*remove_cb)(void *opaque);
@@ -239,6 +250,8 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason);
 #define SCSI_CMDF_UNMAP     (1u << 4)
 #define SCSI_CMDF_INFLIGHT  (1u << 5)
 #define SCSI_CMDF_BYTCHK    (1u << 6)
+#define SCSI_CMDF_WCOUNTED  (1u << 7)   /* counted in lu->nwrites */
+#define SCSI_CMDF_EXCL      (1u << 8)   /* holds lu->excl_active */
 
 /* Helpers for execute functions */
 static inline int scsi_invalid_cdb(struct scsi_cmd *cmd, unsigned byte, int bit)

@@ -151,6 +151,7 @@ static size_t vpd_block_limits(const struct scsi_lun *lu, uint8_t *b)
     /* SBC-4 6.6.4: page length 3Ch */
     memset(b + 4, 0, 60);
     b[4] = 0;                                   /* WSNZ=0: WRITE SAME 0 blocks = to the end */
+    b[5] = (uint8_t)lu->max_caw_blocks;         /* MAXIMUM COMPARE AND WRITE LENGTH */
     put_be16(&b[6], (uint16_t)(gran > 0xffff ? 0xffff : gran));  /* OPTIMAL TRANSFER LENGTH GRANULARITY */
     put_be32(&b[8], lu->max_xfer_blocks);       /* MAXIMUM TRANSFER LENGTH */
     put_be32(&b[12], 0);                        /* OPTIMAL TRANSFER LENGTH: no preference */

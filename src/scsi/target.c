@@ -300,6 +300,8 @@ void *scsi_cmd_alloc(struct scsi_cmd *cmd, size_t want, size_t min, size_t *got)
 /* ------------------------------------------------------------- completion */
 
 static void tmf_check(struct scsi_target *tgt);
+static void lun_release(struct scsi_lun *lu);
+static void gate_resume(struct scsi_lun *lu);
 
 static void inflight_unlink(struct scsi_cmd *cmd)
 {
@@ -317,6 +319,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     struct scsi_lun *lu = cmd->lu;
     bool tracked = cmd->flags & SCSI_CMDF_INFLIGHT;
     bool aborted = cmd->flags & SCSI_CMDF_ABORTED;
+    uint32_t gate;
 
     if (aborted) {
         /* SAM-5 7.x: the command's own outcome is replaced by TASK ABORTED */
@@ -354,7 +357,12 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
         return;
     }
     inflight_unlink(cmd);
-    cmd->flags &= ~SCSI_CMDF_INFLIGHT;
+    gate = cmd->flags & (SCSI_CMDF_WCOUNTED | SCSI_CMDF_EXCL);
+    if (gate & SCSI_CMDF_WCOUNTED)
+        lu->nwrites--;
+    if (gate & SCSI_CMDF_EXCL)
+        lu->excl_active = false;
+    cmd->flags &= ~(SCSI_CMDF_INFLIGHT | SCSI_CMDF_WCOUNTED | SCSI_CMDF_EXCL);
     /* ninflight still counts this command while done_cb runs, so a removal
      * requested from inside done_cb waits for us. */
     cmd->done_cb(cmd);
@@ -364,8 +372,9 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
         lu->tgt->naborted--;
         tmf_check(lu->tgt);
     }
-    if (--lu->ninflight == 0 && lu->removed)
-        lun_finish_remove(lu);
+    if (gate && lu->deferred)
+        gate_resume(lu);
+    lun_release(lu);
 }
 
 /* ------------------------------------------------------------- dispatch */
@@ -428,7 +437,132 @@ static bool check_dir(const struct scsi_cmd *cmd, const struct scsi_op *op, cons
     return true;
 }
 
+static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t);
+
+/* The write gate (see struct scsi_lun). Returns true when cmd may run now;
+ * otherwise it is queued and runs from gate_resume(). */
+static bool gate_enter(struct scsi_lun *lu, struct scsi_cmd *cmd, uint32_t flags)
+{
+    if (flags & SCSI_OPF_EXCL) {
+        if (!lu->deferred && !lu->excl_active && !lu->nwrites) {
+            lu->excl_active = true;
+            cmd->flags |= SCSI_CMDF_EXCL;
+            return true;
+        }
+    } else if (!lu->deferred && !lu->excl_active) {
+        lu->nwrites++;
+        cmd->flags |= SCSI_CMDF_WCOUNTED;
+        return true;
+    }
+    cmd->next_deferred = NULL;
+    *lu->deferred_tail = cmd;
+    lu->deferred_tail = &cmd->next_deferred;
+    return false;
+}
+
+static struct scsi_cmd *gate_pop(struct scsi_lun *lu)
+{
+    struct scsi_cmd *c = lu->deferred;
+
+    lu->deferred = c->next_deferred;
+    if (!lu->deferred)
+        lu->deferred_tail = &lu->deferred;
+    c->next_deferred = NULL;
+    return c;
+}
+
+/* A reference across code that completes commands: a done_cb may remove
+ * the LU, which is freed when its last command is gone. */
+static void lun_hold(struct scsi_lun *lu)
+{
+    lu->ninflight++;
+}
+
+static void lun_release(struct scsi_lun *lu)
+{
+    if (--lu->ninflight == 0 && lu->removed)
+        lun_finish_remove(lu);
+}
+
+/* Run waiting commands in order while the gate lets them through. */
+static void gate_resume(struct scsi_lun *lu)
+{
+    if (lu->resuming)
+        return;     /* the outer loop carries on */
+    lun_hold(lu);
+    lu->resuming = true;
+    while (lu->deferred) {
+        struct scsi_cmd *c = lu->deferred;
+        bool excl = lu->optable->op[c->cdb[0]].flags & SCSI_OPF_EXCL;
+
+        if (!(c->flags & SCSI_CMDF_ABORTED)) {
+            if (excl ? (lu->excl_active || lu->nwrites) : lu->excl_active)
+                break;
+            if (excl) {
+                lu->excl_active = true;
+                c->flags |= SCSI_CMDF_EXCL;
+            } else {
+                lu->nwrites++;
+                c->flags |= SCSI_CMDF_WCOUNTED;
+            }
+        }
+        gate_pop(lu);
+        dispatch_run(c, lu->optable);
+    }
+    lu->resuming = false;
+    lun_release(lu);
+}
+
+/* Aborted commands still waiting at the gate complete at once (they never
+ * reached the block layer). */
+static void gate_flush_aborted(struct scsi_lun *lu)
+{
+    struct scsi_cmd **pp = &lu->deferred, *ready = NULL, **rtail = &ready;
+
+    while (*pp) {
+        struct scsi_cmd *c = *pp;
+
+        if (c->flags & SCSI_CMDF_ABORTED) {
+            *pp = c->next_deferred;
+            c->next_deferred = NULL;
+            *rtail = c;
+            rtail = &c->next_deferred;
+        } else {
+            pp = &c->next_deferred;
+        }
+    }
+    lu->deferred_tail = pp;
+    if (!ready)
+        return;
+    lun_hold(lu);
+    while (ready) {
+        struct scsi_cmd *c = ready;
+
+        ready = c->next_deferred;
+        c->next_deferred = NULL;
+        scsi_cmd_complete(c, SENSE_OK);
+    }
+    /* an aborted exclusive command may have held back the others */
+    if (lu->deferred)
+        gate_resume(lu);
+    lun_release(lu);
+}
+
 static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
+{
+    struct scsi_lun *lu = cmd->lu;
+
+    if (lu) {
+        uint32_t flags = t->op[cmd->cdb[0]].flags;
+
+        inflight_link(lu, cmd);
+        if ((flags & SCSI_OPF_WRITE) && !gate_enter(lu, cmd, flags))
+            return;
+    }
+    dispatch_run(cmd, t);
+}
+
+static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
 {
     struct scsi_lun *lu = cmd->lu;
     const struct scsi_op *op = &t->op[cmd->cdb[0]];
@@ -436,8 +570,10 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
     bool is_sa = false;
     int r;
 
-    if (lu)
-        inflight_link(lu, cmd);
+    if (cmd->flags & SCSI_CMDF_ABORTED) {
+        r = SENSE_OK;       /* aborted while waiting at the write gate */
+        goto done;
+    }
 
     /* SAM-5 5.14 / SPC-4 5.x: a pending UA is reported to any command but
      * INQUIRY, REPORT LUNS and REQUEST SENSE, and consumed by it. */
@@ -529,6 +665,7 @@ void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
     cmd->priv_len = 0;
     cmd->sense_sks = 0;
     cmd->sense_info = 0;
+    cmd->next_deferred = NULL;
     cmd->state = 0;
     cmd->next_inflight = NULL;
     cmd->pprev_inflight = NULL;
@@ -628,6 +765,22 @@ static int nexus_reset_one(void *opaque, struct scsi_lun *lu)
     return 0;
 }
 
+/* REFERENCE.md: the guest polls its queues after the TMF response, so
+ * aborted commands must complete first: the TMF waits for them. */
+static void tmf_wait(struct scsi_target *tgt, struct scsi_tmf *tmf)
+{
+    tmf->pending = 1;
+    tmf->next = tgt->tmfs;
+    tgt->tmfs = tmf;
+}
+
+static int flush_one(void *opaque, struct scsi_lun *lu)
+{
+    (void)opaque;
+    gate_flush_aborted(lu);
+    return 0;
+}
+
 void scsi_bus_tmf(struct scsi_bus *bus, struct scsi_tmf *tmf)
 {
     struct scsi_target *tgt = bus->targets[tmf->target];
@@ -645,13 +798,22 @@ void scsi_bus_tmf(struct scsi_bus *bus, struct scsi_tmf *tmf)
         struct nexus_reset_ctx c = { tmf->nexus };
 
         scsi_target_foreach(tgt, nexus_reset_one, &c);
-        if (tgt->naborted)
-            goto wait;
+        scsi_target_foreach(tgt, flush_one, NULL);
+        if (tgt->naborted) {
+            tmf_wait(tgt, tmf);
+            return;
+        }
         goto done;
     }
     lu = scsi_target_find(tgt, tmf->lun);
     if (!lu) {
         tmf->response = SCSI_TMF_INCORRECT_LUN;
+        goto done;
+    }
+    if (tmf->type == SCSI_TMF_QUERY_TASK || tmf->type == SCSI_TMF_QUERY_TASK_SET) {
+        bool found = lun_has_task(lu, tmf->type == SCSI_TMF_QUERY_TASK, tmf->nexus, tmf->tag);
+
+        tmf->response = found ? SCSI_TMF_SUCCEEDED : SCSI_TMF_COMPLETE;
         goto done;
     }
     switch (tmf->type) {
@@ -669,31 +831,21 @@ void scsi_bus_tmf(struct scsi_bus *bus, struct scsi_tmf *tmf)
         lun_abort(lu, MATCH_ALL, 0, 0, true);
         scsi_lun_reset(lu);
         break;
-    case SCSI_TMF_QUERY_TASK:
-        tmf->response = lun_has_task(lu, true, tmf->nexus, tmf->tag) ? SCSI_TMF_SUCCEEDED
-                                                                     : SCSI_TMF_COMPLETE;
-        goto done;
-    case SCSI_TMF_QUERY_TASK_SET:
-        tmf->response = lun_has_task(lu, false, tmf->nexus, 0) ? SCSI_TMF_SUCCEEDED
-                                                               : SCSI_TMF_COMPLETE;
-        goto done;
     case SCSI_TMF_CLEAR_ACA:
     default:
         /* NACA is not supported (INQUIRY NORMACA=0): SAM-5 7.3 */
         tmf->response = SCSI_TMF_REJECTED;
         goto done;
     }
+    lun_hold(lu);
+    gate_flush_aborted(lu);
     if (lu->naborted) {
         tmf->wait_lu = lu;
-        goto wait;
+        tmf_wait(tgt, tmf);
+        lun_release(lu);        /* aborted commands keep it alive */
+        return;
     }
+    lun_release(lu);
 done:
     tmf->done_cb(tmf);
-    return;
-wait:
-    /* REFERENCE.md: the guest polls its queues after the TMF response, so
-     * aborted commands must complete first. */
-    tmf->pending = 1;
-    tmf->next = tgt->tmfs;
-    tgt->tmfs = tmf;
 }

@@ -881,6 +881,156 @@ static void test_start_stop_removable(void)
     t_env_free(e);
 }
 
+static int tmf_stamp;
+
+static void tmf_done_stamp(struct scsi_tmf *tmf)
+{
+    *(int *)tmf->opaque = (int)++t_order;
+}
+
+static void cdb_caw(uint8_t *c, uint64_t lba, uint8_t n)
+{
+    cdb_rw16(c, 0x89, lba, 0);
+    c[13] = n;
+}
+
+static void test_compare_and_write(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    static uint8_t d[2 * 255 * 512];
+    uint8_t c[16];
+    struct tcmd t;
+    uint64_t info;
+
+    memset(e->drive->data, 'A', 4 * 512);
+    memset(d, 'A', 4 * 512);
+    memset(d + 4 * 512, 'B', 4 * 512);
+    cdb_caw(c, 0, 4);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, d, 8 * 512);
+    check_good(&t);
+    CHECK_EQ(t.c.xfer_len, 8 * 512);
+    CHECK_EQ(e->drive->data[0], 'B');
+    CHECK_EQ(e->drive->data[4 * 512 - 1], 'B');
+    CHECK_EQ(e->drive->data[4 * 512], 0);
+    /* miscompare: nothing written, INFORMATION = offset */
+    d[3 * 512 + 7] = 'X';
+    memset(e->drive->data, 'A', 4 * 512);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, d, 8 * 512);
+    check_sense(&t, 0x0e, 0x1d, 0);
+    CHECK(t_info(&t.c, &info));
+    CHECK_EQ(info, 3 * 512 + 7);
+    CHECK_EQ(e->drive->data[0], 'A');
+    /* FUA and DPO, the maximum length, zero blocks, WRPROTECT, range, short buffer */
+    memset(e->drive->data, 'A', 255 * 512);
+    memset(d, 'A', 255 * 512);
+    memset(d + 255 * 512, 'C', 255 * 512);
+    cdb_caw(c, 0, 255);
+    c[1] = 0x18;
+    tcmd_init(&t, 0, 0, c, 16, SCSI_DIR_TO_DEV, d, sizeof(d));
+    tcmd_split(&t, 7);
+    tcmd_run(e, &t);
+    check_good(&t);
+    CHECK_EQ(e->drive->last_flags, BLK_F_FUA);
+    CHECK_EQ(e->drive->data[254 * 512], 'C');
+    cdb_caw(c, 0, 0);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t);
+    cdb_caw(c, 0, 1);
+    c[1] = 0x40;
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, d, 1024);
+    check_sense(&t, 5, 0x24, 0);
+    cdb_caw(c, 2047, 2);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, d, 2048);
+    check_sense(&t, 5, 0x21, 0);
+    cdb_caw(c, 0, 2);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, d, 1024);
+    CHECK_EQ(t.c.host_status, SCSI_HOST_OVERRUN);
+    e->drive->readonly = true;
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, d, 2048);
+    check_sense(&t, 7, 0x27, 0);
+    t_env_free(e);
+}
+
+/* COMPARE AND WRITE runs alone among the LU's writes; reads pass. */
+static void test_caw_gate(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    static uint8_t w1[512], w2[512], r[512], d[1024];
+    struct tcmd tw1, tcaw, tw2, tr;
+    uint8_t c[16];
+
+    memset(w1, 'A', 512);
+    memset(w2, 'Z', 512);
+    memset(d, 'A', 512);
+    memset(d + 512, 'B', 512);
+    cdb_rw10(c, 0x2a, 0, 1);
+    tcmd_init(&tw1, 0, 0, c, 10, SCSI_DIR_TO_DEV, w1, 512);
+    tcmd_submit(e, &tw1);                       /* in flight */
+    cdb_caw(c, 0, 1);
+    tcmd_init(&tcaw, 0, 0, c, 16, SCSI_DIR_TO_DEV, d, 1024);
+    tcmd_submit(e, &tcaw);                      /* waits for the write */
+    cdb_rw10(c, 0x2a, 0, 1);
+    tcmd_init(&tw2, 0, 0, c, 10, SCSI_DIR_TO_DEV, w2, 512);
+    tcmd_submit(e, &tw2);                       /* waits behind the CAW */
+    cdb_rw10(c, 0x28, 0, 1);
+    tcmd_init(&tr, 0, 0, c, 10, SCSI_DIR_FROM_DEV, r, 512);
+    tcmd_submit(e, &tr);                        /* reads are not held */
+    CHECK_EQ(fake_ctx_pending(e->ctx), 2);
+    fake_ctx_run(e->ctx, 2);                    /* w1, read */
+    check_good(&tw1);
+    check_good(&tr);
+    CHECK_EQ(tcaw.done, 0);
+    CHECK_EQ(fake_ctx_pending(e->ctx), 1);      /* the CAW's read, w2 still waits */
+    CHECK_EQ(e->drive->last_op, BLK_OP_READ);
+    fake_ctx_run(e->ctx, 1);
+    CHECK_EQ(e->drive->last_op, BLK_OP_WRITE);  /* the CAW's write */
+    CHECK_EQ(tw2.done, 0);
+    fake_ctx_run(e->ctx, 1);
+    check_good(&tcaw);
+    CHECK_EQ(fake_ctx_pending(e->ctx), 1);      /* now w2 */
+    fake_ctx_run(e->ctx, 0);
+    check_good(&tw2);
+    CHECK(tw2.order > tcaw.order);
+    CHECK_EQ(e->drive->data[0], 'Z');
+
+    /* an LU reset aborts the waiting ones at once, the running one after its I/O */
+    cdb_rw10(c, 0x2a, 0, 1);
+    tcmd_init(&tw1, 0, 0, c, 10, SCSI_DIR_TO_DEV, w1, 512);
+    tcmd_submit(e, &tw1);
+    memset(d, 'A', 512);
+    cdb_caw(c, 0, 1);
+    tcmd_init(&tcaw, 0, 0, c, 16, SCSI_DIR_TO_DEV, d, 1024);
+    tcmd_submit(e, &tcaw);
+    cdb_rw10(c, 0x2a, 0, 1);
+    tcmd_init(&tw2, 0, 0, c, 10, SCSI_DIR_TO_DEV, w2, 512);
+    tcmd_submit(e, &tw2);
+    CHECK_EQ(fake_ctx_pending(e->ctx), 1);
+    {
+        struct scsi_tmf tmf = { .type = SCSI_TMF_LOGICAL_UNIT_RESET, .target = 0, .lun = 0,
+                                .done_cb = tmf_done_stamp, .opaque = &tmf_stamp };
+
+        tmf_stamp = 0;
+        scsi_bus_tmf(e->bus, &tmf);
+        /* the CAW and w2 never reached the block layer: aborted at once */
+        CHECK_EQ(tcaw.done, 1);
+        CHECK_EQ(tcaw.c.host_status, SCSI_HOST_RESET);
+        CHECK_EQ(tw2.done, 1);
+        CHECK_EQ(tw2.c.host_status, SCSI_HOST_RESET);
+        CHECK_EQ(tmf_stamp, 0);                 /* w1 is still in the block layer */
+        fake_ctx_run(e->ctx, 0);
+        CHECK_EQ(tw1.c.host_status, SCSI_HOST_RESET);
+        CHECK(tmf_stamp > 0 && (unsigned)tmf_stamp > tw1.order);
+        CHECK_EQ(tmf.response, SCSI_TMF_COMPLETE);
+        CHECK_EQ(fake_ctx_pending(e->ctx), 0);
+    }
+    /* the gate is open again */
+    t_clear_ua(e, 0, 0);
+    cdb_rw10(c, 0x2a, 0, 1);
+    t_run(e, &tw1, 0, c, 10, SCSI_DIR_TO_DEV, w1, 512);
+    check_good(&tw1);
+    t_env_free(e);
+}
+
 static void test_read_defect(void)
 {
     struct t_env *e = t_env_new(MiB, 512, false);
@@ -947,6 +1097,8 @@ int main(void)
     RUN_TEST(test_sync_prefetch);
     RUN_TEST(test_get_lba_status);
     RUN_TEST(test_start_stop_removable);
+    RUN_TEST(test_compare_and_write);
+    RUN_TEST(test_caw_gate);
     RUN_TEST(test_read_defect);
     RUN_TEST(test_4k);
     return test_exit();

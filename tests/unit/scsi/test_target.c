@@ -4,6 +4,7 @@
 
 #include "test.h"
 #include "scsi_test.h"
+#include "scsi/scsi_int.h"
 
 #define MiB (1024 * 1024ull)
 
@@ -438,6 +439,35 @@ static void test_remove_busy(void)
     t_env_free(e);
 }
 
+/* Removal while commands wait at the write gate: they still run, the LUN
+ * goes when the last one is done. */
+static void test_remove_gated(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    struct scsi_dev_config cfg = { .type = SCSI_DEV_HD };
+    static uint8_t w[512], d[1024];
+    struct tcmd t1, caw, t2;
+    uint8_t wr[10] = { 0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+    uint8_t cw[16] = { 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0 };
+    int stamp = 0;
+
+    t_add_lun(e, 0, 1, &cfg, MiB);
+    t_clear_ua(e, 0, 1);
+    tcmd_init(&t1, 0, 1, wr, 10, SCSI_DIR_TO_DEV, w, 512);
+    tcmd_submit(e, &t1);
+    tcmd_init(&caw, 0, 1, cw, 16, SCSI_DIR_TO_DEV, d, 1024);
+    tcmd_submit(e, &caw);
+    tcmd_init(&t2, 0, 1, wr, 10, SCSI_DIR_TO_DEV, w, 512);
+    tcmd_submit(e, &t2);
+    CHECK_EQ(scsi_bus_remove_lun(e->bus, 0, 1, removed_cb, &stamp), 0);
+    fake_ctx_run(e->ctx, 0);
+    check_good(&t1);
+    check_good(&caw);                           /* zeroes compared equal */
+    check_good(&t2);
+    CHECK(stamp > 0 && (unsigned)stamp > t2.order);
+    t_env_free(e);
+}
+
 /* A done_cb that removes the LUN and submits a new command: re-entrancy. */
 struct reenter {
     struct tcmd t;
@@ -564,7 +594,7 @@ static void test_random_cdbs(void)
     uint64_t x = 0x9e3779b97f4a7c15ull;
     static const uint8_t ops[] = { 0x00, 0x03, 0x08, 0x0a, 0x12, 0x15, 0x1a, 0x1b, 0x1e, 0x25, 0x28, 0x2a,
                                    0x2e, 0x2f, 0x34, 0x35, 0x41, 0x42, 0x55, 0x5a, 0x88, 0x8a, 0x8e, 0x8f,
-                                   0x90, 0x91, 0x93, 0x9e, 0xa0, 0xa3, 0xa8, 0xaa, 0xae, 0xaf };
+                                   0x89, 0x90, 0x91, 0x93, 0x9e, 0xa0, 0xa3, 0xa8, 0xaa, 0xae, 0xaf, 0x37, 0xb7, 0x1d };
 
     for (unsigned i = 0; i < 30000; i++) {
         struct tcmd t;
@@ -616,6 +646,144 @@ static void test_random_cdbs(void)
     t_env_free(e);
 }
 
+/* ---- concurrent stress: commands in flight, partial drains, TMFs ---- */
+
+#define ST_CMDS 64
+
+static struct tcmd st_cmd[ST_CMDS];
+static bool st_busy[ST_CMDS];
+static uint8_t st_buf[ST_CMDS][2048];
+static unsigned st_tmf_bad, st_tmf_done;
+
+static void st_tmf_cb(struct scsi_tmf *tmf)
+{
+    int *flag = tmf->opaque;
+
+    (*flag)++;
+    st_tmf_done++;
+    if (tmf->type == SCSI_TMF_QUERY_TASK_SET || tmf->type == SCSI_TMF_QUERY_TASK)
+        return;     /* aborts nothing: answers at once */
+    /* every command aborted by now must have completed */
+    for (int i = 0; i < ST_CMDS; i++)
+        if (st_busy[i] && !st_cmd[i].done && (st_cmd[i].c.flags & SCSI_CMDF_ABORTED))
+            st_tmf_bad++;
+}
+
+static void test_stress_concurrent(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, true);
+    uint64_t x = 0x243f6a8885a308d3ull;
+    unsigned submitted = 0, completed = 0;
+    struct scsi_tmf tmfs[8];
+    int tmf_flag[8] = { 0 };
+    bool tmf_busy[8] = { false };
+
+    for (unsigned round = 0; round < 20000; round++) {
+        unsigned r;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r = (unsigned)(x % 100);
+        if (r < 60) {
+            int i = (int)((x >> 8) % ST_CMDS);
+            uint8_t c[16] = { 0 };
+            enum scsi_dir dir = SCSI_DIR_TO_DEV;
+            size_t len = 1024;
+            uint32_t lba = (uint32_t)((x >> 20) % 64);
+
+            if (st_busy[i] && !st_cmd[i].done)
+                continue;
+            if (st_busy[i])
+                completed++;
+            switch ((x >> 40) % 6) {
+            case 0:     /* READ(10) 2 blocks */
+                c[0] = 0x28;
+                dir = SCSI_DIR_FROM_DEV;
+                break;
+            case 1:     /* WRITE(10) 2 blocks */
+                c[0] = 0x2a;
+                break;
+            case 2:     /* COMPARE AND WRITE 1 block, compares whatever is there */
+                c[0] = 0x89;
+                c[13] = 1;
+                break;
+            case 3:     /* WRITE SAME(10) 2 blocks, pattern */
+                c[0] = 0x41;
+                len = 512;
+                break;
+            case 4: {   /* UNMAP one descriptor */
+                uint8_t *pl = st_buf[i];
+
+                c[0] = 0x42;
+                c[8] = 24;
+                len = 24;
+                memset(pl, 0, 24);
+                pl[1] = 22;
+                pl[3] = 16;
+                pl[15] = (uint8_t)lba;
+                pl[19] = 2;
+                break;
+            }
+            default:    /* TEST UNIT READY */
+                dir = SCSI_DIR_NONE;
+                len = 0;
+                break;
+            }
+            if (c[0] == 0x89) {
+                c[9] = (uint8_t)lba;
+            } else if (c[0] != 0x42 && c[0] != 0) {
+                c[5] = (uint8_t)lba;
+                c[8] = 2;
+            }
+            if (c[0] == 0x41)
+                memset(st_buf[i], 0x11, 512);
+            tcmd_init(&st_cmd[i], 0, 0, c, 16, dir, len ? st_buf[i] : NULL, len);
+            st_cmd[i].c.tag = round;
+            st_cmd[i].c.nexus = (uint32_t)(x >> 50) & 1;
+            st_busy[i] = true;
+            submitted++;
+            tcmd_submit(e, &st_cmd[i]);
+        } else if (r < 90) {
+            fake_ctx_run(e->ctx, (unsigned)(x >> 33) % 4 + 1);
+        } else {
+            int k = (int)((x >> 12) % 8);
+            static const enum scsi_tmf_type types[] = {
+                SCSI_TMF_ABORT_TASK, SCSI_TMF_ABORT_TASK_SET, SCSI_TMF_CLEAR_TASK_SET,
+                SCSI_TMF_LOGICAL_UNIT_RESET, SCSI_TMF_I_T_NEXUS_RESET, SCSI_TMF_QUERY_TASK_SET,
+            };
+
+            if (tmf_busy[k] && tmf_flag[k] == 0)
+                continue;       /* still waiting */
+            CHECK(!tmf_busy[k] || tmf_flag[k] == 1);
+            memset(&tmfs[k], 0, sizeof(tmfs[k]));
+            tmfs[k].type = types[(x >> 24) % 6];
+            tmfs[k].tag = round - (x >> 30) % 8;
+            tmfs[k].nexus = (uint32_t)(x >> 51) & 1;
+            tmfs[k].done_cb = st_tmf_cb;
+            tmfs[k].opaque = &tmf_flag[k];
+            tmf_flag[k] = 0;
+            tmf_busy[k] = true;
+            scsi_bus_tmf(e->bus, &tmfs[k]);
+        }
+    }
+    fake_ctx_run(e->ctx, 0);
+    for (int i = 0; i < ST_CMDS; i++) {
+        if (st_busy[i]) {
+            CHECK_EQ(st_cmd[i].done, 1);
+            completed++;
+        }
+    }
+    for (int k = 0; k < 8; k++)
+        if (tmf_busy[k])
+            CHECK_EQ(tmf_flag[k], 1);
+    CHECK_EQ(completed, submitted);
+    CHECK_EQ(st_tmf_bad, 0);
+    CHECK(st_tmf_done > 100);
+    fprintf(stderr, "  %u commands, %u TMFs\n", submitted, st_tmf_done);
+    t_env_free(e);
+}
+
 int main(void)
 {
     RUN_TEST(test_ua_power_on);
@@ -625,9 +793,11 @@ int main(void)
     RUN_TEST(test_lun_reset);
     RUN_TEST(test_it_nexus_reset);
     RUN_TEST(test_remove_busy);
+    RUN_TEST(test_remove_gated);
     RUN_TEST(test_reentrant_done);
     RUN_TEST(test_many_luns);
     RUN_TEST(test_wlun);
     RUN_TEST(test_random_cdbs);
+    RUN_TEST(test_stress_concurrent);
     return test_exit();
 }
