@@ -43,6 +43,8 @@ static void usage(FILE *f)
 "  -j, --json            print the result as one line of JSON\n"
 "  -t, --timeout SEC     wait at most SEC seconds for the reply (default 30, 0 = forever)\n"
 "  -n, --dry-run         print the request instead of sending it\n"
+"  -W, --no-wait         device_del: return at once instead of waiting for the\n"
+"                        DEVICE_DELETED event (the device is gone only then)\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n"
 "\n"
@@ -51,7 +53,12 @@ static void usage(FILE *f)
 "\n"
 "Examples:\n"
 "  vscsictl --qmp /run/vscsi.qmp query-scsi-devices\n"
-"  vscsictl --qmp /run/vscsi.qmp query-block --json\n");
+"  vscsictl --qmp /run/vscsi.qmp query-block --json\n"
+"  vscsictl --qmp S blockdev-add node-name=d1 driver=raw file.driver=file file.filename=/img\n"
+"  vscsictl --qmp S device_add driver=scsi-hd drive=d1 scsi-id=0 lun=3 id=disk3\n"
+"  vscsictl --qmp S block_resize node-name=d1 size=21474836480\n"
+"  vscsictl --qmp S device_del id=disk3      (waits for DEVICE_DELETED)\n"
+"  vscsictl --qmp S query-blockstats\n");
 }
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -150,8 +157,9 @@ static void conn_send(struct conn *c, const char *s, size_t len)
     }
 }
 
-/* Next message; NULL at EOF. timeout_ms < 0 waits forever. */
-static struct json_value *conn_recv(struct conn *c, int timeout_ms)
+/* Next message; NULL at EOF. timeout_ms < 0 waits forever. On timeout: dies,
+ * or returns NULL with *timed_out set when timed_out is given. */
+static struct json_value *conn_recv_t(struct conn *c, int timeout_ms, bool *timed_out)
 {
     struct timespec start, now;
     char err[160];
@@ -179,8 +187,13 @@ static struct json_value *conn_recv(struct conn *c, int timeout_ms)
             long left;
             clock_gettime(CLOCK_MONOTONIC, &now);
             left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
-            if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+            if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+                if (timed_out) {
+                    *timed_out = true;
+                    return NULL;
+                }
                 die("%s: no reply within %d s (is vscsid stuck? see --timeout)", c->path, timeout_ms / 1000);
+            }
         }
         ssize_t n = recv(c->fd, c->raw, sizeof(c->raw), 0);
         if (n < 0 && errno == EINTR)
@@ -191,6 +204,11 @@ static struct json_value *conn_recv(struct conn *c, int timeout_ms)
             return NULL;
         c->raw_len = (size_t)n;
     }
+}
+
+static struct json_value *conn_recv(struct conn *c, int timeout_ms)
+{
+    return conn_recv_t(c, timeout_ms, NULL);
 }
 
 /* The reply to our request: events that arrive in between are skipped. */
@@ -430,6 +448,51 @@ static void print_table(const struct json_value *rows, const struct column *cols
     }
 }
 
+/* query-blockstats as a table, with average latencies (total ns / operations). */
+static void print_blockstats(const struct json_value *ret)
+{
+    static const struct column cols[] = {
+        { "DRIVE", "device", false }, { "DEVICE", "qdev", false },
+        { "RD_OPS", "rd_operations", false }, { "RD_BYTES", "rd_bytes", true },
+        { "WR_OPS", "wr_operations", false }, { "WR_BYTES", "wr_bytes", true },
+        { "FLUSHES", "flush_operations", false }, { "UNMAPS", "unmap_operations", false },
+        { "ERRORS", "failed_operations", false },
+        { "RD_LAT_US", "rd_lat", false }, { "WR_LAT_US", "wr_lat", false },
+    };
+    static const char *const counters[] = { "rd_operations", "rd_bytes", "wr_operations", "wr_bytes",
+                                            "flush_operations", "unmap_operations", "failed_operations" };
+    static const char *const lat[][3] = {
+        { "rd_lat", "rd_total_time_ns", "rd_operations" },
+        { "wr_lat", "wr_total_time_ns", "wr_operations" },
+    };
+    struct json_value *rows = json_new_array();
+    bool oom = !rows;
+
+    for (size_t i = 0; !oom && i < json_array_len(ret); i++) {
+        const struct json_value *r = json_array_at(ret, i), *st = json_obj_get(r, "stats");
+        struct json_value *row = json_new_object();
+        int64_t v, ns, ops;
+
+        oom = !row || json_array_append(rows, row) < 0;
+        for (size_t k = 0; !oom && k < 2; k++) {
+            const char *str = json_get_str(json_obj_get(r, k ? "qdev" : "device"));
+            if (str)
+                oom = json_obj_add(row, k ? "qdev" : "device", json_new_str(str)) < 0;
+        }
+        for (size_t k = 0; !oom && k < sizeof(counters) / sizeof(counters[0]); k++)
+            if (json_get_int(json_obj_get(st, counters[k]), 0, INT64_MAX, &v) == 0)
+                oom = json_obj_add(row, counters[k], json_new_int(v)) < 0;
+        for (size_t k = 0; !oom && k < 2; k++)
+            if (json_get_int(json_obj_get(st, lat[k][1]), 0, INT64_MAX, &ns) == 0 &&
+                json_get_int(json_obj_get(st, lat[k][2]), 1, INT64_MAX, &ops) == 0)
+                oom = json_obj_add(row, lat[k][0], json_new_int(ns / ops / 1000)) < 0;
+    }
+    if (oom)
+        die("out of memory");
+    print_table(rows, cols, sizeof(cols) / sizeof(cols[0]));
+    json_free(rows);
+}
+
 static void print_human(const char *cmd, const struct json_value *ret)
 {
     static const struct column scsi_cols[] = {
@@ -451,6 +514,10 @@ static void print_human(const char *cmd, const struct json_value *ret)
     }
     if (!strcmp(cmd, "query-block") && json_is(ret, JSON_ARRAY)) {
         print_table(ret, block_cols, sizeof(block_cols) / sizeof(block_cols[0]));
+        return;
+    }
+    if (!strcmp(cmd, "query-blockstats") && json_is(ret, JSON_ARRAY)) {
+        print_blockstats(ret);
         return;
     }
     if (!strcmp(cmd, "query-commands") && json_is(ret, JSON_ARRAY)) {
@@ -494,6 +561,105 @@ static void print_event(const struct json_value *ev, bool as_json)
     fflush(stdout);
 }
 
+/* ---- hot-plug commands ---- */
+
+/* device_del returns at once; the device is gone at DEVICE_DELETED. */
+static int wait_deleted(struct conn *c, const char *id, int timeout_ms)
+{
+    bool timed_out = false;
+
+    for (;;) {
+        struct json_value *v = conn_recv_t(c, timeout_ms, &timed_out);
+        const char *ev, *dev;
+        if (!v) {
+            if (timed_out)
+                fprintf(stderr, "vscsictl: device %s: no DEVICE_DELETED within %d s; commands may "
+                        "still be in flight on it (query-scsi-devices shows it until then)\n",
+                        id ? id : "?", timeout_ms / 1000);
+            else
+                fprintf(stderr, "vscsictl: vscsid closed the connection before DEVICE_DELETED\n");
+            return 1;
+        }
+        ev = json_get_str(json_obj_get(v, "event"));
+        dev = json_get_str(json_obj_get(json_obj_get(v, "data"), "device"));
+        if (ev && !strcmp(ev, "DEVICE_DELETED") && dev && id && !strcmp(dev, id)) {
+            json_free(v);
+            return 0;
+        }
+        json_free(v);
+    }
+}
+
+static const char *arg_str(const struct json_value *args, const char *path, char *buf, size_t len)
+{
+    const struct json_value *v = lookup(args, path);
+
+    if (json_is(v, JSON_INT))
+        snprintf(buf, len, "%" PRId64, v->u.i);
+    else
+        snprintf(buf, len, "%s", json_get_str(v) ? json_get_str(v) : "?");
+    return buf;
+}
+
+/* One line saying what a state-changing command did. */
+static void print_done(struct conn *c, const char *cmd, const struct json_value *args,
+                       const struct json_value *ret, int timeout_ms)
+{
+    char a[4200], b[256], sz[32];
+    int64_t size;
+
+    if (!strcmp(cmd, "device_add")) {
+        /* the id may have been generated: find the device at its address */
+        static const char q[] = "{\"execute\": \"query-scsi-devices\"}\r\n";
+        struct json_value *r, *list;
+        const char *id = NULL;
+        int64_t want_t = 0, want_l = 0;
+        json_get_int(lookup(args, "scsi-id"), 0, 255, &want_t);
+        json_get_int(lookup(args, "lun"), 0, 16383, &want_l);
+        if (json_get_str(lookup(args, "scsi-id")))
+            want_t = strtoll(json_get_str(lookup(args, "scsi-id")), NULL, 0);
+        if (json_get_str(lookup(args, "lun")))
+            want_l = strtoll(json_get_str(lookup(args, "lun")), NULL, 0);
+        conn_send(c, q, sizeof(q) - 1);
+        r = conn_reply(c, timeout_ms);
+        list = (struct json_value *)json_obj_get(r, "return");
+        for (size_t i = 0; i < json_array_len(list); i++) {
+            const struct json_value *d = json_array_at(list, i);
+            int64_t dt, dl;
+            if (json_get_int(json_obj_get(d, "scsi-id"), 0, 255, &dt) == 0 && dt == want_t &&
+                json_get_int(json_obj_get(d, "lun"), 0, 16383, &dl) == 0 && dl == want_l)
+                id = json_get_str(json_obj_get(d, "id"));
+        }
+        printf("device %s (%s) added at scsi-id %" PRId64 " lun %" PRId64 ", drive %s\n",
+               id ? id : "?", arg_str(args, "driver", a, sizeof(a)), want_t, want_l,
+               arg_str(args, "drive", b, sizeof(b)));
+        json_free(r);
+    } else if (!strcmp(cmd, "device_del")) {
+        if (lookup(args, "id"))
+            printf("device %s deleted\n", arg_str(args, "id", a, sizeof(a)));
+    } else if (!strcmp(cmd, "blockdev-add")) {
+        const char *drv = json_get_str(lookup(args, "driver"));
+        if (drv && !strcmp(drv, "null-co"))
+            snprintf(a, sizeof(a), "null-co");
+        else if (lookup(args, "file.filename"))
+            arg_str(args, "file.filename", a, sizeof(a));
+        else
+            arg_str(args, "filename", a, sizeof(a));
+        printf("drive %s added: %s\n", arg_str(args, "node-name", b, sizeof(b)), a);
+    } else if (!strcmp(cmd, "blockdev-del")) {
+        printf("drive %s deleted\n", arg_str(args, "node-name", a, sizeof(a)));
+    } else if (!strcmp(cmd, "block_resize")) {
+        if (json_get_int(lookup(args, "size"), 0, INT64_MAX, &size) == 0)
+            format_size((uint64_t)size, sz, sizeof(sz));
+        else
+            snprintf(sz, sizeof(sz), "?");
+        printf("%s resized to %s\n", lookup(args, "node-name") ? arg_str(args, "node-name", a, sizeof(a))
+                                                               : arg_str(args, "device", a, sizeof(a)), sz);
+    } else {
+        print_human(cmd, ret);
+    }
+}
+
 /* ---- main ---- */
 
 int main(int argc, char **argv)
@@ -503,6 +669,7 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
         { "dry-run", no_argument, NULL, 'n' },
+        { "no-wait", no_argument, NULL, 'W' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -511,10 +678,11 @@ int main(int argc, char **argv)
     bool as_json = false, dry_run = false;
     int timeout_ms = 30000, c, rc = 0;
     struct conn conn;
-    struct json_value *reply;
+    struct json_value *reply, *args;
     struct json_buf req;
+    bool no_wait = false;
 
-    while ((c = getopt_long(argc, argv, "s:jt:nhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:jt:nWhV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             path = optarg;
@@ -531,6 +699,9 @@ int main(int argc, char **argv)
         }
         case 'n':
             dry_run = true;
+            break;
+        case 'W':
+            no_wait = true;
             break;
         case 'h':
             usage(stdout);
@@ -597,28 +768,26 @@ int main(int argc, char **argv)
     }
 
     /* COMMAND KEY=VALUE... */
-    {
-        struct json_value *args = json_new_object();
-        if (!args)
-            die("out of memory");
-        for (; optind < argc; optind++)
-            add_arg(args, argv[optind]);
-        json_buf_init(&req, 0);
-        json_buf_begin_object(&req);
-        json_buf_kv_str(&req, "execute", cmd);
-        if (args->u.obj.n) {
-            json_buf_add_key(&req, "arguments");
-            json_buf_add_value(&req, args);
-        }
-        json_buf_end_object(&req);
-        json_buf_append(&req, "\r\n", 2);
-        json_free(args);
-        if (req.err)
-            die("out of memory");
+    args = json_new_object();
+    if (!args)
+        die("out of memory");
+    for (; optind < argc; optind++)
+        add_arg(args, argv[optind]);
+    json_buf_init(&req, 0);
+    json_buf_begin_object(&req);
+    json_buf_kv_str(&req, "execute", cmd);
+    if (args->u.obj.n) {
+        json_buf_add_key(&req, "arguments");
+        json_buf_add_value(&req, args);
     }
+    json_buf_end_object(&req);
+    json_buf_append(&req, "\r\n", 2);
+    if (req.err)
+        die("out of memory");
     if (dry_run) {
         printf("%.*s\n", (int)(req.len - 2), req.data);     /* without the "\r\n" */
         json_buf_free(&req);
+        json_free(args);
         return 0;
     }
     conn_open(&conn, path);
@@ -632,12 +801,16 @@ int main(int argc, char **argv)
     } else if (!json_obj_get(reply, "return")) {
         fprintf(stderr, "vscsictl: unexpected reply from vscsid\n");
         rc = 1;
-    } else if (as_json) {
-        print_json(json_obj_get(reply, "return"), false);
     } else {
-        print_human(cmd, json_obj_get(reply, "return"));
+        if (!strcmp(cmd, "device_del") && !no_wait)
+            rc = wait_deleted(&conn, json_get_str(json_obj_get(args, "id")), timeout_ms);
+        if (as_json)
+            print_json(json_obj_get(reply, "return"), false);
+        else if (!rc)
+            print_done(&conn, cmd, args, json_obj_get(reply, "return"), timeout_ms);
     }
     json_free(reply);
+    json_free(args);
     conn_close(&conn);
     return rc;
 }

@@ -126,6 +126,28 @@ vscsid)
     expect "scsi table" 0 "disk0  scsi-hd  0        2    1G    no  d0     S1" $V query-scsi-devices
     expect "block table d1" 0 "d1     -       null-co  yes  64M   null-co://" $V query-block
     expect "block --json" 0 '"qdev": "disk0"' $V --json query-block
+    # hot-plug wrappers: one line saying what happened; errors name the argument
+    truncate -s 16M "$DIR/hp.img"
+    expect "blockdev-add" 0 "drive hp added: $DIR/hp.img" \
+        $V blockdev-add node-name=hp driver=raw file.driver=file file.filename="$DIR/hp.img"
+    expect "device_add" 0 "device hpdisk (scsi-hd) added at scsi-id 1 lun 300, drive hp" \
+        $V device_add driver=scsi-hd drive=hp scsi-id=1 lun=300 id=hpdisk
+    expect "device_add taken" 1 "vscsictl: device_add: scsi-id=1,lun=300 is already taken by device 'hpdisk'" \
+        $V device_add driver=scsi-hd drive=d1 scsi-id=1 lun=300
+    expect "device_add attached" 1 "vscsictl: device_add: drive 'hp' is already attached to device 'hpdisk'" \
+        $V device_add driver=scsi-hd drive=hp scsi-id=1 lun=301
+    expect "device_add auto id" 0 "device scsi0-0-5 (scsi-hd) added at scsi-id 0 lun 5, drive d1" \
+        $V device_add driver=scsi-hd drive=d1 lun=5
+    expect "device_add lun" 1 "vscsictl: device_add: lun=16384: expected a number from 0 to 16383" \
+        $V device_add driver=scsi-hd drive=hp lun=16384
+    expect "block_resize" 0 "hp resized to 32M" $V block_resize node-name=hp size=33554432
+    [ "$(stat -c %s "$DIR/hp.img")" = 33554432 ] && ok "image resized" || fail "image size $(stat -c %s "$DIR/hp.img")"
+    expect "blockstats" 0 "hp     hpdisk" $V query-blockstats
+    expect "blockdev-del busy" 1 "in use by device 'hpdisk'" $V blockdev-del node-name=hp
+    expect "device_del waits" 0 "device hpdisk deleted" $V device_del id=hpdisk
+    expect "device_del gone" 1 "vscsictl: Device 'hpdisk' not found" $V device_del id=hpdisk
+    expect "device_del --no-wait" 0 "" $V --no-wait device_del id=scsi0-0-5
+    expect "blockdev-del" 0 "drive hp deleted" $V blockdev-del node-name=hp
     ;;
 esac
 
