@@ -71,6 +71,8 @@ struct blk_stats {
     uint64_t read_bytes, write_bytes;
     uint64_t errors;            /* requests completed with ret < 0 */
     uint64_t bounces;           /* requests copied through an aligned buffer (O_DIRECT) */
+    /* Sum of latencies, blk_submit to completion (CLOCK_MONOTONIC), in ns. */
+    uint64_t read_ns, write_ns, flush_ns, discard_ns, write_zeroes_ns;
 };
 void blk_get_stats(const struct blk_drive *d, struct blk_stats *out);
 
@@ -110,6 +112,7 @@ struct blk_req {
     struct blk_drive *drive;
     void *priv;
     uint64_t done_bytes;
+    uint64_t start_ns;          /* for the latency totals in blk_stats */
     int stage;
 };
 
