@@ -324,6 +324,12 @@ static void write_stats(struct json_buf *ret, const struct vscsid_drive_info *in
     json_buf_kv_uint(ret, "write_zeroes_operations", st.write_zeroes);
     json_buf_kv_uint(ret, "failed_operations", st.errors);
     json_buf_kv_uint(ret, "bounced_operations", st.bounces);
+    /* QEMU's names: sums of completion latencies; average = total / operations */
+    json_buf_kv_uint(ret, "rd_total_time_ns", st.read_ns);
+    json_buf_kv_uint(ret, "wr_total_time_ns", st.write_ns);
+    json_buf_kv_uint(ret, "flush_total_time_ns", st.flush_ns);
+    json_buf_kv_uint(ret, "unmap_total_time_ns", st.discard_ns);
+    json_buf_kv_uint(ret, "write_zeroes_total_time_ns", st.write_zeroes_ns);
     json_buf_end_object(ret);
     json_buf_end_object(ret);
 }

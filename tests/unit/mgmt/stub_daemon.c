@@ -51,6 +51,8 @@ void blk_get_stats(const struct blk_drive *d, struct blk_stats *out)
     out->writes = 2;
     out->write_bytes = 8192;
     out->flushes = 1;
+    out->read_ns = out->reads * 100000;     /* 100 us each */
+    out->write_ns = 2 * 50000;
 }
 
 int vscsid_add_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)

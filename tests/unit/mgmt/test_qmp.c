@@ -563,6 +563,8 @@ static void test_hotplug_args(void)
     CHECK(json_get_int(json_obj_get(st, "wr_operations"), 2, 2, &i) == 0);
     CHECK(json_get_int(json_obj_get(st, "flush_operations"), 1, 1, &i) == 0);
     CHECK(json_is(json_obj_get(st, "failed_operations"), JSON_INT));
+    CHECK(json_get_int(json_obj_get(st, "rd_total_time_ns"), 300000, 300000, &i) == 0);
+    CHECK(json_get_int(json_obj_get(st, "wr_total_time_ns"), 100000, 100000, &i) == 0);
     json_free(v);
     tclose(&c);
     stub_init(true);

@@ -104,6 +104,8 @@ stub)
     expect "scsi table hd" 0 "disk0  scsi-hd  0        3    1G    no   drive0  SER0" $V query-scsi-devices
     expect "block table" 0 "drive1   cd1     null-co  yes  2G    null-co://" $V query-block
     expect "block --json" 0 '"virtual-size": 1073741824' $V query-block --json
+    expect "blockstats table" 0 "drive2   -       3       12K       2       8K        1        0       0       100        50" \
+        $V query-blockstats
     # events: one JSON line per event, as they arrive
     $V --json events >"$DIR/events" 2>&1 &
     EVPID=$!
