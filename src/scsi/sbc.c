@@ -779,6 +779,82 @@ static int exec_caw(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     return submit(cmd, caw_read_done, false);
 }
 
+/* --------------------------------------------------------------- ORWRITE */
+
+/* SBC-4 5.10 ORWRITE(16): each block becomes (medium OR data-out). Chunked
+ * read-modify-write through a bounded buffer; the write gate (EXCL) keeps
+ * other writes out so no update is lost. */
+static int orwrite_next(struct scsi_cmd *cmd);
+
+static void orwrite_done(struct blk_req *req, int ret)
+{
+    struct scsi_cmd *cmd = req->opaque;
+    const struct scsi_lun *lu = cmd->lu;
+    uint8_t *b = cmd->priv;
+    int r;
+
+    if (ret || (cmd->flags & SCSI_CMDF_ABORTED)) {
+        scsi_cmd_complete(cmd, sense_from_errno(ret, req->op == BLK_OP_WRITE));
+        return;
+    }
+    if (req->op == BLK_OP_READ) {
+        /* OR in the data-out bytes, read once, then write the chunk back */
+        size_t base = (size_t)cmd->done_blocks << lu->block_shift;
+        uint8_t tmp[512];
+
+        for (size_t o = 0; o < req->len; o += sizeof(tmp)) {
+            size_t n = req->len - o < sizeof(tmp) ? req->len - o : sizeof(tmp);
+
+            iov_to_buf(cmd->iov, cmd->iovcnt, base + o, tmp, n);
+            for (size_t i = 0; i < n; i++)
+                b[o + i] |= tmp[i];
+        }
+        cmd->breq.op = BLK_OP_WRITE;
+        cmd->breq.flags = (cmd->flags & SCSI_CMDF_FUA) ? BLK_F_FUA : 0;
+        r = submit(cmd, orwrite_done, true);
+    } else {
+        cmd->done_blocks += (uint32_t)(req->len >> lu->block_shift);
+        r = orwrite_next(cmd);
+    }
+    if (r != SCSI_ASYNC)
+        scsi_cmd_complete(cmd, r);
+}
+
+static int orwrite_next(struct scsi_cmd *cmd)
+{
+    const struct scsi_lun *lu = cmd->lu;
+    uint32_t left = cmd->nblocks - cmd->done_blocks;
+    uint32_t chunk = (uint32_t)(cmd->priv_len >> lu->block_shift);
+    uint32_t n = left < chunk ? left : chunk;
+
+    if (!n) {
+        cmd->xfer_len = (size_t)cmd->nblocks << lu->block_shift;
+        return SENSE_OK;
+    }
+    cmd->sub_iov[0].iov_base = cmd->priv;
+    cmd->sub_iov[0].iov_len = (size_t)n << lu->block_shift;
+    cmd->breq.op = BLK_OP_READ;
+    cmd->breq.flags = 0;
+    cmd->breq.offset = (cmd->lba + cmd->done_blocks) << lu->block_shift;
+    cmd->breq.len = cmd->sub_iov[0].iov_len;
+    cmd->breq.iov = cmd->sub_iov;
+    cmd->breq.iovcnt = 1;
+    return submit(cmd, orwrite_done, false);
+}
+
+static int exec_orwrite(struct scsi_cmd *cmd, const struct scsi_parsed *p)
+{
+    const struct scsi_lun *lu = cmd->lu;
+    size_t bytes = p->data_len < SBC_CHUNK_BYTES ? p->data_len : SBC_CHUNK_BYTES;
+
+    if (!p->nblocks)
+        return SENSE_OK;
+    if (!scsi_cmd_alloc(cmd, bytes, lu->block_size, NULL))
+        return SENSE_BUSY;
+    cmd->done_blocks = 0;
+    return orwrite_next(cmd);
+}
+
 /* --------------------------------------------------- READ DEFECT DATA */
 
 static int parse_read_defect(struct scsi_cmd *cmd, struct scsi_parsed *p)
@@ -848,6 +924,9 @@ static const uint8_t u_start_stop[6] = { 0x1b, 0x01, 0, 0x0f, 0xf7, 0 };
 /* byte 1: WRPROTECT DPO FUA FUA_NV(obsolete, accepted) */
 static const uint8_t u_caw[16] = { 0x89, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                    0, 0, 0, 0xff, 0x3f, 0 };
+/* byte 1: ORPROTECT DPO FUA FUA_NV(obsolete, accepted) */
+static const uint8_t u_orwrite[16] = { 0x8b, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                       0xff, 0xff, 0xff, 0xff, 0x1f, 0 };
 static const uint8_t u_read_defect10[10] = { 0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0 };
 static const uint8_t u_read_defect12[12] = { 0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 
@@ -906,6 +985,7 @@ const struct scsi_optable sbc_optable = {
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_WRITE | SCSI_OPF_EXCL,
                     16, u_caw),
         [0x8a] = OP("WRITE(16)", parse_rw, exec_rw, F_WR, 16, u_write16),
+        [0x8b] = OP("ORWRITE(16)", parse_rw /* ORPROTECT is where WRPROTECT is */, exec_orwrite, F_WR | SCSI_OPF_EXCL, 16, u_orwrite),
         [0x8e] = OP("WRITE AND VERIFY(16)", parse_write_verify, exec_rw, F_WR, 16, u_wv16),
         [0x8f] = OP("VERIFY(16)", parse_verify, exec_verify,
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 16, u_verify16),

@@ -1031,6 +1031,46 @@ static void test_caw_gate(void)
     t_env_free(e);
 }
 
+static void test_orwrite(void)
+{
+    struct t_env *e = t_env_new(4 * MiB, 512, false);
+    static uint8_t d[3 * 1024 * 1024];
+    uint8_t c[16];
+    struct tcmd t;
+
+    /* 3 MiB: three chunks of read-OR-write */
+    for (size_t i = 0; i < sizeof(d); i++) {
+        d[i] = (uint8_t)(1u << (i % 8));
+        e->drive->data[512 + i] = (uint8_t)(i * 5);
+    }
+    cdb_rw16(c, 0x8b, 1, 6144);
+    c[1] = 0x08;
+    tcmd_init(&t, 0, 0, c, 16, SCSI_DIR_TO_DEV, d, sizeof(d));
+    tcmd_split(&t, 6);
+    tcmd_run(e, &t);
+    check_good(&t);
+    CHECK_EQ(t.c.xfer_len, sizeof(d));
+    CHECK_EQ(e->drive->last_flags, BLK_F_FUA);
+    for (size_t i = 0; i < sizeof(d); i++)
+        if (e->drive->data[512 + i] != (uint8_t)((i * 5) | (1u << (i % 8)))) {
+            CHECK(!"ORWRITE result");
+            break;
+        }
+    CHECK_EQ(e->drive->data[0], 0);
+    /* ORPROTECT, zero blocks, range */
+    cdb_rw16(c, 0x8b, 0, 1);
+    c[1] = 0x20;
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, d, 512);
+    check_sense(&t, 5, 0x24, 0);
+    cdb_rw16(c, 0x8b, 0, 0);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t);
+    cdb_rw16(c, 0x8b, UINT64_MAX, 0);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 5, 0x21, 0);
+    t_env_free(e);
+}
+
 static void test_read_defect(void)
 {
     struct t_env *e = t_env_new(MiB, 512, false);
@@ -1099,6 +1139,7 @@ int main(void)
     RUN_TEST(test_start_stop_removable);
     RUN_TEST(test_compare_and_write);
     RUN_TEST(test_caw_gate);
+    RUN_TEST(test_orwrite);
     RUN_TEST(test_read_defect);
     RUN_TEST(test_4k);
     return test_exit();
