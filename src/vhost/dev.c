@@ -241,6 +241,7 @@ static void dev_session_close(struct vhost_dev *dev, enum log_level level, const
     /* Rings and fds go now; mappings stay while popped elements hold them. */
     for (unsigned i = 0; i < dev->num_vqs; i++)
         vq_detach(&dev->vqs[i]);
+    vhost_dev_drop_inflight(dev);
     mem_unref(dev->mem);
     dev->mem = NULL;
     dev->features = 0;
@@ -502,6 +503,72 @@ int vhost_dev_reply_u64(struct vhost_dev *dev, uint32_t request, uint64_t value)
     return vhost_dev_reply(dev, request, &value, sizeof(value));
 }
 
+int vhost_dev_reply_fd(struct vhost_dev *dev, uint32_t request, const void *payload,
+                       uint32_t size, int fd)
+{
+    uint8_t buf[HDR_SIZE + 64];
+    struct vhost_msg_hdr h = {
+        .request = request,
+        .flags = VHOST_USER_VERSION | VHOST_USER_REPLY,
+        .size = size,
+    };
+    union {
+        char b[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = { .iov_base = buf, .iov_len = HDR_SIZE + size };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+                         .msg_controllen = sizeof(cbuf.b) };
+    struct cmsghdr *c;
+    ssize_t n;
+
+    if (size > sizeof(buf) - HDR_SIZE)
+        return vhost_dev_fail(dev, "reply to request %u too large", request);
+    if (dev->conn_fd < 0)
+        return -ENOTCONN;
+    memcpy(buf, &h, HDR_SIZE);
+    memcpy(buf + HDR_SIZE, payload, size);
+    memset(&cbuf, 0, sizeof(cbuf));
+    c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    for (;;) {
+        n = sendmsg(dev->conn_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0)
+            break;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd p = { .fd = dev->conn_fd, .events = POLLOUT };
+
+            if (poll(&p, 1, REPLY_TIMEOUT_MS) > 0)
+                continue;
+        } else if (errno == EINTR) {
+            continue;
+        }
+        return vhost_dev_fail(dev, "sending the reply to request %u: %s", request,
+                              strerror(errno));
+    }
+    /* The fd went with the first byte; the rest (if any) goes plainly. */
+    if ((size_t)n < iov.iov_len && send_all(dev->conn_fd, buf + n, iov.iov_len - (size_t)n) < 0)
+        return vhost_dev_fail(dev, "sending the reply to request %u", request);
+    return 0;
+}
+
+void vhost_dev_drop_inflight(struct vhost_dev *dev)
+{
+    for (unsigned i = 0; i < dev->num_vqs; i++) {
+        struct vq *vq = &dev->vqs[i];
+
+        /* Detached or reset queues have let go already; a busy one cannot be
+         * here (SET_INFLIGHT_FD refuses while anything runs). */
+        vq->ireg = NULL;
+        vq->ireg_size = 0;
+    }
+    mem_region_unref(dev->inflight);
+    dev->inflight = NULL;
+}
+
 /* ---- public ---- */
 
 struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const char *socket_path, unsigned num_vqs,
@@ -584,6 +651,7 @@ void vhost_dev_free(struct vhost_dev *dev)
         close(dev->drain_fd);
     for (unsigned i = 0; i < dev->num_vqs; i++)
         vq_destroy(&dev->vqs[i]);
+    mem_region_unref(dev->inflight);
     mem_unref(dev->mem);
     free(dev->vqs);
     free(dev->path);

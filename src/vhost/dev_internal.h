@@ -64,11 +64,12 @@ enum vhost_user_request {
 #define VHOST_USER_PROTOCOL_F_RESET_DEVICE          13
 #define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS   15
 
-/* Offered today. INFLIGHT_SHMFD and LOG_SHMFD join this mask with their
- * handlers (table entries already exist and refuse until negotiated). */
+/* Offered today. LOG_SHMFD joins this mask with its handlers (table entries
+ * already exist and refuse until negotiated). */
 #define VHOST_PROTOCOL_FEATURES_OFFERED \
     ((1ull << VHOST_USER_PROTOCOL_F_MQ) | \
      (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+     (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) | \
      (1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE) | \
      (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
 
@@ -123,6 +124,15 @@ struct vhost_mem_reg_msg {
     struct vhost_mem_desc region;
 };
 
+/* GET/SET_INFLIGHT_FD ("Inflight description"; QEMU sends 24 bytes). */
+struct vhost_inflight_msg {
+    uint64_t mmap_size;
+    uint64_t mmap_offset;
+    uint16_t num_queues;
+    uint16_t queue_size;
+    uint32_t padding;
+};
+
 struct vhost_config_msg {
     uint32_t offset;
     uint32_t size;
@@ -136,6 +146,7 @@ _Static_assert(sizeof(struct vhost_mem_desc) == 32, "region layout");
 _Static_assert(sizeof(struct vhost_mem_table_msg) == 8 + 8 * 32, "mem table layout");
 _Static_assert(sizeof(struct vhost_mem_reg_msg) == 40, "mem reg layout");
 _Static_assert(sizeof(struct vhost_config_msg) == 12 + VHOST_CONFIG_MAX, "config layout");
+_Static_assert(sizeof(struct vhost_inflight_msg) == 24, "inflight layout");
 
 struct vhost_msg {
     struct vhost_msg_hdr hdr;
@@ -146,6 +157,7 @@ struct vhost_msg {
         struct vhost_mem_table_msg mem;
         struct vhost_mem_reg_msg reg;
         struct vhost_config_msg config;
+        struct vhost_inflight_msg inflight;
         uint8_t raw[VHOST_MSG_MAX_PAYLOAD];
     } p;
     int fds[VHOST_MSG_MAX_FDS];        /* handlers set taken ones to -1 */
@@ -190,6 +202,7 @@ struct vhost_dev {
     uint64_t proto_features;
     bool owner;
     struct vhost_mem *mem;              /* current table (one reference) */
+    struct vhost_mem_region *inflight;  /* SET_INFLIGHT_FD buffer, or NULL */
 
     enum vhost_dev_wait wait;
     unsigned wait_qidx;
@@ -212,6 +225,11 @@ uint64_t vhost_offered_features(const struct vhost_dev *dev);
 /* dev.c */
 int vhost_dev_reply(struct vhost_dev *dev, uint32_t request, const void *payload, uint32_t size);
 int vhost_dev_reply_u64(struct vhost_dev *dev, uint32_t request, uint64_t value);
+/* A reply carrying one file descriptor (the caller keeps fd). */
+int vhost_dev_reply_fd(struct vhost_dev *dev, uint32_t request, const void *payload,
+                       uint32_t size, int fd);
+/* Forget the inflight buffer: queues stop tracking, the mapping goes. */
+void vhost_dev_drop_inflight(struct vhost_dev *dev);
 /* Record why the current message is refused; returns -EPROTO. */
 int vhost_dev_fail(struct vhost_dev *dev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Stop a running queue and tell the device (ops->queue_stop). */

@@ -7,8 +7,10 @@
  * failed (answered with a failure ack when need_reply is set, otherwise the
  * session closes). */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -144,6 +146,8 @@ static void reset_session_state(struct vhost_dev *dev)
     }
     dev->features = 0;
     dev->features_set = false;
+    /* QEMU asks for a new inflight buffer after a device reset. */
+    vhost_dev_drop_inflight(dev);
 }
 
 static bool arm_drain_all(struct vhost_dev *dev)
@@ -396,6 +400,102 @@ static int h_set_vring_enable(struct vhost_dev *dev, struct vhost_msg *msg)
     return 0;
 }
 
+/* ---- inflight tracking (spec "Inflight I/O tracking") ---- */
+
+static bool any_inflight(const struct vhost_dev *dev)
+{
+    for (unsigned i = 0; i < dev->num_vqs; i++)
+        if (vq_running(&dev->vqs[i]) || vq_inflight(&dev->vqs[i]))
+            return true;
+    return false;
+}
+
+static bool inflight_geometry_ok(const struct vhost_dev *dev, uint16_t nq, uint16_t qs)
+{
+    return nq >= 1 && nq <= dev->num_vqs && qs >= 1 && qs <= VQ_MAX_SIZE && !(qs & (qs - 1));
+}
+
+/* A new, zeroed buffer for num_queues rings of queue_size, in a memfd sealed
+ * against resizing. A geometry we cannot track is answered with size 0 (QEMU
+ * then runs without inflight tracking). */
+static int h_get_inflight_fd(struct vhost_dev *dev, struct vhost_msg *msg)
+{
+    const struct vhost_inflight_msg *m = &msg->p.inflight;
+    struct vhost_inflight_msg reply = { 0 };
+    uint64_t per, total;
+    uint8_t *p;
+    int fd, ret;
+
+    if (!inflight_geometry_ok(dev, m->num_queues, m->queue_size)) {
+        log_warn("vhost: GET_INFLIGHT_FD for %u queues of %u: not tracked", m->num_queues,
+                 m->queue_size);
+        return vhost_dev_reply(dev, msg->hdr.request, &reply, sizeof(reply));
+    }
+    per = vq_inflight_region_bytes(m->queue_size);
+    total = per * m->num_queues;
+    fd = memfd_create("vscsi-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, (off_t)total) < 0) {
+        ret = -errno;
+        goto out;
+    }
+    p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        ret = -errno;
+        goto out;
+    }
+    for (unsigned q = 0; q < m->num_queues; q++)
+        vq_inflight_region_init((struct vq_inflight_region *)(p + q * per), m->queue_size);
+    munmap(p, total);
+    /* Nobody may shrink it under the next backend (see the SIGBUS guard in mem.c). */
+    (void)fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
+    reply.mmap_size = total;
+    reply.mmap_offset = 0;
+    reply.num_queues = m->num_queues;
+    reply.queue_size = m->queue_size;
+    log_debug("vhost: inflight buffer of %" PRIu64 " bytes for %u queues of %u", total,
+              m->num_queues, m->queue_size);
+    ret = vhost_dev_reply_fd(dev, msg->hdr.request, &reply, sizeof(reply), fd);
+out:
+    close(fd);
+    return ret;
+}
+
+/* Map the buffer and point each queue at its region; the regions are read at
+ * the next queue start (resubmission after a backend restart). */
+static int h_set_inflight_fd(struct vhost_dev *dev, struct vhost_msg *msg)
+{
+    const struct vhost_inflight_msg *m = &msg->p.inflight;
+    struct vhost_mem_desc d = { .size = m->mmap_size, .mmap_offset = m->mmap_offset };
+    struct vhost_mem_region *r;
+    const char *why = NULL;
+    uint64_t per;
+    int ret;
+
+    if (!inflight_geometry_ok(dev, m->num_queues, m->queue_size))
+        return vhost_dev_fail(dev, "SET_INFLIGHT_FD: %u queues of %u", m->num_queues,
+                              m->queue_size);
+    per = vq_inflight_region_bytes(m->queue_size);
+    if (m->mmap_size < per * m->num_queues || m->mmap_size > (1ull << 32) ||
+        m->mmap_offset % VQ_INFLIGHT_ALIGN)
+        return vhost_dev_fail(dev, "SET_INFLIGHT_FD: %" PRIu64 " bytes at offset %" PRIu64
+                              " for %u queues of %u", m->mmap_size, m->mmap_offset,
+                              m->num_queues, m->queue_size);
+    if (any_inflight(dev))
+        return -EBUSY;
+    ret = mem_region_map(&d, msg->fds[0], &r, &why);
+    if (ret < 0)
+        return mem_error(dev, "SET_INFLIGHT_FD", ret, why);
+    msg->fds[0] = -1;
+    vhost_dev_drop_inflight(dev);
+    dev->inflight = r;
+    for (unsigned q = 0; q < m->num_queues; q++)
+        vq_set_inflight(&dev->vqs[q], (struct vq_inflight_region *)(r->host + q * per),
+                        m->queue_size);
+    return 0;
+}
+
 /* ---- config space: QEMU serves virtio-scsi config itself ---- */
 
 static int config_check(struct vhost_dev *dev, const struct vhost_msg *msg, const char *name)
@@ -477,11 +577,12 @@ static const struct msg_spec msg_table[VHOST_USER_MAX_REQUEST] = {
                                 .own_reply = true, .handler = h_get_config },
     [VHOST_USER_SET_CONFIG] = { "SET_CONFIG", SIZES(12, 12 + VHOST_CONFIG_MAX),
                                 .handler = h_set_config },
-    /* Seams: handlers arrive with INFLIGHT_SHMFD. */
     [VHOST_USER_GET_INFLIGHT_FD] = { "GET_INFLIGHT_FD", SIZE(24), .own_reply = true,
-                                     PROTO(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) },
+                                     PROTO(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD),
+                                     .handler = h_get_inflight_fd },
     [VHOST_USER_SET_INFLIGHT_FD] = { "SET_INFLIGHT_FD", SIZE(24), FDS(1, 1),
-                                     PROTO(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) },
+                                     PROTO(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD),
+                                     .handler = h_set_inflight_fd },
     [VHOST_USER_RESET_DEVICE] = { "RESET_DEVICE", SIZE(0), .handler = h_reset },
     [VHOST_USER_GET_MAX_MEM_SLOTS] = { "GET_MAX_MEM_SLOTS", SIZE(0), .own_reply = true,
                                        .handler = h_get_max_mem_slots },

@@ -81,6 +81,8 @@ void vq_destroy(struct vq *vq)
     vq_set_err(vq, -1);
     free(vq->inflight_map);
     vq->inflight_map = NULL;
+    free(vq->resubmit);
+    vq->resubmit = NULL;
     pthread_mutex_destroy(&vq->call_lock);
 }
 
@@ -238,6 +240,10 @@ int vq_start(struct vq *vq)
     if (ret < 0)
         return ret;
     vq->used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+    /* A start with nothing of ours in flight may follow another backend
+     * process: take over what it left in the inflight region. */
+    if (vq->ireg && !__atomic_load_n(&vq->inflight, __ATOMIC_SEQ_CST))
+        vq_inflight_recover(vq);
     vq->signalled_used = vq->used_idx;
     vq->signalled_used_valid = false;
     vq->notify_enabled = true;
@@ -266,10 +272,22 @@ uint16_t vq_last_avail(const struct vq *vq)
     return vq->last_avail_idx;
 }
 
+/* The inflight region goes with the session; marks left there are for the
+ * next start (pushes from now on only count). */
+static void vq_drop_inflight(struct vq *vq)
+{
+    vq->ireg = NULL;
+    vq->ireg_size = 0;
+    free(vq->resubmit);
+    vq->resubmit = NULL;
+    vq->resubmit_num = vq->resubmit_pos = 0;
+}
+
 void vq_detach(struct vq *vq)
 {
     vq->running = false;
     vq->mem = NULL;
+    vq_drop_inflight(vq);
     vq_unmap_rings(vq);
     vq_set_kick(vq, -1, false);
     vq_set_call(vq, -1);
@@ -279,6 +297,7 @@ void vq_detach(struct vq *vq)
 void vq_reset(struct vq *vq, bool keep_fds)
 {
     vq->running = false;
+    vq_drop_inflight(vq);
     vq_unmap_rings(vq);
     vq->num = 0;
     vq->addr_set = false;
@@ -471,6 +490,44 @@ static bool vq_rearm(struct vq *vq)
     return vq_load_avail_idx(vq) != vq->last_avail_idx;
 }
 
+static void vq_elem_fill(struct vq *vq, struct vq_elem *elem, uint16_t head, struct iovec *iov,
+                         unsigned out_num, unsigned in_num)
+{
+    elem->head = head;
+    elem->out_num = out_num;
+    elem->in_num = in_num;
+    elem->iov = iov;
+    elem->mem = vq->mem;
+    mem_ref(vq->mem);
+    map_set(vq, head, true);
+    __atomic_add_fetch(&vq->inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A head the previous backend popped and never used: walk its chain again
+ * (the driver has not seen it complete, so the descriptors are unchanged).
+ * Its mark and counter in the region stay as they are. */
+static int vq_pop_resubmit(struct vq *vq, struct vq_elem *elem, struct iovec *iov,
+                           unsigned iov_cap)
+{
+    uint16_t head = vq->resubmit[vq->resubmit_pos];
+    unsigned out_num, in_num;
+    int ret;
+
+    if (head >= vq->num || map_test(vq, head))
+        return vq_fail(vq, "inflight head %u cannot be resubmitted", head);
+    ret = vq_walk(vq, head, iov, iov_cap, &out_num, &in_num);
+    if (ret < 0)
+        return ret;
+    vq->resubmit_pos++;
+    if (vq->resubmit_pos == vq->resubmit_num) {
+        free(vq->resubmit);
+        vq->resubmit = NULL;
+        vq->resubmit_num = vq->resubmit_pos = 0;
+    }
+    vq_elem_fill(vq, elem, head, iov, out_num, in_num);
+    return 1;
+}
+
 int vq_pop(struct vq *vq, struct vq_elem *elem, struct iovec *iov, unsigned iov_cap)
 {
     uint16_t avail_idx, head;
@@ -481,6 +538,8 @@ int vq_pop(struct vq *vq, struct vq_elem *elem, struct iovec *iov, unsigned iov_
         return -EIO;
     if (!vq->running || !vq->avail)
         return 0;
+    if (vq->resubmit_pos < vq->resubmit_num)
+        return vq_pop_resubmit(vq, elem, iov, iov_cap);
 
     avail_idx = vq_load_avail_idx(vq);
     if (avail_idx == vq->last_avail_idx) {
@@ -504,14 +563,14 @@ int vq_pop(struct vq *vq, struct vq_elem *elem, struct iovec *iov, unsigned iov_
     if (ret < 0)
         return ret;
 
-    elem->head = head;
-    elem->out_num = out_num;
-    elem->in_num = in_num;
-    elem->iov = iov;
-    elem->mem = vq->mem;
-    mem_ref(vq->mem);
-    map_set(vq, head, true);
-    __atomic_add_fetch(&vq->inflight, 1, __ATOMIC_SEQ_CST);
+    if (vq->ireg) {
+        /* Spec order: counter, then the mark (a reader trusts a marked counter). */
+        struct vq_inflight_desc *d = &vq->ireg->desc[head];
+
+        __atomic_store_n(&d->counter, vq->icounter++, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->inflight, 1, __ATOMIC_RELEASE);
+    }
+    vq_elem_fill(vq, elem, head, iov, out_num, in_num);
     vq->last_avail_idx++;
     return 1;
 }
@@ -528,15 +587,27 @@ void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len)
     }
     map_set(vq, head, false);
 
-    /* After the session ended the ring is gone: only the accounting remains. */
+    /* After the session ended the ring is gone: only the accounting remains
+     * (and the inflight marks stay for the next backend session). */
     if (vq->used) {
         struct vring_used_elem *u = &vq->used->ring[vq->used_idx & (vq->num - 1)];
+        struct vq_inflight_region *r = vq->ireg;
 
+        /* Inflight spec order: the batch list first, so that a crash after
+         * used->idx moved can be repaired from last_batch_head. */
+        if (r) {
+            __atomic_store_n(&r->desc[head].next, r->last_batch_head, __ATOMIC_RELAXED);
+            __atomic_store_n(&r->last_batch_head, (uint16_t)head, __ATOMIC_RELEASE);
+        }
         __atomic_store_n(&u->id, head, __ATOMIC_RELAXED);
         __atomic_store_n(&u->len, len, __ATOMIC_RELAXED);
         vq->used_idx++;
         /* 2.7.8.2: the entry is visible before the index that publishes it. */
         __atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+        if (r) {
+            __atomic_store_n(&r->desc[head].inflight, 0, __ATOMIC_RELEASE);
+            __atomic_store_n(&r->used_idx, vq->used_idx, __ATOMIC_RELEASE);
+        }
     }
 
     /* Seam for LOG_SHMFD: mark the used entry and the written buffers dirty here. */

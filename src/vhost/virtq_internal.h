@@ -56,6 +56,33 @@ static inline uint64_t vring_used_bytes(unsigned num) { return 6ull + 8ull * num
 
 typedef void vq_drain_cb(void *opaque, struct vq *vq);
 
+/* Inflight I/O tracking (vhost-user spec "Inflight I/O tracking", split
+ * virtqueue layout). The shared buffer holds one region per queue; it lives
+ * in a memfd the backend creates (GET_INFLIGHT_FD) and the frontend keeps and
+ * hands back (SET_INFLIGHT_FD) to the next backend process, which resubmits
+ * what its predecessor popped and never completed. */
+struct vq_inflight_desc {
+    uint8_t inflight;           /* head popped, not yet used */
+    uint8_t padding[5];
+    uint16_t next;              /* list of the last batch of used heads */
+    uint64_t counter;           /* pop order */
+};
+
+struct vq_inflight_region {
+    uint64_t features;          /* 0 */
+    uint16_t version;           /* 1; 0 = not initialized */
+    uint16_t desc_num;          /* queue size */
+    uint16_t last_batch_head;
+    uint16_t used_idx;          /* used->idx once the last batch is fully recorded */
+    struct vq_inflight_desc desc[];
+};
+
+_Static_assert(sizeof(struct vq_inflight_desc) == 16, "inflight desc layout");
+_Static_assert(sizeof(struct vq_inflight_region) == 16, "inflight region layout");
+
+#define VQ_INFLIGHT_VERSION     1
+#define VQ_INFLIGHT_ALIGN       64
+
 struct vq {
     unsigned index;
 
@@ -93,6 +120,14 @@ struct vq {
     bool drain_wanted;                  /* atomic: call drain_cb when inflight hits 0 */
     vq_drain_cb *drain_cb;
     void *drain_opaque;
+
+    /* Inflight tracking (NULL: off). The region is shared with the frontend:
+     * written in the spec's order, read only at start (inflight.c). */
+    struct vq_inflight_region *ireg;
+    unsigned ireg_size;                 /* its desc_num when attached */
+    uint64_t icounter;                  /* next pop order stamp */
+    uint16_t *resubmit;                 /* heads to hand out again, in pop order */
+    unsigned resubmit_num, resubmit_pos;
 };
 
 int vq_init(struct vq *vq, unsigned index);
@@ -136,6 +171,24 @@ void vq_reset(struct vq *vq, bool keep_fds);
 /* Mark the queue broken (guest bug) with a rate-limited log line and signal
  * the error fd. Returns -EIO. */
 int vq_fail(struct vq *vq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- inflight tracking (inflight.c) ---- */
+
+/* Bytes of one queue's region for queue_size descriptors (64-byte aligned). */
+uint64_t vq_inflight_region_bytes(unsigned queue_size);
+/* Fresh region: zeroed, version 1, desc_num = queue_size. */
+void vq_inflight_region_init(struct vq_inflight_region *r, unsigned queue_size);
+/* Track this queue in r (NULL: stop tracking). r must stay mapped while
+ * attached; queue_size is the region's desc_num capacity. Only while the
+ * queue is stopped with nothing in flight (-EBUSY otherwise). */
+int vq_set_inflight(struct vq *vq, struct vq_inflight_region *r, unsigned queue_size);
+/* Called by vq_start with the rings mapped and nothing in flight: repair the
+ * last batch, collect the heads a previous backend left in flight (sorted by
+ * their counter) for vq_pop to hand out first, and move last_avail_idx past
+ * them. Returns how many will be resubmitted. */
+unsigned vq_inflight_recover(struct vq *vq);
+/* Number of heads still waiting to be resubmitted. */
+unsigned vq_resubmit_pending(const struct vq *vq);
 
 /* cb(opaque, vq) runs from vq_push when inflight drops to 0 while wanted. */
 void vq_set_drain_cb(struct vq *vq, vq_drain_cb *cb, void *opaque);

@@ -271,7 +271,7 @@ static void test_handshake(void)
     CHECK(f & F(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
     CHECK(f & F(VHOST_USER_PROTOCOL_F_RESET_DEVICE));
     CHECK(!(f & F(VHOST_USER_PROTOCOL_F_LOG_SHMFD)));
-    CHECK(!(f & F(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)));
+    CHECK(f & F(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
     CHECK(!(f & F(VHOST_USER_PROTOCOL_F_CONFIG)));
     CHECK_EQ(ack_u64(fd, VHOST_USER_SET_PROTOCOL_FEATURES, PROTO_ALL, -1), 0);
     CHECK_EQ(get_u64(fd, VHOST_USER_GET_QUEUE_NUM), NQ);
@@ -338,7 +338,7 @@ static const struct bad_msg bad_msgs[] = {
     { "SET_MEM_TABLE size mismatch", VHOST_USER_SET_MEM_TABLE, V, 8 + 32 * 2, { 1 }, 1 },
     { "SET_LOG_BASE not negotiated", VHOST_USER_SET_LOG_BASE, V, 16, { 0 }, 1 },
     { "SET_LOG_FD not negotiated", VHOST_USER_SET_LOG_FD, V, 0, { 0 }, 1 },
-    { "GET_INFLIGHT_FD not negotiated", VHOST_USER_GET_INFLIGHT_FD, V, 24, { 0 }, 0 },
+    { "SET_INFLIGHT_FD without its fd", VHOST_USER_SET_INFLIGHT_FD, V, 24, { 0 }, 0 },
     { "ADD_MEM_REG without fd", VHOST_USER_ADD_MEM_REG, V, 40, { 0 }, 0 },
     { "GET_CONFIG size mismatch", VHOST_USER_GET_CONFIG, V, 12, { 0, 0, 0, 0, 4 }, 0 },
     { "unknown request", 99, V, 8, { 0 }, 0 },
