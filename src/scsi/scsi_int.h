@@ -12,6 +12,12 @@
  * later calls scsi_cmd_complete(). Sense bytes are built in exactly one
  * place (sense.c) from the reason plus cmd->sense_sks / cmd->sense_info.
  *
+ * Multi-step commands keep their state in the private fields of struct
+ * scsi_cmd and chain one blk_req at a time; their buffers come from
+ * scsi_cmd_alloc() under a per-LU budget. COMPARE AND WRITE and ORWRITE
+ * (SCSI_OPF_EXCL) pass a per-LU write gate in dispatch() that keeps other
+ * writes out while they read-modify-write.
+ *
  * A new device type (mmc.c, ssc.c, passthrough.c) adds its own
  * `const struct scsi_optable`, reusing the spc_* entries, and points
  * lu->optable at it in scsi_lun_new(). */
@@ -108,7 +114,8 @@ typedef bool scsi_supported_fn(const struct scsi_lun *lu);
 #define SCSI_OPF_MEDIUM     (1u << 4)   /* needs the medium (02/3A/00 when ejected) */
 #define SCSI_OPF_WRITE      (1u << 5)   /* modifies the medium: write protection applies */
 #define SCSI_OPF_LBA        (1u << 6)   /* lba/nblocks range-checked against the capacity */
-#define SCSI_OPF_RW         (1u << 7)   /* READ/WRITE family: exact data_len, shorter buffer -> OVERRUN */
+#define SCSI_OPF_RW         (1u << 7)   /* READ/WRITE family (data_len exact: every non-ALLOC command
+                                           with a shorter buffer gets OVERRUN) */
 #define SCSI_OPF_EXCL       (1u << 8)   /* runs alone among the LU's writes (COMPARE AND WRITE) */
 
 struct scsi_op {
