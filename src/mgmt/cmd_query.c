@@ -175,6 +175,9 @@ static void write_device(struct json_buf *ret, const struct vscsid_device_info *
         json_buf_kv_str(ret, "vendor", conf->vendor);
     if (conf->product[0])
         json_buf_kv_str(ret, "product", conf->product);
+    /* device_del accepted, commands on it still in flight (DEVICE_DELETED follows) */
+    if (info->deleting)
+        json_buf_kv_bool(ret, "deleting", true);
     json_buf_end_object(ret);
 }
 
