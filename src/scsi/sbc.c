@@ -549,6 +549,11 @@ static int exec_write_same(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         scsi_dataout(cmd, block, lu->block_size);
         zero = is_zero(block, lu->block_size);
     }
+    /* SBC-4 5.50, as LIO and libiscsi read it: with UNMAP=1 on a thin LU the
+     * LBAs are deallocated whatever the data-out block holds, and LBPRZ=1
+     * (blk_discard_zeroes) makes them read back as zeroes. */
+    if ((cmd->flags & SCSI_CMDF_UNMAP) && blk_can_discard(lu->drive) && blk_discard_zeroes(lu->drive))
+        zero = true;
     if (zero) {
         /* SBC-4 5.50: zeroes; with UNMAP=1 the blocks may be deallocated */
         memset(&cmd->breq, 0, sizeof(cmd->breq));

@@ -441,6 +441,16 @@ static void test_write_same(void)
     CHECK_EQ(e->drive->data[10 * 512], 0);
     CHECK_EQ(e->drive->data[110 * 512 - 1], 0);
     CHECK_EQ(e->drive->data[110 * 512], 0xee);
+    /* non-zero data with UNMAP on a thin LU with LBPRZ: deallocated, reads zero
+     * (libiscsi WriteSame10.UnmapUntilEnd; LIO does the same) */
+    memset(blk, 0xff, sizeof(blk));
+    ws(e, &t, false, 0x08, 16380, 0, blk, 512);
+    check_good(&t);
+    CHECK_EQ(e->drive->last_op, BLK_OP_WRITE_ZEROES);
+    CHECK_EQ(e->drive->last_flags, BLK_F_MAY_UNMAP);
+    CHECK_EQ(e->drive->data[16383 * 512], 0);
+    memset(e->drive->data + 16380 * 512, 0xee, 4 * 512);
+    memset(blk, 0, sizeof(blk));
     /* zero data without UNMAP: zeroes, no deallocation */
     ws(e, &t, false, 0, 200, 1, blk, 512);
     check_good(&t);
