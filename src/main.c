@@ -1,6 +1,7 @@
 /* vscsid: vhost-user-scsi backend daemon. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,7 @@ int main(int argc, char **argv)
     static struct device_conf devices[MAX_ITEMS];
     unsigned ndrives = 0, ndevices = 0, verbose = 0;
     struct ctrl_conf ctrl = { .num_queues = 16 };
-    char err[512];
+    char err[512], abs_socket[PATH_MAX];
     struct ev_loop *loop = NULL;
     struct vscsid *d = NULL;
     struct qmp_server *qmp = NULL;
@@ -208,10 +209,11 @@ int main(int argc, char **argv)
              ctrl.socket_path, ctrl.num_queues);
     fprintf(stderr,
             "vscsid: attach a VM with:\n"
-            "  qemu-system-x86_64 -m 1G -object memory-backend-memfd,id=mem,size=1G,share=on \\\n"
-            "    -numa node,memdev=mem -chardev socket,id=vscsi0,path=%s \\\n"
-            "    -device vhost-user-scsi-pci,chardev=vscsi0,num_queues=1 ...\n",
-            ctrl.socket_path);
+            "  qemu-system-x86_64 -machine q35 -m 1G \\\n"
+            "    -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\\n"
+            "    -chardev socket,id=vscsi0,path=%s \\\n"
+            "    -device vhost-user-scsi-pci,chardev=vscsi0 ...\n",
+            realpath(ctrl.socket_path, abs_socket) ? abs_socket : ctrl.socket_path);
     if (ev_loop_run(loop) < 0)
         log_err("event loop failed: %s", strerror(errno));
 
