@@ -617,8 +617,16 @@ static void queue_start_cb(void *opaque, unsigned qidx, struct vq *vq)
         log_err("queue %u: cannot allocate %u request slots", qidx, vq_size(vq));
         return;
     }
+    if (q->kick_h) {
+        /* started again without a stop in between: replace the old watch */
+        ev_loop_del_fd(ctrl->loop, q->kick_h);
+        q->kick_h = NULL;
+    }
     q->vq = vq;
     fd = vq_kick_fd(vq);
+    if (fd < 0)
+        log_warn("queue %u: the frontend asked for polling (no kick fd), which is not supported; "
+                 "the queue is served only when another event wakes it", qidx);
     if (fd >= 0) {
         q->kick_h = ev_loop_add_fd(ctrl->loop, fd, EPOLLIN, kick_cb, q);
         if (!q->kick_h)
