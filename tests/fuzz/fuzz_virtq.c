@@ -2,7 +2,11 @@
  * setup (size, features) and a sequence of driver and device operations over
  * guest RAM in a memfd that the device sees through a two-region memory
  * table: write descriptors, bytes (indirect tables), avail entries and the
- * avail index; vq_pop, vq_push, notifications, stop/start.
+ * avail index; vq_pop, vq_push, notifications, stop/start. With inflight
+ * tracking on (config bit 0x40) also: a backend "restart" (held chains
+ * abandoned, a fresh struct vq over the same memory and inflight region
+ * started at used->idx, as QEMU does after a crash: resubmission path) and
+ * frontend writes into the inflight region.
  *
  * Oracle besides the sanitizers: every iovec vq_pop returns lies inside a
  * mapped region, the in-flight count matches the elements held, and a
@@ -31,6 +35,8 @@
 static int ram_fd = -1;
 static uint8_t *ram;                /* the driver's view */
 static struct vhost_mem *table;     /* the device's view: two adjacent regions */
+static struct vq_inflight_region *ireg;     /* inflight buffer for up to 128 entries */
+static uint64_t ireg_bytes;
 
 static void die(const char *what)
 {
@@ -61,6 +67,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     table = mem_new(NULL);
     add_region(0, RAM / 2);
     add_region(RAM / 2, RAM / 2);
+    ireg_bytes = vq_inflight_region_bytes(128);
+    ireg = aligned_alloc(64, ireg_bytes);
+    if (!ireg)
+        die("inflight");
     return 0;
 }
 
@@ -91,6 +101,24 @@ struct held {
     struct iovec iov[IOV_MAX_CAP];
 };
 
+/* A ring set up like the frontend does; the inflight region attached when
+ * tracking (before the start, like SET_INFLIGHT_FD). */
+static void ring_setup(struct vq *vq, uint64_t features, unsigned num, bool track, uint16_t base)
+{
+    if (vq_init(vq, 0) < 0)
+        abort();
+    vq_set_features(vq, features);
+    vq_set_mem(vq, table);
+    if (vq_set_num(vq, num) < 0 || vq_set_base(vq, base) < 0 ||
+        vq_set_addr(vq, UVA + RING_DESC, UVA + RING_AVAIL, UVA + RING_USED, 0, 0) < 0)
+        abort();
+    vq_set_kick(vq, -1, true);
+    if (track && vq_set_inflight(vq, ireg, 128) < 0)
+        abort();
+    if (vq_start(vq) < 0)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct held held[MAX_HELD];
@@ -100,8 +128,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t cfg = fz_u8(&f);
     uint64_t features = 1ull << VIRTIO_F_VERSION_1;
     uint16_t avail_shadow = 0;
+    bool track;
 
     memset(ram, 0, RAM);
+    memset(ireg, 0, ireg_bytes);
     num = 1u << (cfg & 7);
     if (cfg & 0x08)
         features |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
@@ -109,24 +139,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         features |= 1ull << VIRTIO_RING_F_EVENT_IDX;
     if (cfg & 0x20)
         features |= 1ull << VIRTIO_F_NOTIFY_ON_EMPTY;
+    track = cfg & 0x40;
     cap = 1 + fz_u8(&f) % IOV_MAX_CAP;
-
-    if (vq_init(&vq, 0) < 0)
-        abort();
-    vq_set_features(&vq, features);
-    vq_set_mem(&vq, table);
-    if (vq_set_num(&vq, num) < 0 ||
-        vq_set_addr(&vq, UVA + RING_DESC, UVA + RING_AVAIL, UVA + RING_USED, 0, 0) < 0)
-        abort();
-    vq_set_kick(&vq, -1, true);
-    if (vq_start(&vq) < 0)
-        abort();
+    ring_setup(&vq, features, num, track, 0);
 
     struct vring_desc *desc = (void *)(ram + RING_DESC);
     struct vring_avail *avail = (void *)(ram + RING_AVAIL);
+    struct vring_used *used = (void *)(ram + RING_USED);
 
     for (unsigned ops = 0; fz_left(&f) && ops < MAX_OPS; ops++) {
-        switch (fz_u8(&f) % 9) {
+        switch (fz_u8(&f) % 11) {
         case 0: {                                       /* write a descriptor */
             unsigned i = fz_u16(&f) % num;
             struct vring_desc d;
@@ -210,6 +232,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 vq_set_mem(&vq, table);
             (void)vq_start(&vq);
             break;
+        case 9:                                         /* the backend dies, a new one starts */
+            if (!track)
+                break;
+            while (nheld) {
+                nheld--;
+                mem_unref(held[nheld].e.mem);           /* never pushed */
+            }
+            vq_destroy(&vq);
+            ring_setup(&vq, features, num, true, __atomic_load_n(&used->idx, __ATOMIC_ACQUIRE));
+            if (vq_resubmit_pending(&vq) > num)
+                abort();
+            break;
+        case 10: {                                      /* the frontend scribbles on the region */
+            uint32_t off = fz_u32(&f) % ireg_bytes;
+            unsigned len = fz_u8(&f) % 32;
+
+            if (len > ireg_bytes - off)
+                len = (unsigned)(ireg_bytes - off);
+            fz_bytes(&f, (uint8_t *)ireg + off, len);
+            break;
+        }
         }
     }
     while (nheld) {

@@ -51,6 +51,18 @@ for rnd in range(3):
     many += bytes([6])
 out('fuzz_virtq', 'wrap', bytes([0x0a | 0x30, 16]) + many)
 
+# inflight tracking (0x40): pop three, complete one, the backend dies and a new one
+# resubmits the other two, then new work
+track = b''
+for i in range(4):
+    track += vq_desc(i, 0x8000 + i * 0x100, 64, 2, 0)
+for i in (2, 0, 3):
+    track += bytes([1]) + struct.pack('<H', i) + bytes([2])
+track += bytes([3, 1]) + struct.pack('<I', 64) + bytes([9]) + bytes([2, 2])
+track += bytes([1]) + struct.pack('<H', 1) + bytes([2]) + bytes([3, 0]) + struct.pack('<I', 64)
+track += bytes([10]) + struct.pack('<IB', 16, 4) + bytes([1, 0, 0, 0]) + bytes([9, 2, 2, 2])
+out('fuzz_virtq', 'inflight_restart', bytes([0x0c | 0x40, 16]) + track)
+
 # ---- fuzz_scsi ----
 
 
@@ -187,6 +199,8 @@ s += ring(2, 0) + chain(0, 0, 0x8000) + bytes([6, 0]) + msg(38, reg2, need_reply
 s += bytes([8, 0, 0]) + bytes([6, 0]) + bytes([9])
 out('fuzz_vhost_msg', 'add_rem_shrink', s)
 infl = struct.pack('<QQHH4x', 0, 0, 4, 16)
-s = init(PF_INFLIGHT) + msg(31, infl) + memtable([(0, RAMSZ, UVA, 0)]) + ring(2, 0) + chain(0, 0, 0x8000)
+set_infl = struct.pack('<QQHH4x', 4 * 320, 0, 4, 16)
+s = init(PF_INFLIGHT) + msg(31, infl) + msg(32, set_infl, fds=[FD_B], need_reply=True)
+s += memtable([(0, RAMSZ, UVA, 0)]) + ring(2, 0) + chain(0, 0, 0x8000)
 s += bytes([6, 0]) + bytes([9])
 out('fuzz_vhost_msg', 'inflight', s)
