@@ -75,8 +75,10 @@ vs_info "$pass fio passes verified, no I/O error in dmesg"
 EOF
 )
 
-# Long enough for every restart to land inside a fio pass.
-loop_secs=$((10 + KILLS * 6))
+# Long enough for every restart to land inside a fio pass (a cycle takes 1-4 s), and
+# the guest's time limit grows with it.
+loop_secs=$((15 + KILLS * 4))
+E2E_TIMEOUT=$((E2E_TIMEOUT + loop_secs))
 e2e_guest_bg fio "$script" --qemu "$qemu" --smp 2 --env "MB=$MB" --env "LOOP_SECS=$loop_secs"
 wait_log "$E2E_LOGDIR/fio.serial" 'FIO-RUNNING|VSCSI-TEST-RC' "$E2E_TIMEOUT" ||
     e2e_fail "the guest never started fio"
