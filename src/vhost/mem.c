@@ -230,6 +230,9 @@ int mem_region_map(const struct vhost_mem_desc *d, int fd, struct vhost_mem_regi
             log_warn("vhost: no truncation guard for a region (all %u slots used)", GUARD_SLOTS);
     }
 
+    log_debug("vhost: region gpa 0x%llx+0x%llx: %s", (unsigned long long)d->gpa,
+              (unsigned long long)d->size, r->sealed ? "sealed against shrinking"
+                                                     : "not sealed: truncation guard on");
     r->d = *d;
     r->map_base = p;
     r->map_len = d->size + delta;
