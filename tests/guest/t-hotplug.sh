@@ -104,7 +104,8 @@ wait $doomed && vs_info "fio on 0:1 ended without error" || vs_info "fio on 0:1 
 tail -n 2 /tmp/doomed.out
 [ -e "$a" ] && vs_die "$a still exists"
 dn=${d0#/dev/}
-if dmesg | grep -E "($dn|0:0:0:0)" | grep -Ei 'error|fail|reset|abort'; then
+if dmesg | grep -E "\[$dn\]|0:0:0:0" | grep -v 'Power-on or device reset occurred' |
+   grep -Ei 'error|fail|reset|abort|timing out|offline'; then
     vs_die "the kernel logged errors for 0:0 ($d0)"
 fi
 echo "STEP d-ok"
