@@ -190,7 +190,7 @@ ctl_ok device_add driver=scsi-hd drive=h1 scsi-id=0 lun=1 id=hp1
 wait_serial hp "$pos" "STEP e-ok" 90
 
 rc=0
-e2e_guest_wait hp 120 || rc=$?
+e2e_guest_wait hp || rc=$?
 [ "$rc" = 0 ] || e2e_fail "guest failed (rc $rc): $(guest_fail_reason hp)"
 guest_output hp | grep -a 'guest: \|verified runs' | sed 's/^/  /'
 e2e_pass

@@ -93,7 +93,7 @@ ctl_ok block_resize device=rs1 size=$((40 << 20))
 wait_serial rs "$pos" "STEP done" 120
 
 rc=0
-e2e_guest_wait rs 60 || rc=$?
+e2e_guest_wait rs || rc=$?
 [ "$rc" = 0 ] || e2e_fail "guest failed (rc $rc): $(guest_fail_reason rs)"
 guest_output rs | grep -a 'guest: \|verified runs' | sed 's/^/  /'
 e2e_pass
