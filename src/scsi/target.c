@@ -562,6 +562,11 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
     dispatch_run(cmd, t);
 }
 
+static bool lu_write_protected(const struct scsi_lun *lu)
+{
+    return lu->swp || blk_is_readonly(lu->drive);
+}
+
 static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
 {
     struct scsi_lun *lu = cmd->lu;
@@ -597,7 +602,11 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
         is_sa = true;
     }
     if (lu && op->supported && !op->supported(lu)) {
-        r = SENSE_INVALID_OPCODE;
+        /* A write-protected LU refuses every command that would change the
+         * medium with DATA PROTECT, also one it implements only when writable
+         * (UNMAP on a read-only drive: SBC-4 4.11, libiscsi ReadOnly). */
+        r = (op->flags & SCSI_OPF_WRITE) && lu_write_protected(lu) ? SENSE_WRITE_PROTECTED
+                                                                   : SENSE_INVALID_OPCODE;
         goto done;
     }
     cmd->op = op;
@@ -616,7 +625,7 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
             r = SENSE_MEDIUM_NOT_PRESENT;
             goto done;
         }
-        if ((op->flags & SCSI_OPF_WRITE) && (lu->swp || blk_is_readonly(lu->drive))) {
+        if ((op->flags & SCSI_OPF_WRITE) && lu_write_protected(lu)) {
             r = SENSE_WRITE_PROTECTED;
             goto done;
         }
