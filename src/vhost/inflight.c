@@ -75,7 +75,7 @@ unsigned vq_inflight_recover(struct vq *vq)
 
     resubmit_clear(vq);
     vq->icounter = 0;
-    if (!r)
+    if (!r || !vq->num)
         return 0;
     if (vq->num > vq->ireg_size) {
         log_warn("vhost: queue %u: inflight region holds %u descriptors, queue has %u; "
