@@ -90,8 +90,10 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    static struct drive_conf drives[MAX_ITEMS];
-    static struct device_conf devices[MAX_ITEMS];
+    /* Parsed options, on the heap so that they can be given back once built
+     * (4096 drives are 17 MB); static pointers keep them reachable until then. */
+    static struct drive_conf *drives;
+    static struct device_conf *devices;
     unsigned ndrives = 0, ndevices = 0, verbose = 0;
     struct ctrl_conf ctrl = { .num_queues = 16 };
     char err[512], abs_socket[PATH_MAX];
@@ -118,7 +120,9 @@ int main(int argc, char **argv)
             break;
         }
         case 'D':
-            if (ndrives == sizeof(drives) / sizeof(drives[0]))
+            if (!drives && !(drives = calloc(MAX_ITEMS, sizeof(*drives))))
+                return usage_error("%s: out of memory", "--drive");
+            if (ndrives == MAX_ITEMS)
                 return usage_error("%s: too many --drive options", "--drive");
             if (cli_parse_drive(optarg, &drives[ndrives], err, sizeof(err)) < 0)
                 return usage_error("%s", err);
@@ -129,6 +133,8 @@ int main(int argc, char **argv)
                 fputs(cli_device_help(), stdout);
                 return 0;
             }
+            if (!devices && !(devices = calloc(MAX_ITEMS, sizeof(*devices))))
+                return usage_error("%s: out of memory", "--device");
             if (ndevices == MAX_ITEMS)
                 return usage_error("%s: too many --device options", "--device");
             if (cli_parse_device(optarg, &devices[ndevices], err, sizeof(err)) < 0)
@@ -194,6 +200,10 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    free(drives);
+    free(devices);
+    drives = NULL;
+    devices = NULL;
     if (vscsid_add_controller(d, &ctrl, err, sizeof(err)) < 0) {
         fprintf(stderr, "vscsid: --socket %s: %s\n", ctrl.socket_path, err);
         goto out;
