@@ -41,3 +41,13 @@ fuzz:
 
 clean:
 	rm -rf $(BUILD) build-asan
+
+# Performance (docs/performance.md): the standard matrix with vscsi-bench, results
+# and plots in $(BUILD)/bench/; bench-guest compares devices in a TCG guest.
+.PHONY: bench bench-guest
+bench: all
+	scripts/bench.sh --build $(BUILD)
+
+bench-guest: all
+	@scripts/install-deps.sh --test
+	tests/guest/bench-guest.sh
