@@ -206,8 +206,12 @@ void vq_set_call(struct vq *vq, int fd)
     pthread_mutex_lock(&vq->call_lock);
     old = vq->call_fd;
     vq->call_fd = fd;
-    /* The guest may have missed a signal sent to the old fd: signal anew. */
+    /* The guest may have missed a signal sent to the old fd (QEMU swaps in
+     * the real notifier right after SET_VRING_ENABLE): signal the new one
+     * now for a running queue; a start signals by itself. */
     vq->signalled_used_valid = false;
+    if (vq->running)
+        eventfd_signal(fd);
     pthread_mutex_unlock(&vq->call_lock);
     if (old >= 0)
         close(old);
@@ -244,6 +248,15 @@ int vq_start(struct vq *vq)
      * process: take over what it left in the inflight region. */
     if (vq->ireg && !__atomic_load_n(&vq->inflight, __ATOMIC_SEQ_CST))
         vq_inflight_recover(vq);
+    /* A backend killed between publishing used entries and signalling them
+     * leaves a driver waiting for an interrupt that never comes: signal once
+     * on every start with nothing of ours in flight (a spurious interrupt
+     * costs the driver a look at the used ring). */
+    if (!__atomic_load_n(&vq->inflight, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&vq->call_lock);
+        eventfd_signal(vq->call_fd);
+        pthread_mutex_unlock(&vq->call_lock);
+    }
     vq->signalled_used = vq->used_idx;
     vq->signalled_used_valid = false;
     vq->notify_enabled = true;

@@ -11,6 +11,9 @@
  *                    mark set in the inflight buffer by the test, its avail
  *                    entry consumed) is resubmitted from the buffer, exactly
  *                    once, and work after it flows.
+ *   unsignalled_completions  the restarted daemon signals each queue once at
+ *                    start (its predecessor may have died between a used entry
+ *                    and its interrupt).
  *   sigterm_drains   SIGTERM with writes in flight: they complete before the
  *                    daemon exits 0, nothing stays marked in flight, and a
  *                    restarted daemon serves the rest.
@@ -235,6 +238,36 @@ static void test_resubmit(void)
     vuf_free(h);
 }
 
+/* Killed after publishing used entries, before signalling them: the guest
+ * would wait forever (seen with QEMU 10 and a Linux guest). The restarted
+ * daemon signals every queue once at start. */
+static void test_unsignalled_completions(void)
+{
+    struct vuf *h = open_session();
+    if (!h)
+        return;
+    uint8_t d[BS];
+    rw10(h, 0, 0, false, 0, 1, d);
+    int call = vuf_vq_ring(h, 2)->call_fd;
+    uint64_t v;
+    while (read(call, &v, 8) == 8)
+        ;
+    kill_daemon(SIGKILL);
+    /* What the dead daemon did not signal: a used entry for a posted read. */
+    CHECK_EQ(vuf_vscsid_restart(&g_d), 0);
+    CHECK_EQ(vuf_reconnect(h), 0);
+    bool signalled = false;
+    for (int i = 0; i < 100 && !signalled; i++) {
+        signalled = read(call, &v, 8) == 8;
+        if (!signalled)
+            usleep(10000);
+    }
+    CHECK(signalled);
+    vuf_scsi_clear_ua(h, 0, 0);
+    rw10(h, 0, 0, false, 0, 1, d);
+    vuf_free(h);
+}
+
 static void test_sigterm_drains(void)
 {
     struct vuf *h = open_session();
@@ -259,6 +292,7 @@ int main(int argc, char **argv)
     start_daemon(argc, argv, disks, 1, NULL);
     RUN(test_resubmit);
     RUN(test_kill_midflight);
+    RUN(test_unsignalled_completions);
     RUN(test_sigterm_drains);
     check_serves();
     return finish();

@@ -423,6 +423,7 @@ static void test_notify_event_idx(void)
     setup(BASE_FEATURES | F(VIRTIO_RING_F_EVENT_IDX));
     used_event = &g_avail(&g)->ring[NUM];
     vq_set_call(&g.vq, efd);
+    CHECK_EQ(signalled(efd), 1);                /* a new call fd on a running queue: once */
 
     vq_notify(&g.vq);                           /* nothing used yet */
     CHECK_EQ(signalled(efd), 0);
@@ -452,6 +453,7 @@ static void test_notify_event_idx(void)
     /* A replaced call fd gets the next signal whatever used_event says. */
     int efd2 = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     vq_set_call(&g.vq, efd2);
+    CHECK_EQ(signalled(efd2), 1);               /* signalled on the swap */
     *used_event = 100;
     push_one(7);
     vq_notify(&g.vq);
@@ -465,6 +467,7 @@ static void test_notify_flags(void)
 
     setup(BASE_FEATURES);
     vq_set_call(&g.vq, efd);
+    CHECK_EQ(signalled(efd), 1);                /* a new call fd on a running queue: once */
     g_avail(&g)->flags = VRING_AVAIL_F_NO_INTERRUPT;
     push_one(0);
     vq_notify(&g.vq);
@@ -482,6 +485,7 @@ static void test_notify_on_empty(void)
 
     setup(BASE_FEATURES | F(VIRTIO_F_NOTIFY_ON_EMPTY));
     vq_set_call(&g.vq, efd);
+    CHECK_EQ(signalled(efd), 1);                /* a new call fd on a running queue: once */
     g_avail(&g)->flags = VRING_AVAIL_F_NO_INTERRUPT;
     /* One more buffer still available: suppression holds. */
     g_set_desc(&g, 9, g_gpa(G_DATA), 16, 0, 0);
