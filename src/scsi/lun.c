@@ -167,6 +167,10 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
         lu->wwn = 0x3ull << 60 | (fnv1a64(lu->id) & 0x0fffffffffffffffull);
     }
 
+    ret = scsi_pr_init(lu, cfg, err, errlen);
+    if (ret)
+        goto fail;
+
     /* SAM-5 6.3.1: a new logical unit reports power on to every initiator */
     scsi_lun_ua_add(lu, SENSE_UA_POWER_ON);
     *out = lu;
@@ -179,6 +183,8 @@ fail:
 
 void scsi_lun_free(struct scsi_lun *lu)
 {
+    scsi_pr_free(lu);
+    free(lu->nexus);
     free(lu);
 }
 
@@ -194,10 +200,8 @@ static bool ua_is_reset(int reason)
            reason == SENSE_UA_IT_NEXUS_LOSS;
 }
 
-void scsi_lun_ua_add(struct scsi_lun *lu, int reason)
+static void ua_queue_add(struct scsi_ua_queue *q, int reason)
 {
-    struct scsi_ua_queue *q = &lu->ua;
-
     if (ua_is_reset(reason))
         q->n = 0;
     for (unsigned i = 0; i < q->n; i++) {
@@ -213,31 +217,10 @@ void scsi_lun_ua_add(struct scsi_lun *lu, int reason)
     q->reason[q->n++] = (uint8_t)reason;
 }
 
-void scsi_lun_ua_add_others(struct scsi_lun *lu, uint32_t nexus, int reason)
+static int ua_queue_take(struct scsi_ua_queue *q)
 {
-    /* One queue per LUN: the only nexus is the one that made the change. */
-    (void)lu;
-    (void)nexus;
-    (void)reason;
-}
-
-void scsi_lun_ua_clear(struct scsi_lun *lu)
-{
-    lu->ua.n = 0;
-}
-
-int scsi_lun_ua_peek(const struct scsi_lun *lu, uint32_t nexus)
-{
-    (void)nexus;
-    return lu->ua.n ? lu->ua.reason[0] : SENSE_OK;
-}
-
-int scsi_lun_ua_take(struct scsi_lun *lu, uint32_t nexus)
-{
-    struct scsi_ua_queue *q = &lu->ua;
     int r;
 
-    (void)nexus;
     if (!q->n)
         return SENSE_OK;
     r = q->reason[0];
@@ -246,10 +229,113 @@ int scsi_lun_ua_take(struct scsi_lun *lu, uint32_t nexus)
     return r;
 }
 
+static struct scsi_nexus_state *nexus_find(const struct scsi_lun *lu, uint32_t nexus)
+{
+    for (unsigned i = 0; i < lu->nnexus; i++)
+        if (lu->nexus[i].id == nexus)
+            return &lu->nexus[i];
+    return NULL;
+}
+
+struct scsi_nexus_state *scsi_lun_nexus(struct scsi_lun *lu, uint32_t nexus)
+{
+    struct scsi_nexus_state *n = nexus_find(lu, nexus);
+
+    if (n)
+        return n;
+    if (lu->nnexus == lu->nexus_cap) {
+        unsigned cap = lu->nexus_cap ? lu->nexus_cap * 2 : 4;
+        struct scsi_nexus_state *t;
+
+        if (cap > SCSI_NEXUS_MAX)
+            cap = SCSI_NEXUS_MAX;
+        if (cap <= lu->nexus_cap)
+            return NULL;
+        t = realloc(lu->nexus, cap * sizeof(*t));
+        if (!t)
+            return NULL;
+        lu->nexus = t;
+        lu->nexus_cap = cap;
+    }
+    n = &lu->nexus[lu->nnexus++];
+    memset(n, 0, sizeof(*n));
+    n->id = nexus;
+    n->ua = lu->ua_new;     /* what every nexus was told so far */
+    return n;
+}
+
+void scsi_lun_ua_add(struct scsi_lun *lu, int reason)
+{
+    for (unsigned i = 0; i < lu->nnexus; i++)
+        ua_queue_add(&lu->nexus[i].ua, reason);
+    ua_queue_add(&lu->ua_new, reason);
+}
+
+void scsi_lun_ua_add_nexus(struct scsi_lun *lu, uint32_t nexus, int reason)
+{
+    struct scsi_nexus_state *n = scsi_lun_nexus(lu, nexus);
+
+    /* table full: the nexus shares the template with every other one */
+    ua_queue_add(n ? &n->ua : &lu->ua_new, reason);
+}
+
+void scsi_lun_ua_add_others(struct scsi_lun *lu, uint32_t nexus, int reason)
+{
+    for (unsigned i = 0; i < lu->nnexus; i++)
+        if (lu->nexus[i].id != nexus)
+            ua_queue_add(&lu->nexus[i].ua, reason);
+    ua_queue_add(&lu->ua_new, reason);
+}
+
+void scsi_lun_ua_clear(struct scsi_lun *lu)
+{
+    for (unsigned i = 0; i < lu->nnexus; i++)
+        lu->nexus[i].ua.n = 0;
+    lu->ua_new.n = 0;
+}
+
+int scsi_lun_ua_peek(const struct scsi_lun *lu, uint32_t nexus)
+{
+    const struct scsi_nexus_state *n = nexus_find(lu, nexus);
+    const struct scsi_ua_queue *q = n ? &n->ua : &lu->ua_new;
+
+    return q->n ? q->reason[0] : SENSE_OK;
+}
+
+int scsi_lun_ua_take(struct scsi_lun *lu, uint32_t nexus)
+{
+    struct scsi_nexus_state *n = scsi_lun_nexus(lu, nexus);
+
+    return ua_queue_take(n ? &n->ua : &lu->ua_new);
+}
+
+bool scsi_lun_prevented(const struct scsi_lun *lu)
+{
+    for (unsigned i = 0; i < lu->nnexus; i++)
+        if (lu->nexus[i].prevent)
+            return true;
+    return false;
+}
+
+/* SAM-5 6.3.4: I_T NEXUS LOSS OCCURRED for that nexus; its medium removal
+ * prevention (SBC-4 5.13) and SPC-2 reservation (SPC-2 5.5.1) end. */
+void scsi_lun_nexus_loss(struct scsi_lun *lu, uint32_t nexus)
+{
+    struct scsi_nexus_state *n = scsi_lun_nexus(lu, nexus);
+
+    if (n) {
+        n->prevent = false;
+        ua_queue_add(&n->ua, SENSE_UA_IT_NEXUS_LOSS);
+    }
+    scsi_pr_nexus_loss(lu, nexus);
+}
+
 /* SAM-5 6.3.3 / SBC-4 4.x: a LU reset clears medium removal prevention;
  * mode pages keep their current values (no saved pages to revert to). */
 void scsi_lun_reset(struct scsi_lun *lu)
 {
-    lu->prevent = false;
+    for (unsigned i = 0; i < lu->nnexus; i++)
+        lu->nexus[i].prevent = false;
+    scsi_pr_lun_reset(lu);
     scsi_lun_ua_add(lu, SENSE_UA_BUS_DEVICE_RESET);
 }

@@ -693,7 +693,7 @@ static int exec_start_stop(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         return SENSE_OK;
     if (!(b4 & 0x02) || !lu->removable)
         return SENSE_OK;
-    if (lu->prevent)
+    if (scsi_lun_prevented(lu))
         return SENSE_REMOVAL_PREVENTED;
     lu->medium_present = b4 & 0x01;     /* LOEJ with START: load; without: eject */
     return SENSE_OK;
@@ -935,15 +935,17 @@ static const uint8_t u_orwrite[16] = { 0x8b, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff,
 static const uint8_t u_read_defect10[10] = { 0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0 };
 static const uint8_t u_read_defect12[12] = { 0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 
-#define F_RD    (SCSI_OPF_DATA_IN | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_RW)
+#define F_RD    (SCSI_OPF_DATA_IN | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_RW | SCSI_OPF_PR_READ)
 #define F_WR    (SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_RW | SCSI_OPF_WRITE)
 #define F_IN    (SCSI_OPF_DATA_IN | SCSI_OPF_ALLOC)
+#define F_VRFY  (SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_PR_READ)
+#define F_ANY   (SCSI_OPF_PR_ALLOW | SCSI_OPF_RES2_OK)   /* whatever the reservations */
 
 static const struct scsi_op sbc_sai_ops[] = {
     { "READ CAPACITY(16)", parse_read_capacity16, exec_read_capacity16,
-      F_IN | SCSI_OPF_MEDIUM, 16, 0x10, u_rc16, NULL, NULL, 0 },
+      F_IN | SCSI_OPF_MEDIUM | SCSI_OPF_PR_ALLOW, 16, 0x10, u_rc16, NULL, NULL, 0 },
     { "GET LBA STATUS", parse_get_lba_status, exec_get_lba_status,
-      F_IN | SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 16, 0x12, u_get_lba_status, NULL, NULL, 0 },
+      F_IN | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_PR_READ, 16, 0x12, u_get_lba_status, NULL, NULL, 0 },
 };
 
 #define OP(nm, pa, ex, fl, len, us) { nm, pa, ex, fl, len, 0, us, NULL, NULL, 0 }
@@ -952,31 +954,37 @@ const struct scsi_optable sbc_optable = {
     .name = "sbc",
     .unsupported_reason = SENSE_INVALID_OPCODE,
     .op = {
-        [0x00] = OP("TEST UNIT READY", NULL, spc_test_unit_ready, SCSI_OPF_MEDIUM, 6, spc_usage_tur),
+        [0x00] = OP("TEST UNIT READY", NULL, spc_test_unit_ready, SCSI_OPF_MEDIUM | SCSI_OPF_PR_ALLOW, 6,
+                    spc_usage_tur),
         [0x03] = OP("REQUEST SENSE", spc_parse_alloc6, spc_request_sense,
-                    F_IN | SCSI_OPF_UA_OK, 6, spc_usage_request_sense),
+                    F_IN | SCSI_OPF_UA_OK | F_ANY, 6, spc_usage_request_sense),
         [0x08] = OP("READ(6)", parse_rw, exec_rw, F_RD, 6, u_read6),
         [0x0a] = OP("WRITE(6)", parse_rw, exec_rw, F_WR, 6, u_write6),
-        [0x12] = OP("INQUIRY", spc_parse_inquiry, spc_inquiry, F_IN | SCSI_OPF_UA_OK, 6, spc_usage_inquiry),
+        [0x12] = OP("INQUIRY", spc_parse_inquiry, spc_inquiry, F_IN | SCSI_OPF_UA_OK | F_ANY, 6,
+                    spc_usage_inquiry),
         [0x15] = OP("MODE SELECT(6)", spc_parse_mode_select6, spc_mode_select,
                     SCSI_OPF_DATA_OUT, 6, spc_usage_mode_select6),
-        [0x1a] = OP("MODE SENSE(6)", spc_parse_alloc6, spc_mode_sense, F_IN, 6, spc_usage_mode_sense6),
+        [0x16] = OP("RESERVE(6)", NULL, scsi_pr_reserve, SCSI_OPF_PR_ALLOW, 6, spc_usage_reserve6),
+        [0x17] = OP("RELEASE(6)", NULL, scsi_pr_release, SCSI_OPF_PR_ALLOW | SCSI_OPF_RES2_OK, 6,
+                    spc_usage_release6),
+        [0x1a] = OP("MODE SENSE(6)", spc_parse_alloc6, spc_mode_sense, F_IN | SCSI_OPF_PR_READ, 6,
+                    spc_usage_mode_sense6),
         [0x1b] = OP("START STOP UNIT", NULL, exec_start_stop, 0, 6, u_start_stop),
         [0x1d] = OP("SEND DIAGNOSTIC", spc_parse_send_diag, spc_send_diag, SCSI_OPF_DATA_OUT, 6,
                     spc_usage_send_diag),
         [0x1e] = OP("PREVENT ALLOW MEDIUM REMOVAL", NULL, spc_prevent_allow, 0, 6, spc_usage_prevent_allow),
         [0x25] = OP("READ CAPACITY(10)", parse_read_capacity10, exec_read_capacity10,
-                    F_IN | SCSI_OPF_MEDIUM, 10, u_rc10),
+                    F_IN | SCSI_OPF_MEDIUM | SCSI_OPF_PR_ALLOW, 10, u_rc10),
         [0x28] = OP("READ(10)", parse_rw, exec_rw, F_RD, 10, u_read10),
         [0x2a] = OP("WRITE(10)", parse_rw, exec_rw, F_WR, 10, u_write10),
         [0x2e] = OP("WRITE AND VERIFY(10)", parse_write_verify, exec_rw, F_WR, 10, u_wv10),
-        [0x2f] = OP("VERIFY(10)", parse_verify, exec_verify,
-                    SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 10, u_verify10),
+        [0x2f] = OP("VERIFY(10)", parse_verify, exec_verify, F_VRFY, 10, u_verify10),
         [0x34] = OP("PRE-FETCH(10)", parse_sync_cache, exec_prefetch,
-                    SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 10, u_prefetch10),
+                    SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_PR_READ, 10, u_prefetch10),
         [0x35] = OP("SYNCHRONIZE CACHE(10)", parse_sync_cache, exec_sync_cache,
                     SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 10, u_sync10),
-        [0x37] = OP("READ DEFECT DATA(10)", parse_read_defect, exec_read_defect, F_IN, 10, u_read_defect10),
+        [0x37] = OP("READ DEFECT DATA(10)", parse_read_defect, exec_read_defect, F_IN | SCSI_OPF_PR_READ, 10,
+                    u_read_defect10),
         [0x41] = OP("WRITE SAME(10)", parse_write_same, exec_write_same,
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_WRITE, 10, u_ws10),
         [0x42] = { "UNMAP", parse_unmap, exec_unmap,
@@ -984,7 +992,14 @@ const struct scsi_optable sbc_optable = {
                    lu_can_unmap, NULL, 0 },
         [0x55] = OP("MODE SELECT(10)", spc_parse_mode_select10, spc_mode_select,
                     SCSI_OPF_DATA_OUT, 10, spc_usage_mode_select10),
-        [0x5a] = OP("MODE SENSE(10)", spc_parse_alloc10, spc_mode_sense, F_IN, 10, spc_usage_mode_sense10),
+        [0x56] = OP("RESERVE(10)", NULL, scsi_pr_reserve, SCSI_OPF_PR_ALLOW, 10, spc_usage_reserve10),
+        [0x57] = OP("RELEASE(10)", NULL, scsi_pr_release, SCSI_OPF_PR_ALLOW | SCSI_OPF_RES2_OK, 10,
+                    spc_usage_release10),
+        [0x5a] = OP("MODE SENSE(10)", spc_parse_alloc10, spc_mode_sense, F_IN | SCSI_OPF_PR_READ, 10,
+                    spc_usage_mode_sense10),
+        [0x5e] = { "PERSISTENT RESERVE IN", NULL, NULL, 0, 10, 0, NULL, NULL, spc_pr_in_ops, SPC_N_PR_IN_OPS },
+        [0x5f] = { "PERSISTENT RESERVE OUT", NULL, NULL, 0, 10, 0, NULL, NULL, spc_pr_out_ops,
+                   SPC_N_PR_OUT_OPS },
         [0x88] = OP("READ(16)", parse_rw, exec_rw, F_RD, 16, u_read16),
         [0x89] = OP("COMPARE AND WRITE", parse_caw, exec_caw,
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_WRITE | SCSI_OPF_EXCL,
@@ -992,10 +1007,9 @@ const struct scsi_optable sbc_optable = {
         [0x8a] = OP("WRITE(16)", parse_rw, exec_rw, F_WR, 16, u_write16),
         [0x8b] = OP("ORWRITE(16)", parse_rw /* ORPROTECT is where WRPROTECT is */, exec_orwrite, F_WR | SCSI_OPF_EXCL, 16, u_orwrite),
         [0x8e] = OP("WRITE AND VERIFY(16)", parse_write_verify, exec_rw, F_WR, 16, u_wv16),
-        [0x8f] = OP("VERIFY(16)", parse_verify, exec_verify,
-                    SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 16, u_verify16),
+        [0x8f] = OP("VERIFY(16)", parse_verify, exec_verify, F_VRFY, 16, u_verify16),
         [0x90] = OP("PRE-FETCH(16)", parse_sync_cache, exec_prefetch,
-                    SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 16, u_prefetch16),
+                    SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_PR_READ, 16, u_prefetch16),
         [0x91] = OP("SYNCHRONIZE CACHE(16)", parse_sync_cache, exec_sync_cache,
                     SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 16, u_sync16),
         [0x93] = OP("WRITE SAME(16)", parse_write_same, exec_write_same,
@@ -1003,13 +1017,13 @@ const struct scsi_optable sbc_optable = {
         [0x9e] = { "SERVICE ACTION IN(16)", NULL, NULL,
                    0, 16, 0, NULL, NULL, sbc_sai_ops, sizeof(sbc_sai_ops) / sizeof(sbc_sai_ops[0]) },
         [0xa0] = OP("REPORT LUNS", spc_parse_report_luns, spc_report_luns,
-                    F_IN | SCSI_OPF_UA_OK, 12, spc_usage_report_luns),
+                    F_IN | SCSI_OPF_UA_OK | F_ANY, 12, spc_usage_report_luns),
         [0xa3] = { "MAINTENANCE IN", NULL, NULL, 0, 12, 0, NULL, NULL, spc_maint_in_ops, SPC_N_MAINT_IN_OPS },
         [0xa8] = OP("READ(12)", parse_rw, exec_rw, F_RD, 12, u_read12),
         [0xaa] = OP("WRITE(12)", parse_rw, exec_rw, F_WR, 12, u_write12),
         [0xae] = OP("WRITE AND VERIFY(12)", parse_write_verify, exec_rw, F_WR, 12, u_wv12),
-        [0xaf] = OP("VERIFY(12)", parse_verify, exec_verify,
-                    SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 12, u_verify12),
-        [0xb7] = OP("READ DEFECT DATA(12)", parse_read_defect, exec_read_defect, F_IN, 12, u_read_defect12),
+        [0xaf] = OP("VERIFY(12)", parse_verify, exec_verify, F_VRFY, 12, u_verify12),
+        [0xb7] = OP("READ DEFECT DATA(12)", parse_read_defect, exec_read_defect, F_IN | SCSI_OPF_PR_READ, 12,
+                    u_read_defect12),
     },
 };

@@ -112,6 +112,9 @@ struct scsi_dev_config {
     uint32_t logical_block_size;   /* 512 or 4096 */
     uint32_t physical_block_size;  /* >= logical, power of two multiple */
     bool removable;
+    /* File that keeps persistent reservations made with APTPL=1 across
+     * restarts (SPC-4 5.13.5); empty: APTPL is not supported (PTPL_C=0). */
+    char pr_state[1024];
 };
 
 /* Notifications to the transport (virtio events). Called on the bus owner's thread. */

@@ -59,6 +59,11 @@ enum scsi_sense_reason {
     SENSE_UA_CAPACITY_CHANGED,      /* 06/2A/09 */
     SENSE_UA_LUNS_CHANGED,          /* 06/3F/0E */
     SENSE_UA_MEDIUM_CHANGED,        /* 06/28/00 */
+    SENSE_UA_RESERVATIONS_PREEMPTED,    /* 06/2A/03 */
+    SENSE_UA_RESERVATIONS_RELEASED,     /* 06/2A/04 */
+    SENSE_UA_REGISTRATIONS_PREEMPTED,   /* 06/2A/05 */
+    SENSE_INVALID_RELEASE_PR,       /* 05/26/04 INVALID RELEASE OF PERSISTENT RESERVATION */
+    SENSE_INSUFFICIENT_REG_RES,     /* 05/55/04 INSUFFICIENT REGISTRATION RESOURCES */
     SENSE_BUSY,                     /* status BUSY, no sense */
     SENSE_TASK_SET_FULL,            /* status TASK SET FULL, no sense */
     SENSE_RESERVATION_CONFLICT,     /* status RESERVATION CONFLICT, no sense */
@@ -117,6 +122,11 @@ typedef bool scsi_supported_fn(const struct scsi_lun *lu);
 #define SCSI_OPF_RW         (1u << 7)   /* READ/WRITE family (data_len exact: every non-ALLOC command
                                            with a shorter buffer gets OVERRUN) */
 #define SCSI_OPF_EXCL       (1u << 8)   /* runs alone among the LU's writes (COMPARE AND WRITE) */
+/* Reservations (pr.c): without either PR flag a command conflicts with a
+ * persistent reservation another nexus holds (SPC-4 5.13.1) */
+#define SCSI_OPF_PR_ALLOW   (1u << 9)   /* allowed whatever the reservation */
+#define SCSI_OPF_PR_READ    (1u << 10)  /* a read: allowed through Write Exclusive types */
+#define SCSI_OPF_RES2_OK    (1u << 11)  /* allowed despite another nexus' RESERVE (SPC-2 5.5.1) */
 
 struct scsi_op {
     const char *name;
@@ -165,6 +175,20 @@ struct scsi_ua_queue {
     uint8_t reason[SCSI_UA_MAX];
 };
 
+/* LU state kept per I_T nexus (SAM-5 4.6: unit attentions and medium
+ * removal prevention belong to the nexus). The nexus ids come from the
+ * controllers' configuration, not from the guest; the table grows to
+ * SCSI_NEXUS_MAX entries, later nexuses share the template. */
+#define SCSI_NEXUS_MAX 64
+
+struct scsi_nexus_state {
+    uint32_t id;
+    bool prevent;                   /* PREVENT ALLOW MEDIUM REMOVAL from this nexus */
+    struct scsi_ua_queue ua;
+};
+
+struct scsi_pr;                     /* pr.c: persistent and SPC-2 reservations */
+
 struct scsi_bus {
     struct scsi_target *targets[SCSI_MAX_TARGET + 1];
     const struct scsi_bus_listener_ops *listener;
@@ -202,10 +226,14 @@ struct scsi_lun {
     bool swp;                       /* control page: software write protect */
 
     bool medium_present;            /* removable: START STOP UNIT LOEJ */
-    bool prevent;                   /* PREVENT ALLOW MEDIUM REMOVAL */
 
-    /* Unit attentions. One queue per LUN today; keyed by cmd->nexus later. */
-    struct scsi_ua_queue ua;
+    /* Per I_T nexus state; ua_new is what a nexus not seen yet starts with
+     * (every UA established for all nexuses goes there too). */
+    struct scsi_nexus_state *nexus;
+    unsigned nnexus, nexus_cap;
+    struct scsi_ua_queue ua_new;
+
+    struct scsi_pr *pr;             /* reservations (pr.c) */
 
     size_t buf_bytes;               /* bounce/parameter buffers of running commands */
 
@@ -232,17 +260,41 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
                  const struct scsi_dev_config *cfg, struct blk_drive *drive,
                  struct scsi_lun **out, char *err, size_t errlen);
 void scsi_lun_free(struct scsi_lun *lu);
+/* Unit attentions (SAM-5 5.14): for every I_T nexus, for one, or for every
+ * nexus but one (e.g. 2A/01 after MODE SELECT, SPC-4 7.5.1). */
 void scsi_lun_ua_add(struct scsi_lun *lu, int reason);
-/* UA for every I_T nexus but the one given (e.g. 2A/01 after MODE SELECT):
- * no-op while there is one queue per LUN. */
+void scsi_lun_ua_add_nexus(struct scsi_lun *lu, uint32_t nexus, int reason);
 void scsi_lun_ua_add_others(struct scsi_lun *lu, uint32_t nexus, int reason);
 void scsi_lun_ua_clear(struct scsi_lun *lu);
 int scsi_lun_ua_peek(const struct scsi_lun *lu, uint32_t nexus);
 int scsi_lun_ua_take(struct scsi_lun *lu, uint32_t nexus);
+/* The state of one nexus; NULL when the table is full or out of memory. */
+struct scsi_nexus_state *scsi_lun_nexus(struct scsi_lun *lu, uint32_t nexus);
+bool scsi_lun_prevented(const struct scsi_lun *lu);        /* by any nexus */
+void scsi_lun_nexus_loss(struct scsi_lun *lu, uint32_t nexus);  /* I_T nexus reset/loss */
 uint64_t scsi_lun_capacity(const struct scsi_lun *lu);     /* in logical blocks */
 void scsi_lun_reset(struct scsi_lun *lu);                   /* LU reset state changes */
 
+/* pr.c: reservations. Nexus N is shown as SAS initiator port
+ * PR_INIT_SAS_BASE | N (NAA 3, locally assigned) through target port
+ * PR_TGT_SAS_BASE | N, relative target port identifier scsi_pr_rel_port(N). */
+#define PR_INIT_SAS_BASE    0x3056534900000000ull   /* "VSI" */
+#define PR_TGT_SAS_BASE     0x3056535400000000ull   /* "VST" */
+int scsi_pr_init(struct scsi_lun *lu, const struct scsi_dev_config *cfg, char *err, size_t errlen);
+void scsi_pr_free(struct scsi_lun *lu);
+/* SENSE_OK or SENSE_RESERVATION_CONFLICT for cmd running op */
+int scsi_pr_check(struct scsi_cmd *cmd, const struct scsi_op *op);
+void scsi_pr_nexus_loss(struct scsi_lun *lu, uint32_t nexus);
+void scsi_pr_lun_reset(struct scsi_lun *lu);
+uint16_t scsi_pr_rel_port(uint32_t nexus);
+uint64_t scsi_pr_init_port_addr(uint32_t nexus);
+scsi_parse_fn scsi_pr_parse_in, scsi_pr_parse_out;
+scsi_exec_fn scsi_pr_in, scsi_pr_out, scsi_pr_reserve, scsi_pr_release;
+
 /* target.c */
+/* Abort every command of one I_T nexus on the LU (PREEMPT AND ABORT); they
+ * complete with TASK ABORTED when their I/O returns. */
+void scsi_lun_abort_nexus(struct scsi_lun *lu, uint32_t nexus);
 struct scsi_lun *scsi_target_find(const struct scsi_target *tgt, uint16_t lun);
 /* Calls fn for every mapped LUN of tgt in LUN order; stops on non-zero. */
 int scsi_target_foreach(const struct scsi_target *tgt,
@@ -304,6 +356,11 @@ extern const uint8_t spc_usage_tur[6], spc_usage_inquiry[6], spc_usage_request_s
     spc_usage_rstmf[12], spc_usage_prevent_allow[6], spc_usage_send_diag[6];
 #define SPC_N_MAINT_IN_OPS 2
 extern const struct scsi_op spc_maint_in_ops[SPC_N_MAINT_IN_OPS];
+#define SPC_N_PR_IN_OPS 4
+#define SPC_N_PR_OUT_OPS 8
+extern const struct scsi_op spc_pr_in_ops[SPC_N_PR_IN_OPS], spc_pr_out_ops[SPC_N_PR_OUT_OPS];
+extern const uint8_t spc_usage_reserve6[6], spc_usage_release6[6], spc_usage_reserve10[10],
+    spc_usage_release10[10];
 
 /* ---- big-endian helpers ---- */
 static inline uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }

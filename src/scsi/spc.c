@@ -28,6 +28,14 @@ const uint8_t spc_usage_rsoc[12] = { 0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0
 const uint8_t spc_usage_rstmf[12] = { 0xa3, 0x0d, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 const uint8_t spc_usage_prevent_allow[6] = { 0x1e, 0, 0, 0, 0x01, 0 };
 const uint8_t spc_usage_send_diag[6] = { 0x1d, 0xf7, 0, 0xff, 0xff, 0 };
+/* SPC-2 7.21/7.17: no third-party or extent reservations; the RESERVE(10)
+ * parameter list length matters only with LONGID (unsupported) */
+const uint8_t spc_usage_reserve6[6] = { 0x16, 0, 0, 0, 0, 0 };
+const uint8_t spc_usage_release6[6] = { 0x17, 0, 0, 0, 0, 0 };
+const uint8_t spc_usage_reserve10[10] = { 0x56, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0 };
+const uint8_t spc_usage_release10[10] = { 0x57, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0 };
+static const uint8_t u_pr_in[10] = { 0x5e, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0 };
+static const uint8_t u_pr_out[10] = { 0x5f, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0 };
 
 /* ------------------------------------------------------------ parse */
 
@@ -791,18 +799,48 @@ int spc_send_diag(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 /* SPC-4 6.13 (SBC-4 5.13 for direct access) */
 int spc_prevent_allow(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 {
+    struct scsi_nexus_state *n = scsi_lun_nexus(cmd->lu, cmd->nexus);
+
     (void)p;
-    cmd->lu->prevent = cmd->cdb[4] & 0x01;
+    /* SBC-4 5.13: the prevention is held per I_T nexus; removal is allowed
+     * when no nexus holds one */
+    if (!n)
+        return SENSE_BUSY;
+    n->prevent = cmd->cdb[4] & 0x01;
     return SENSE_OK;
 }
 
 /* --------------------------------------------------------------- tables */
 
+#define F_ANY   (SCSI_OPF_PR_ALLOW | SCSI_OPF_RES2_OK)   /* whatever the reservations */
+
 const struct scsi_op spc_maint_in_ops[SPC_N_MAINT_IN_OPS] = {
     { "REPORT SUPPORTED OPERATION CODES", spc_parse_alloc_a3, spc_report_opcodes,
-      SCSI_OPF_DATA_IN | SCSI_OPF_ALLOC, 12, 0x0c, spc_usage_rsoc, NULL, NULL, 0 },
+      SCSI_OPF_DATA_IN | SCSI_OPF_ALLOC | F_ANY, 12, 0x0c, spc_usage_rsoc, NULL, NULL, 0 },
     { "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS", spc_parse_alloc_a3, spc_report_tmfs,
-      SCSI_OPF_DATA_IN | SCSI_OPF_ALLOC, 12, 0x0d, spc_usage_rstmf, NULL, NULL, 0 },
+      SCSI_OPF_DATA_IN | SCSI_OPF_ALLOC | F_ANY, 12, 0x0d, spc_usage_rstmf, NULL, NULL, 0 },
+};
+
+/* SPC-4 6.15 / 6.16: service actions 00h-03h / 00h-07h */
+#define PR_IN(n, sa) { n, scsi_pr_parse_in, scsi_pr_in, SCSI_OPF_DATA_IN | SCSI_OPF_ALLOC | SCSI_OPF_PR_ALLOW, \
+                       10, sa, u_pr_in, NULL, NULL, 0 }
+#define PR_OUT(n, sa) { n, scsi_pr_parse_out, scsi_pr_out, SCSI_OPF_DATA_OUT | SCSI_OPF_PR_ALLOW, \
+                        10, sa, u_pr_out, NULL, NULL, 0 }
+const struct scsi_op spc_pr_in_ops[SPC_N_PR_IN_OPS] = {
+    PR_IN("PERSISTENT RESERVE IN READ KEYS", 0x00),
+    PR_IN("PERSISTENT RESERVE IN READ RESERVATION", 0x01),
+    PR_IN("PERSISTENT RESERVE IN REPORT CAPABILITIES", 0x02),
+    PR_IN("PERSISTENT RESERVE IN READ FULL STATUS", 0x03),
+};
+const struct scsi_op spc_pr_out_ops[SPC_N_PR_OUT_OPS] = {
+    PR_OUT("PERSISTENT RESERVE OUT REGISTER", 0x00),
+    PR_OUT("PERSISTENT RESERVE OUT RESERVE", 0x01),
+    PR_OUT("PERSISTENT RESERVE OUT RELEASE", 0x02),
+    PR_OUT("PERSISTENT RESERVE OUT CLEAR", 0x03),
+    PR_OUT("PERSISTENT RESERVE OUT PREEMPT", 0x04),
+    PR_OUT("PERSISTENT RESERVE OUT PREEMPT AND ABORT", 0x05),
+    PR_OUT("PERSISTENT RESERVE OUT REGISTER AND IGNORE EXISTING KEY", 0x06),
+    PR_OUT("PERSISTENT RESERVE OUT REGISTER AND MOVE", 0x07),
 };
 
 #define OP_INQUIRY { "INQUIRY", spc_parse_inquiry, spc_inquiry, \

@@ -582,7 +582,7 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
 
     /* SAM-5 5.14 / SPC-4 5.x: a pending UA is reported to any command but
      * INQUIRY, REPORT LUNS and REQUEST SENSE, and consumed by it. */
-    if (lu && lu->ua.n && !(op->flags & SCSI_OPF_UA_OK)) {
+    if (lu && !(op->flags & SCSI_OPF_UA_OK) && scsi_lun_ua_peek(lu, cmd->nexus)) {
         r = scsi_lun_ua_take(lu, cmd->nexus);
         goto done;
     }
@@ -619,8 +619,12 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
         goto done;
     /* Medium and write protection come before the CDB contents: a write to a
      * protected LU is DATA PROTECT whatever its fields say (as LIO, and what
-     * libiscsi ReadOnly expects). */
+     * libiscsi ReadOnly expects). A reservation conflict comes first: the
+     * reservation holder owns the LU's state (SPC-4 5.13.1). */
     if (lu) {
+        r = scsi_pr_check(cmd, op);
+        if (r)
+            goto done;
         if ((op->flags & SCSI_OPF_MEDIUM) && !lu->medium_present) {
             r = SENSE_MEDIUM_NOT_PRESENT;
             goto done;
@@ -750,6 +754,14 @@ static unsigned lun_abort(struct scsi_lun *lu, enum abort_match m, uint32_t nexu
     return n;
 }
 
+void scsi_lun_abort_nexus(struct scsi_lun *lu, uint32_t nexus)
+{
+    if (!lun_abort(lu, MATCH_NEXUS, nexus, 0, false))
+        return;
+    /* those waiting at the write gate complete at once */
+    gate_flush_aborted(lu);
+}
+
 static bool lun_has_task(const struct scsi_lun *lu, bool by_tag, uint32_t nexus, uint64_t tag)
 {
     for (const struct scsi_cmd *c = lu->inflight; c; c = c->next_inflight)
@@ -767,10 +779,7 @@ static int nexus_reset_one(void *opaque, struct scsi_lun *lu)
     struct nexus_reset_ctx *c = opaque;
 
     lun_abort(lu, MATCH_NEXUS, c->nexus, 0, true);
-    /* SAM-5 6.3.4: I_T NEXUS LOSS OCCURRED; a removal prevention held by
-     * this nexus ends too (one holder today). */
-    lu->prevent = false;
-    scsi_lun_ua_add(lu, SENSE_UA_IT_NEXUS_LOSS);
+    scsi_lun_nexus_loss(lu, c->nexus);
     return 0;
 }
 

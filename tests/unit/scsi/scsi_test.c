@@ -80,12 +80,18 @@ void t_env_free(struct t_env *e)
 
 void t_clear_ua(struct t_env *e, uint8_t target, uint16_t lun)
 {
+    t_clear_ua_nexus(e, target, lun, 0);
+}
+
+void t_clear_ua_nexus(struct t_env *e, uint8_t target, uint16_t lun, uint32_t nexus)
+{
     for (int i = 0; i < 16; i++) {
         uint8_t cdb[6] = { 0x03, 0, 0, 0, 18, 0 };
         uint8_t buf[18];
         struct tcmd t;
 
         tcmd_init(&t, target, lun, cdb, 6, SCSI_DIR_FROM_DEV, buf, sizeof(buf));
+        t.c.nexus = nexus;
         tcmd_run(e, &t);
         if (t.c.xfer_len < 14 || (buf[2] & 0x0f) != 0x06)
             return;

@@ -38,7 +38,10 @@ void t_env_free(struct t_env *e);
 /* Add another LUN on a new fake drive; returns its drive. */
 struct blk_drive *t_add_lun(struct t_env *e, uint8_t target, uint16_t lun, const struct scsi_dev_config *cfg,
                             uint64_t size);
-void t_clear_ua(struct t_env *e, uint8_t target, uint16_t lun);
+void t_clear_ua(struct t_env *e, uint8_t target, uint16_t lun);    /* nexus 0 */
+/* Unit attentions are per I_T nexus: a nexus seen for the first time has the
+ * power-on UA pending. */
+void t_clear_ua_nexus(struct t_env *e, uint8_t target, uint16_t lun, uint32_t nexus);
 
 void tcmd_init(struct tcmd *t, uint8_t target, uint16_t lun, const uint8_t *cdb, unsigned cdb_len,
                enum scsi_dir dir, void *buf, size_t len);

@@ -243,6 +243,8 @@ static void test_abort_task_set(void)
     struct scsi_tmf tmf;
     int stamp;
 
+    for (uint32_t n = 1; n < 4; n++)
+        t_clear_ua_nexus(e, 0, 0, n);
     for (int i = 0; i < 4; i++) {
         read_cmd(&t[i], 0, (uint64_t)i, 0, b[i]);
         t[i].c.nexus = i < 2 ? 1 : 2;
@@ -363,6 +365,7 @@ static void test_it_nexus_reset(void)
     t_add_lun(e, 0, 5, &cfg, MiB);
     t_clear_ua(e, 0, 0);
     t_clear_ua(e, 0, 5);
+    t_clear_ua_nexus(e, 0, 5, 9);
     read_cmd(&t[0], 0, 1, 0, b[0]);
     read_cmd(&t[1], 5, 2, 0, b[1]);
     read_cmd(&t[2], 5, 3, 0, b[2]);
@@ -382,6 +385,11 @@ static void test_it_nexus_reset(void)
     check_sense(&t[0], 6, 0x29, 0x07);
     t_run(e, &t[0], 5, tur, 6, SCSI_DIR_NONE, NULL, 0);
     check_sense(&t[0], 6, 0x29, 0x07);
+    /* SAM-5 6.3.4: only the nexus that was reset is told */
+    tcmd_init(&t[0], 0, 5, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    t[0].c.nexus = 9;
+    tcmd_run(e, &t[0]);
+    check_good(&t[0]);
     t_env_free(e);
 }
 
