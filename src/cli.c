@@ -10,7 +10,7 @@ static const char *const drive_keys =
     "file, id, format, cache, readonly, discard, aio, driver, size";
 static const char *const device_keys =
     "drive, scsi-id, lun, id, serial, wwn, vendor, product, ver, logical_block_size, "
-    "physical_block_size, removable";
+    "physical_block_size, removable, pr-state";
 
 /* Copy a string option into a fixed field, refusing (not truncating) long values. */
 static int get_str(struct opts *o, const char *key, char *dst, size_t cap, const char *what,
@@ -154,7 +154,8 @@ const char *cli_device_help(void)
            "Properties: drive (required), scsi-id (0-255, default 0), lun (0-16383, default 0),\n"
            "  id, serial, wwn (0xHEX, NAA), vendor (8 chars), product (16 chars), ver (4 chars),\n"
            "  logical_block_size (512|4096), physical_block_size (power of two >= logical),\n"
-           "  removable (on|off)\n";
+           "  removable (on|off), pr-state (file keeping persistent reservations made with\n"
+           "  APTPL=1 across restarts; without it APTPL is refused)\n";
 }
 
 int cli_parse_device(const char *str, struct device_conf *conf, char *err, size_t errlen)
@@ -205,6 +206,8 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
         (ret = get_str(o, "vendor", conf->vendor, 9, what, err, errlen)) < 0 ||
         (ret = get_str(o, "product", conf->product, 17, what, err, errlen)) < 0 ||
         (ret = get_str(o, "ver", conf->version, 5, what, err, errlen)) < 0 ||
+        (ret = get_str(o, "pr-state", conf->scsi.pr_state, sizeof(conf->scsi.pr_state), what, err,
+                       errlen)) < 0 ||
         (ret = check_id(conf->id, what, err, errlen)) < 0)
         goto out;
     if ((ret = opts_get_u64(o, "scsi-id", 0, SCSI_MAX_TARGET, &v, what, err, errlen)) < 0)
