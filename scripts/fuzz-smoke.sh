@@ -55,7 +55,10 @@ for t in $TARGETS; do
     fi
 
     log="$art/run.log"
-    "$exe" "${common[@]}" -max_total_time="$SECONDS_EACH" -print_final_stats=1 "$work" "$seeds" >"$log" 2>&1
+    # libFuzzer adds new inputs to its first corpus folder: only ever the work
+    # folder, seeded from the committed corpus (which stays untouched).
+    cp -n "$seeds"/* "$work"/ 2>/dev/null
+    "$exe" "${common[@]}" -max_total_time="$SECONDS_EACH" -print_final_stats=1 "$work" >"$log" 2>&1
     rc=$?
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1)
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
