@@ -941,6 +941,19 @@ static const uint8_t u_read_defect12[12] = { 0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff,
 #define F_VRFY  (SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_PR_READ)
 #define F_ANY   (SCSI_OPF_PR_ALLOW | SCSI_OPF_RES2_OK)   /* whatever the reservations */
 
+/* SBC-4 5.30: byte 1 IMMED AUSE (ZNR is for zoned devices) */
+static const uint8_t u_sanitize[10] = { 0x48, 0xa0, 0, 0, 0, 0, 0, 0xff, 0xff, 0 };
+#define F_SAN   (SCSI_OPF_DATA_OUT | SCSI_OPF_WRITE | SCSI_OPF_MEDIUM)
+static const struct scsi_op sbc_sanitize_ops[] = {
+    { "SANITIZE OVERWRITE", scsi_sanitize_parse, scsi_sanitize, F_SAN, 10, 0x01, u_sanitize, NULL, NULL, 0 },
+    { "SANITIZE BLOCK ERASE", scsi_sanitize_parse, scsi_sanitize, F_SAN, 10, 0x02, u_sanitize,
+      scsi_sanitize_erase_supported, NULL, 0 },
+    { "SANITIZE CRYPTO ERASE", scsi_sanitize_parse, scsi_sanitize, F_SAN, 10, 0x03, u_sanitize,
+      scsi_sanitize_erase_supported, NULL, 0 },
+    { "SANITIZE EXIT FAILURE MODE", scsi_sanitize_parse, scsi_sanitize, SCSI_OPF_DATA_OUT, 10, 0x1f,
+      u_sanitize, NULL, NULL, 0 },
+};
+
 static const struct scsi_op sbc_sai_ops[] = {
     { "READ CAPACITY(16)", parse_read_capacity16, exec_read_capacity16,
       F_IN | SCSI_OPF_MEDIUM | SCSI_OPF_PR_ALLOW, 16, 0x10, u_rc16, NULL, NULL, 0 },
@@ -990,6 +1003,8 @@ const struct scsi_optable sbc_optable = {
         [0x42] = { "UNMAP", parse_unmap, exec_unmap,
                    SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_WRITE, 10, 0, u_unmap,
                    lu_can_unmap, NULL, 0 },
+        [0x48] = { "SANITIZE", NULL, NULL, 0, 10, 0, NULL, NULL, sbc_sanitize_ops,
+                   sizeof(sbc_sanitize_ops) / sizeof(sbc_sanitize_ops[0]) },
         [0x55] = OP("MODE SELECT(10)", spc_parse_mode_select10, spc_mode_select,
                     SCSI_OPF_DATA_OUT, 10, spc_usage_mode_select10),
         [0x56] = OP("RESERVE(10)", NULL, scsi_pr_reserve, SCSI_OPF_PR_ALLOW, 10, spc_usage_reserve10),

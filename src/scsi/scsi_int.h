@@ -64,6 +64,8 @@ enum scsi_sense_reason {
     SENSE_UA_REGISTRATIONS_PREEMPTED,   /* 06/2A/05 */
     SENSE_INVALID_RELEASE_PR,       /* 05/26/04 INVALID RELEASE OF PERSISTENT RESERVATION */
     SENSE_INSUFFICIENT_REG_RES,     /* 05/55/04 INSUFFICIENT REGISTRATION RESOURCES */
+    SENSE_SANITIZE_IN_PROGRESS,     /* 02/04/1B with a progress indication */
+    SENSE_SANITIZE_FAILED,          /* 03/31/03 SANITIZE COMMAND FAILED */
     SENSE_BUSY,                     /* status BUSY, no sense */
     SENSE_TASK_SET_FULL,            /* status TASK SET FULL, no sense */
     SENSE_RESERVATION_CONFLICT,     /* status RESERVATION CONFLICT, no sense */
@@ -188,6 +190,7 @@ struct scsi_nexus_state {
 };
 
 struct scsi_pr;                     /* pr.c: persistent and SPC-2 reservations */
+struct scsi_sanitize;               /* sanitize.c */
 
 struct scsi_bus {
     struct scsi_target *targets[SCSI_MAX_TARGET + 1];
@@ -234,6 +237,10 @@ struct scsi_lun {
     struct scsi_ua_queue ua_new;
 
     struct scsi_pr *pr;             /* reservations (pr.c) */
+
+    /* SANITIZE (sanitize.c): the running operation, the failure mode */
+    struct scsi_sanitize *sanitize;
+    bool sanitize_failed, sanitize_ause;
 
     size_t buf_bytes;               /* bounce/parameter buffers of running commands */
 
@@ -291,7 +298,17 @@ uint64_t scsi_pr_init_port_addr(uint32_t nexus);
 scsi_parse_fn scsi_pr_parse_in, scsi_pr_parse_out;
 scsi_exec_fn scsi_pr_in, scsi_pr_out, scsi_pr_reserve, scsi_pr_release;
 
+/* sanitize.c */
+bool scsi_sanitize_erase_supported(const struct scsi_lun *lu);
+uint16_t scsi_sanitize_progress(const struct scsi_lun *lu);
+scsi_parse_fn scsi_sanitize_parse;
+scsi_exec_fn scsi_sanitize;
+
 /* target.c */
+/* Keep the LU (and a removal waiting for it) alive across work that is not
+ * a command in flight (a SANITIZE with IMMED=1). */
+void scsi_lun_hold(struct scsi_lun *lu);
+void scsi_lun_release(struct scsi_lun *lu);
 /* Abort every command of one I_T nexus on the LU (PREEMPT AND ABORT); they
  * complete with TASK ABORTED when their I/O returns. */
 void scsi_lun_abort_nexus(struct scsi_lun *lu, uint32_t nexus);

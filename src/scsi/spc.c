@@ -236,7 +236,11 @@ int spc_inquiry(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         break;
     case 0xb1:      /* SBC-4 6.6.2 */
         put_be16(&b[4], 0x0001);                /* non-rotating medium */
-        n = 64;                                 /* nominal form factor 0: not reported */
+        /* WABEREQ/WACEREQ 01b: reads after a BLOCK/CRYPTO ERASE succeed
+         * (zeroes); nominal form factor 0: not reported */
+        if (scsi_sanitize_erase_supported(lu))
+            b[7] = 0x40 | 0x10;
+        n = 64;
         break;
     case 0xb2:
         n = vpd_lbp(lu, b);
@@ -368,14 +372,20 @@ int spc_request_sense(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 
     /* SPC-4 6.39: sense data for the current state; a pending UA is
      * returned and cleared; an absent LUN reports 05/25/00 (SPC-4 6.39). */
+    uint32_t sks = 0;
+
     if (!lu) {
         reason = cmd->lun_wlun_report ? SENSE_NO_SENSE : SENSE_LUN_NOT_SUPPORTED;
+    } else if (lu->sanitize) {
+        /* SBC-4 4.11.4: the progress of the sanitize operation */
+        reason = SENSE_SANITIZE_IN_PROGRESS;
+        sks = SENSE_SKS_VALID | scsi_sanitize_progress(lu);
     } else {
         reason = scsi_lun_ua_take(lu, cmd->nexus);
         if (!reason)
             reason = lu->medium_present ? SENSE_NO_SENSE : SENSE_MEDIUM_NOT_PRESENT;
     }
-    n = sense_build(b, sizeof(b), desc, reason, 0, false, 0);
+    n = sense_build(b, sizeof(b), desc, reason, sks, false, 0);
     scsi_datain(cmd, b, n, p->data_len);
     return SENSE_OK;
 }

@@ -484,6 +484,16 @@ static void lun_release(struct scsi_lun *lu)
         lun_finish_remove(lu);
 }
 
+void scsi_lun_hold(struct scsi_lun *lu)
+{
+    lun_hold(lu);
+}
+
+void scsi_lun_release(struct scsi_lun *lu)
+{
+    lun_release(lu);
+}
+
 /* Run waiting commands in order while the gate lets them through. */
 static void gate_resume(struct scsi_lun *lu)
 {
@@ -586,6 +596,13 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
         r = scsi_lun_ua_take(lu, cmd->nexus);
         goto done;
     }
+    /* SBC-4 4.11.4: while a sanitize runs, only INQUIRY, REPORT LUNS and
+     * REQUEST SENSE are answered; the rest learn how far it got */
+    if (lu && lu->sanitize && !(op->flags & SCSI_OPF_UA_OK)) {
+        cmd->sense_sks = SENSE_SKS_VALID | scsi_sanitize_progress(lu);
+        r = SENSE_SANITIZE_IN_PROGRESS;
+        goto done;
+    }
     if ((!op->execute && !op->n_sa) || !cmd->cdb_len) {
         r = t->unsupported_reason;
         goto done;
@@ -627,6 +644,12 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
             goto done;
         if ((op->flags & SCSI_OPF_MEDIUM) && !lu->medium_present) {
             r = SENSE_MEDIUM_NOT_PRESENT;
+            goto done;
+        }
+        /* SBC-4 4.11.4: in the sanitize failure mode medium access fails,
+         * but a new SANITIZE may try again */
+        if ((op->flags & SCSI_OPF_MEDIUM) && lu->sanitize_failed && cmd->cdb[0] != 0x48) {
+            r = SENSE_SANITIZE_FAILED;
             goto done;
         }
         if ((op->flags & SCSI_OPF_WRITE) && lu_write_protected(lu)) {
