@@ -8,11 +8,10 @@
 #                     (written for LBPPB 1) and the iSCSI-only suites
 #   readonly   LUN 2  readonly=on: only -t ALL.ReadOnly (on a write-protected LUN the
 #                     suite's write tests fail even on a correct target, REFERENCE.md)
-#
-# Then the Sanitize tests run with -S on the thin LUN (ISCSI_SANITIZE=0 leaves them
-# out), all but the three *Reserved ones: they set reserved CDB bits by patching the
-# iSCSI PDU, which does nothing over SG_IO (so they would fail on a correct target;
-# 1.19 even segfaults in OverwriteReserved).
+#   sanitize   LUN 0  the Sanitize tests with -S (ISCSI_SANITIZE=0 leaves them out), all
+#                     but the three *Reserved ones: they set reserved CDB bits by patching
+#                     the iSCSI PDU, which does nothing over SG_IO (they would fail on a
+#                     correct target; 1.19 even segfaults in OverwriteReserved)
 #
 # Prints passed / failed / skipped per configuration and for the SCSI tests across all
 # configurations (a test counts as passed when it passed somewhere, as failed when it
@@ -22,7 +21,7 @@
 # Suites iSCSI* are iSCSI-only and left out of the SCSI counts.
 #
 # ISCSI_STRICT=1 fails on any failed test; ISCSI_MAX_FAILED=N fails on more than N.
-# ISCSI_CONFIGS="thin removable readonly" picks configurations; ISCSI_TESTS=SPEC replaces
+# ISCSI_CONFIGS="thin removable readonly sanitize" picks configurations; ISCSI_TESTS=SPEC replaces
 # -t ALL (e.g. ALL.ProutRegister) for a quick look. Per-test results: LOGDIR/results.txt
 # ("CONFIG STATUS Suite.Test [reason]").
 set -euo pipefail
@@ -83,18 +82,17 @@ for cfg in $CONFIGS; do
                                       grep -vx 'ALL\.GetLBAStatus\.UnmapSingle' | tr '\n' , | sed 's/,$//')
         run removable 1 "$tests" ;;
     readonly)  run readonly 2 ALL.ReadOnly ;;
+    sanitize)
+        tests=$(iscsi-test-cu -l | grep '^ALL\.Sanitize\.' | grep -v 'Reserved$' | tr '\n' ,)
+        run sanitize 0 "${tests%,}" -S ;;
     esac
 done
-if [ "$SANITIZE" = 1 ] && echo " $CONFIGS " | grep -q ' thin '; then
-    tests=$(iscsi-test-cu -l | grep '^ALL\.Sanitize\.' | grep -v 'Reserved$' | tr '\n' ,)
-    run sanitize 0 "${tests%,}" -S
-fi
 EOF
 )
 
-configs=${ISCSI_CONFIGS:-thin removable readonly}
-e2e_guest_ok iscsi "$script" --env "SANITIZE=${ISCSI_SANITIZE:-1}" --env "CONFIGS=$configs" \
-    --env "TESTS=${ISCSI_TESTS:-ALL}"
+configs=${ISCSI_CONFIGS:-thin removable readonly sanitize}
+[ "${ISCSI_SANITIZE:-1}" = 1 ] || configs=$(echo "$configs" | sed 's/sanitize//')
+e2e_guest_ok iscsi "$script" --env "CONFIGS=$configs" --env "TESTS=${ISCSI_TESTS:-ALL}"
 
 results=$E2E_LOGDIR/results.txt
 guest_output iscsi | grep -a '^RESULT ' | sed 's/^RESULT //' > "$results"
@@ -109,7 +107,7 @@ count() {   # CONFIG|"" STATUS: SCSI tests (suites iSCSI* left out) with STATUS
     awk -v c="$1" -v s="$2" '(c == "" || $1 == c) && $2 == s && $3 !~ /^iSCSI/ { n++ }
                              END { print n + 0 }' "$results"
 }
-for cfg in $configs sanitize; do
+for cfg in $configs; do
     n=$(awk -v c="$cfg" '$1 == c && $3 !~ /^iSCSI/' "$results" | wc -l)
     [ "$n" -gt 0 ] || continue
     printf '  iscsi-test-cu %-9s SCSI tests %3d: passed %3d, failed %d, skipped %d\n' "$cfg" "$n" \
