@@ -110,7 +110,8 @@ E2E_TIMES+=("$KILLS kills + 1 SIGTERM restart in $(elapsed "$t0")s")
 rc=0
 e2e_guest_wait fio || rc=$?
 passes=$(grep -ac 'FIO-PASS .* verify ok' "$E2E_LOGDIR/fio.serial" || true)
-resub=$(cat "$E2E_LOGDIR"/vscsid*.log | grep -o 'resubmitting [0-9]*' | awk '{ n += $2 } END { print n + 0 }')
+resub=$(cat "$E2E_LOGDIR"/vscsid*.log | { grep -o 'resubmitting [0-9]*' || true; } |
+        awk '{ n += $2 } END { print n + 0 }')
 kills_done=$(find "$E2E_LOGDIR" -name 'vscsid.[0-9]*.log' | wc -l)
 echo "  kill-restart: $kills_done SIGKILL restarts + 1 SIGTERM restart, $passes fio passes verified," \
      "$resub request(s) resubmitted from the inflight buffer"
