@@ -184,6 +184,7 @@ fail:
 void scsi_lun_free(struct scsi_lun *lu)
 {
     scsi_pr_free(lu);
+    scsi_xcopy_free(lu);
     free(lu->nexus);
     free(lu);
 }

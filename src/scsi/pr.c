@@ -334,6 +334,18 @@ int scsi_pr_check(struct scsi_cmd *cmd, const struct scsi_op *op)
     return SENSE_RESERVATION_CONFLICT;
 }
 
+int scsi_pr_access(const struct scsi_lun *lu, uint32_t nexus, bool write)
+{
+    const struct scsi_pr *pr = lu->pr;
+    const struct pr_state *st = &pr->st;
+
+    if (pr->res2 && pr->res2_nexus != nexus)
+        return SENSE_RESERVATION_CONFLICT;
+    if (!st->reserved || is_holder(st, nexus) || (type_reg_only(st->type) && reg_find(st, nexus) >= 0))
+        return SENSE_OK;
+    return !write && type_we(st->type) ? SENSE_OK : SENSE_RESERVATION_CONFLICT;
+}
+
 void scsi_pr_nexus_loss(struct scsi_lun *lu, uint32_t nexus)
 {
     /* SPC-2 5.5.1: a RESERVE reservation ends with its I_T nexus; persistent

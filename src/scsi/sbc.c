@@ -954,6 +954,21 @@ static const struct scsi_op sbc_sanitize_ops[] = {
       u_sanitize, NULL, NULL, 0 },
 };
 
+/* SPC-4 6.4 EXTENDED COPY (LID1: service action 00h), 6.18 RECEIVE COPY RESULTS */
+static const uint8_t u_xcopy[16] = { 0x83, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0 };
+static const uint8_t u_rcr[16] = { 0x84, 0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0 };
+static const struct scsi_op sbc_xcopy_ops[] = {
+    { "EXTENDED COPY(LID1)", scsi_xcopy_parse, scsi_xcopy, SCSI_OPF_DATA_OUT, 16, 0x00, u_xcopy, NULL, NULL, 0 },
+};
+#define RCR(n, sa) { n, scsi_rcr_parse, scsi_rcr, SCSI_OPF_DATA_IN | SCSI_OPF_ALLOC | SCSI_OPF_PR_READ, 16, sa, \
+                     u_rcr, NULL, NULL, 0 }
+static const struct scsi_op sbc_rcr_ops[] = {
+    RCR("RECEIVE COPY RESULTS COPY STATUS", 0x00),
+    RCR("RECEIVE COPY RESULTS RECEIVE DATA", 0x01),
+    RCR("RECEIVE COPY RESULTS OPERATING PARAMETERS", 0x03),
+    RCR("RECEIVE COPY RESULTS FAILED SEGMENT DETAILS", 0x04),
+};
+
 static const struct scsi_op sbc_sai_ops[] = {
     { "READ CAPACITY(16)", parse_read_capacity16, exec_read_capacity16,
       F_IN | SCSI_OPF_MEDIUM | SCSI_OPF_PR_ALLOW, 16, 0x10, u_rc16, NULL, NULL, 0 },
@@ -1015,6 +1030,9 @@ const struct scsi_optable sbc_optable = {
         [0x5e] = { "PERSISTENT RESERVE IN", NULL, NULL, 0, 10, 0, NULL, NULL, spc_pr_in_ops, SPC_N_PR_IN_OPS },
         [0x5f] = { "PERSISTENT RESERVE OUT", NULL, NULL, 0, 10, 0, NULL, NULL, spc_pr_out_ops,
                    SPC_N_PR_OUT_OPS },
+        [0x83] = { "EXTENDED COPY", NULL, NULL, 0, 16, 0, NULL, NULL, sbc_xcopy_ops, 1 },
+        [0x84] = { "RECEIVE COPY RESULTS", NULL, NULL, 0, 16, 0, NULL, NULL, sbc_rcr_ops,
+                   sizeof(sbc_rcr_ops) / sizeof(sbc_rcr_ops[0]) },
         [0x88] = OP("READ(16)", parse_rw, exec_rw, F_RD, 16, u_read16),
         [0x89] = OP("COMPARE AND WRITE", parse_caw, exec_caw,
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_WRITE | SCSI_OPF_EXCL,

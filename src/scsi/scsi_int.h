@@ -66,6 +66,16 @@ enum scsi_sense_reason {
     SENSE_INSUFFICIENT_REG_RES,     /* 05/55/04 INSUFFICIENT REGISTRATION RESOURCES */
     SENSE_SANITIZE_IN_PROGRESS,     /* 02/04/1B with a progress indication */
     SENSE_SANITIZE_FAILED,          /* 03/31/03 SANITIZE COMMAND FAILED */
+    SENSE_OPERATION_IN_PROGRESS,    /* 05/00/16 */
+    SENSE_TOO_MANY_TARGET_DESC,     /* 05/26/06 */
+    SENSE_UNSUPPORTED_TARGET_DESC,  /* 05/26/07 */
+    SENSE_TOO_MANY_SEGMENT_DESC,    /* 05/26/08 */
+    SENSE_UNSUPPORTED_SEGMENT_DESC, /* 05/26/09 */
+    SENSE_COPY_ABORTED,             /* 0A/00/00 */
+    SENSE_UNREACHABLE_COPY_TARGET,  /* 0A/08/04 */
+    SENSE_COPY_TARGET_NOT_REACHABLE,    /* 0A/0D/02 */
+    SENSE_INCORRECT_COPY_TARGET,    /* 0A/0D/03 INCORRECT COPY TARGET DEVICE TYPE */
+    SENSE_COPY_ABORTED_WRITE_PROTECTED, /* 0A/27/00 */
     SENSE_BUSY,                     /* status BUSY, no sense */
     SENSE_TASK_SET_FULL,            /* status TASK SET FULL, no sense */
     SENSE_RESERVATION_CONFLICT,     /* status RESERVATION CONFLICT, no sense */
@@ -191,6 +201,7 @@ struct scsi_nexus_state {
 
 struct scsi_pr;                     /* pr.c: persistent and SPC-2 reservations */
 struct scsi_sanitize;               /* sanitize.c */
+struct xcopy_state;                 /* xcopy.c */
 
 struct scsi_bus {
     struct scsi_target *targets[SCSI_MAX_TARGET + 1];
@@ -242,6 +253,8 @@ struct scsi_lun {
     struct scsi_sanitize *sanitize;
     bool sanitize_failed, sanitize_ause;
 
+    struct xcopy_state *xcopy;      /* held EXTENDED COPY results (xcopy.c) */
+
     size_t buf_bytes;               /* bounce/parameter buffers of running commands */
 
     struct scsi_cmd *inflight;      /* commands in execution (list) */
@@ -291,6 +304,9 @@ int scsi_pr_init(struct scsi_lun *lu, const struct scsi_dev_config *cfg, char *e
 void scsi_pr_free(struct scsi_lun *lu);
 /* SENSE_OK or SENSE_RESERVATION_CONFLICT for cmd running op */
 int scsi_pr_check(struct scsi_cmd *cmd, const struct scsi_op *op);
+/* Whether nexus may read (or write) lu's medium: SENSE_OK or a conflict
+ * (a copy manager acting for that nexus, SPC-4 6.4.1) */
+int scsi_pr_access(const struct scsi_lun *lu, uint32_t nexus, bool write);
 void scsi_pr_nexus_loss(struct scsi_lun *lu, uint32_t nexus);
 void scsi_pr_lun_reset(struct scsi_lun *lu);
 uint16_t scsi_pr_rel_port(uint32_t nexus);
@@ -304,7 +320,17 @@ uint16_t scsi_sanitize_progress(const struct scsi_lun *lu);
 scsi_parse_fn scsi_sanitize_parse;
 scsi_exec_fn scsi_sanitize;
 
+/* xcopy.c */
+scsi_parse_fn scsi_xcopy_parse, scsi_rcr_parse;
+scsi_exec_fn scsi_xcopy, scsi_rcr;
+void scsi_xcopy_free(struct scsi_lun *lu);
+
 /* target.c */
+/* The LU of bus whose VPD 83 logical unit designator is (code set, type,
+ * designator): the copy manager's view of the LUs (SPC-4 6.4.5.x). Only the
+ * bus' own LUs, what an initiator on it can address anyway. */
+struct scsi_lun *scsi_bus_find_lun_by_designator(struct scsi_bus *bus, unsigned code_set, unsigned type,
+                                                 const uint8_t *d, size_t len);
 /* Keep the LU (and a removal waiting for it) alive across work that is not
  * a command in flight (a SANITIZE with IMMED=1). */
 void scsi_lun_hold(struct scsi_lun *lu);

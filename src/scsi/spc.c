@@ -112,6 +112,8 @@ static size_t inquiry_standard(const struct scsi_cmd *cmd, uint8_t *b)
     b[2] = 0x06;                /* SPC-4 */
     b[3] = 0x10 | 0x02;         /* HISUP, RESPONSE DATA FORMAT 2; NORMACA=0 */
     b[4] = 96 - 5;
+    if (lu)
+        b[5] = 0x08;            /* 3PC: EXTENDED COPY (xcopy.c) */
     b[7] = 0x02;                /* CMDQUE */
     if (lu) {
         memcpy(&b[8], lu->vendor, 8);
@@ -123,18 +125,40 @@ static size_t inquiry_standard(const struct scsi_cmd *cmd, uint8_t *b)
     }
     put_be16(&b[58], 0x00a0);   /* SAM-5 */
     put_be16(&b[60], 0x0460);   /* SPC-4 */
-    if (lu)
+    if (lu) {
         put_be16(&b[62], 0x04c0);   /* SBC-3 (libiscsi and Linux look for it) */
+        put_be16(&b[64], 0x0600);   /* SBC-4 */
+    }
     return 96;
 }
 
 static const uint8_t sbc_vpd_pages[] = { 0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2 };
 
-static size_t vpd_device_id(const struct scsi_lun *lu, uint8_t *b)
+static size_t vpd_device_id(const struct scsi_cmd *cmd, uint8_t *b)
 {
+    const struct scsi_lun *lu = cmd->lu;
     size_t n = 4, slen = strlen(lu->serial);
 
-    /* SPC-4 7.8.6: NAA designator, LU association, binary */
+    /* SPC-4 7.8.6: the target port the command came through (pr.c: each
+     * I_T nexus is a SAS-like port pair): its name (NAA, 7.8.6.6) and
+     * relative target port identifier (7.8.6.7); PIV=1, protocol SAS.
+     * They come first: tools that take the last NAA designator they see
+     * (libiscsi's copy target) then take the LU's. */
+    b[n++] = 0x61;                      /* SAS, binary */
+    b[n++] = 0x80 | 0x10 | 0x03;        /* PIV, target port, NAA */
+    b[n++] = 0;
+    b[n++] = 8;
+    put_be64(&b[n], PR_TGT_SAS_BASE | cmd->nexus);
+    n += 8;
+    b[n++] = 0x61;
+    b[n++] = 0x80 | 0x10 | 0x04;        /* PIV, target port, relative target port */
+    b[n++] = 0;
+    b[n++] = 4;
+    b[n++] = 0;
+    b[n++] = 0;
+    put_be16(&b[n], scsi_pr_rel_port(cmd->nexus));
+    n += 2;
+    /* the LU: NAA designator (7.8.6.6), binary; the same on every path */
     b[n++] = 0x01;
     b[n++] = 0x03;
     b[n++] = 0;
@@ -223,7 +247,7 @@ int spc_inquiry(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         n += 4;
         break;
     case 0x83:
-        n = vpd_device_id(lu, b);
+        n = vpd_device_id(cmd, b);
         break;
     case 0x86:      /* SPC-4 7.8.7 extended INQUIRY data */
         b[5] = 0x04 | 0x02 | 0x01;              /* HEADSUP ORDSUP SIMPSUP */

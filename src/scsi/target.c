@@ -72,6 +72,45 @@ struct scsi_lun *scsi_bus_find_lun(const struct scsi_bus *bus, uint8_t target, u
     return tgt ? scsi_target_find(tgt, lun) : NULL;
 }
 
+struct find_desig_ctx {
+    unsigned code_set, type;
+    const uint8_t *d;
+    size_t len;
+    struct scsi_lun *found;
+};
+
+static int find_desig_one(void *opaque, struct scsi_lun *lu)
+{
+    struct find_desig_ctx *c = opaque;
+    uint8_t naa[8];
+    size_t slen = strlen(lu->serial);
+
+    switch (c->type) {
+    case 3:     /* NAA, binary (VPD 83, spc.c) */
+        put_be64(naa, lu->wwn);
+        if (c->code_set == 1 && c->len == 8 && !memcmp(c->d, naa, 8))
+            c->found = lu;
+        break;
+    case 1:     /* T10 vendor ID: vendor + serial, ASCII */
+        if (c->code_set == 2 && c->len == 8 + slen && !memcmp(c->d, lu->vendor, 8) &&
+            !memcmp(c->d + 8, lu->serial, slen))
+            c->found = lu;
+        break;
+    }
+    return c->found != NULL;
+}
+
+struct scsi_lun *scsi_bus_find_lun_by_designator(struct scsi_bus *bus, unsigned code_set, unsigned type,
+                                                 const uint8_t *d, size_t len)
+{
+    struct find_desig_ctx c = { code_set, type, d, len, NULL };
+
+    for (unsigned t = 0; t <= SCSI_MAX_TARGET && !c.found; t++)
+        if (bus->targets[t] && bus->targets[t]->nluns)
+            scsi_target_foreach(bus->targets[t], find_desig_one, &c);
+    return c.found;
+}
+
 unsigned scsi_bus_lun_count(const struct scsi_bus *bus)
 {
     return bus->nluns;

@@ -5,6 +5,7 @@
 
 #include "test.h"
 #include "scsi_test.h"
+#include "scsi/scsi_int.h"
 
 #define MiB (1024 * 1024ull)
 
@@ -137,17 +138,39 @@ static void test_inquiry_config(void)
     CHECK_EQ(b[3], 6);
     CHECK_MEM(&b[4], "SER123", 6);
 
-    CHECK_EQ(inquiry(e, 1, true, 0x83, 255, b, &t), 4 + 12 + 4 + 8 + 6);
-    CHECK_EQ(b[3], 12 + 18);
-    CHECK_EQ(b[4], 0x01);                       /* binary */
-    CHECK_EQ(b[5], 0x03);                       /* LU, NAA */
+    CHECK_EQ(inquiry(e, 1, true, 0x83, 255, b, &t), 4 + 12 + 8 + 12 + 4 + 8 + 6);
+    CHECK_EQ(b[3], 12 + 8 + 12 + 18);
+    /* the target port of the I_T nexus (0): name and relative port 1 */
+    CHECK_EQ(b[4], 0x61);                       /* SAS, binary */
+    CHECK_EQ(b[5], 0x93);                       /* PIV, target port, NAA */
     CHECK_EQ(b[7], 8);
-    CHECK_EQ(b[8], 0x50);
-    CHECK_EQ(b[15], 0x78);
-    CHECK_EQ(b[16], 0x02);                      /* ASCII */
-    CHECK_EQ(b[17], 0x01);                      /* T10 vendor id */
-    CHECK_EQ(b[19], 14);
-    CHECK_MEM(&b[20], "ACME    SER123", 14);
+    CHECK_EQ(get_be64(&b[8]), PR_TGT_SAS_BASE);
+    CHECK_EQ(b[16], 0x61);
+    CHECK_EQ(b[17], 0x94);                      /* relative target port */
+    CHECK_EQ(b[19], 4);
+    CHECK_EQ(get_be16(&b[22]), 1);
+    /* the LU */
+    CHECK_EQ(b[24], 0x01);                      /* binary */
+    CHECK_EQ(b[25], 0x03);                      /* LU, NAA */
+    CHECK_EQ(b[27], 8);
+    CHECK_EQ(b[28], 0x50);
+    CHECK_EQ(b[35], 0x78);
+    CHECK_EQ(b[36], 0x02);                      /* ASCII */
+    CHECK_EQ(b[37], 0x01);                      /* T10 vendor id */
+    CHECK_EQ(b[39], 14);
+    CHECK_MEM(&b[40], "ACME    SER123", 14);
+    /* another nexus, another port; the same LU designators */
+    {
+        uint8_t cdb[6] = { 0x12, 1, 0x83, 0, 255, 0 }, b2[255];
+
+        tcmd_init(&t, 0, 1, cdb, 6, SCSI_DIR_FROM_DEV, b2, sizeof(b2));
+        t.c.nexus = 5;
+        tcmd_run(e, &t);
+        check_good(&t);
+        CHECK_EQ(get_be64(&b2[8]), PR_TGT_SAS_BASE | 5);
+        CHECK_EQ(get_be16(&b2[22]), 6);
+        CHECK_MEM(&b2[24], &b[24], 30);
+    }
 
     /* bad configurations are refused with a message */
     {
@@ -422,7 +445,7 @@ static void test_unknown_opcode(void)
     for (unsigned op = 0; op < 256; op++) {
         static const uint8_t known[] = { 0x00, 0x03, 0x08, 0x0a, 0x12, 0x15, 0x16, 0x17, 0x1a, 0x1b, 0x1d,
                                          0x1e, 0x25, 0x28, 0x2a, 0x2e, 0x2f, 0x34, 0x35, 0x37, 0x41, 0x42, 0x48,
-                                         0x55, 0x56, 0x57, 0x5a, 0x5e, 0x5f,
+                                         0x55, 0x56, 0x57, 0x5a, 0x5e, 0x5f, 0x83, 0x84,
                                          0x88, 0x89, 0x8a, 0x8b, 0x8e, 0x8f, 0x90, 0x91, 0x93, 0x9e, 0xa0, 0xa3,
                                          0xa8, 0xaa, 0xae, 0xaf, 0xb7 };
         uint8_t cdb[16] = { (uint8_t)op };
