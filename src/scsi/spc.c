@@ -4,6 +4,7 @@
  * and the opcode tables for an absent LUN and the REPORT LUNS well-known LUN. */
 #include "scsi/scsi_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "util/iov.h"
@@ -140,18 +141,20 @@ static size_t vpd_device_id(const struct scsi_cmd *cmd, uint8_t *b)
     size_t n = 4, slen = strlen(lu->serial);
 
     /* SPC-4 7.8.6: the target port the command came through (pr.c: each
-     * I_T nexus is a SAS-like port pair): its name (NAA, 7.8.6.6) and
-     * relative target port identifier (7.8.6.7); PIV=1, protocol SAS.
-     * They come first: tools that take the last NAA designator they see
-     * (libiscsi's copy target) then take the LU's. */
-    b[n++] = 0x61;                      /* SAS, binary */
-    b[n++] = 0x80 | 0x10 | 0x03;        /* PIV, target port, NAA */
+     * I_T nexus has a port of its own): its name as a SCSI name string in
+     * the "naa." format (7.8.6.11; not an NAA designator, so that the LU's
+     * NAA is the only one: copy managers and tools pick "the" NAA) and its
+     * relative target port identifier (7.8.6.7). PIV=0: virtio has no
+     * SCSI transport protocol to name. */
+    b[n++] = 0x03;                      /* UTF-8 */
+    b[n++] = 0x10 | 0x08;               /* target port, SCSI name string */
     b[n++] = 0;
-    b[n++] = 8;
-    put_be64(&b[n], PR_TGT_SAS_BASE | cmd->nexus);
-    n += 8;
-    b[n++] = 0x61;
-    b[n++] = 0x80 | 0x10 | 0x04;        /* PIV, target port, relative target port */
+    b[n++] = 24;                        /* 20 characters, NUL padded to 4n */
+    memset(&b[n], 0, 24);
+    snprintf((char *)&b[n], 24, "naa.%016llX", (unsigned long long)(PR_TGT_SAS_BASE | cmd->nexus));
+    n += 24;
+    b[n++] = 0x01;
+    b[n++] = 0x10 | 0x04;               /* target port, relative target port */
     b[n++] = 0;
     b[n++] = 4;
     b[n++] = 0;

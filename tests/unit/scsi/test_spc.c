@@ -138,27 +138,27 @@ static void test_inquiry_config(void)
     CHECK_EQ(b[3], 6);
     CHECK_MEM(&b[4], "SER123", 6);
 
-    CHECK_EQ(inquiry(e, 1, true, 0x83, 255, b, &t), 4 + 12 + 8 + 12 + 4 + 8 + 6);
-    CHECK_EQ(b[3], 12 + 8 + 12 + 18);
+    CHECK_EQ(inquiry(e, 1, true, 0x83, 255, b, &t), 4 + 28 + 8 + 12 + 4 + 8 + 6);
+    CHECK_EQ(b[3], 28 + 8 + 12 + 18);
     /* the target port of the I_T nexus (0): name and relative port 1 */
-    CHECK_EQ(b[4], 0x61);                       /* SAS, binary */
-    CHECK_EQ(b[5], 0x93);                       /* PIV, target port, NAA */
-    CHECK_EQ(b[7], 8);
-    CHECK_EQ(get_be64(&b[8]), PR_TGT_SAS_BASE);
-    CHECK_EQ(b[16], 0x61);
-    CHECK_EQ(b[17], 0x94);                      /* relative target port */
-    CHECK_EQ(b[19], 4);
-    CHECK_EQ(get_be16(&b[22]), 1);
+    CHECK_EQ(b[4], 0x03);                       /* UTF-8 */
+    CHECK_EQ(b[5], 0x18);                       /* target port, SCSI name string */
+    CHECK_EQ(b[7], 24);
+    CHECK_MEM(&b[8], "naa.3056535400000000\0\0\0\0", 24);
+    CHECK_EQ(b[32], 0x01);
+    CHECK_EQ(b[33], 0x14);                      /* relative target port */
+    CHECK_EQ(b[35], 4);
+    CHECK_EQ(get_be16(&b[38]), 1);
     /* the LU */
-    CHECK_EQ(b[24], 0x01);                      /* binary */
-    CHECK_EQ(b[25], 0x03);                      /* LU, NAA */
-    CHECK_EQ(b[27], 8);
-    CHECK_EQ(b[28], 0x50);
-    CHECK_EQ(b[35], 0x78);
-    CHECK_EQ(b[36], 0x02);                      /* ASCII */
-    CHECK_EQ(b[37], 0x01);                      /* T10 vendor id */
-    CHECK_EQ(b[39], 14);
-    CHECK_MEM(&b[40], "ACME    SER123", 14);
+    CHECK_EQ(b[40], 0x01);                      /* binary */
+    CHECK_EQ(b[41], 0x03);                      /* LU, NAA */
+    CHECK_EQ(b[43], 8);
+    CHECK_EQ(b[44], 0x50);
+    CHECK_EQ(b[51], 0x78);
+    CHECK_EQ(b[52], 0x02);                      /* ASCII */
+    CHECK_EQ(b[53], 0x01);                      /* T10 vendor id */
+    CHECK_EQ(b[55], 14);
+    CHECK_MEM(&b[56], "ACME    SER123", 14);
     /* another nexus, another port; the same LU designators */
     {
         uint8_t cdb[6] = { 0x12, 1, 0x83, 0, 255, 0 }, b2[255];
@@ -167,9 +167,9 @@ static void test_inquiry_config(void)
         t.c.nexus = 5;
         tcmd_run(e, &t);
         check_good(&t);
-        CHECK_EQ(get_be64(&b2[8]), PR_TGT_SAS_BASE | 5);
-        CHECK_EQ(get_be16(&b2[22]), 6);
-        CHECK_MEM(&b2[24], &b[24], 30);
+        CHECK_MEM(&b2[8], "naa.3056535400000005", 20);
+        CHECK_EQ(get_be16(&b2[38]), 6);
+        CHECK_MEM(&b2[40], &b[40], 30);
     }
 
     /* bad configurations are refused with a message */
@@ -262,8 +262,9 @@ static void test_vpd_pages(void)
     CHECK_EQ(b[5], 0);
     CHECK_EQ(b[6], 0);
     /* generated identity is stable and NAA 3 */
-    CHECK_EQ(inquiry(e, 0, true, 0x83, 255, b, &t) > 12, 1);
-    CHECK_EQ(b[8] >> 4, 3);
+    CHECK_EQ(inquiry(e, 0, true, 0x83, 255, b, &t) > 48, 1);
+    CHECK_EQ(b[41], 0x03);                      /* LU, NAA (after the port's two) */
+    CHECK_EQ(b[44] >> 4, 3);
     CHECK_EQ(inquiry(e, 0, true, 0x80, 255, full, &t), 4 + 5);
     CHECK_MEM(&full[4], "disk0", 5);
     t_env_free(e);
