@@ -8,7 +8,8 @@
 #   vscsid on CPU 0, vscsi-bench (the guest) on CPU 1, like make bench.
 #   Output: OUT/summary.md (tables) plus the raw perf/callgrind reports in OUT/.
 #   Default OUT: BUILD/bench/profile. Needs perf (linux-perf) and valgrind; installs
-#   them with apt-get when run as root, else skips what is missing.
+#   them with apt-get when run as root, else skips what is missing. BENCH_COMMIT names
+#   the commit in the summary (default: this tree's HEAD).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -278,7 +279,7 @@ fi
 
 # ---- summary -------------------------------------------------------------------
 {
-    echo "# vscsid profile ($(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "# vscsid profile ($(date -u '+%Y-%m-%d %H:%M UTC'), commit ${BENCH_COMMIT:-$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)}, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
     echo
     echo "vscsid on CPU 0, vscsi-bench on CPU 1; 4 KiB randread unless noted. Counts are per I/O"
     echo "(perf stat on syscall tracepoints of the daemon, divided by the I/Os the bench completed)."

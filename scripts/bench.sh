@@ -305,6 +305,11 @@ fi
 # ---- report --------------------------------------------------------------------
 log "report"
 INFO=$(printf '%s' "date=$(date -u '+%Y-%m-%d %H:%M UTC');commit=${BENCH_COMMIT:-$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- src 2>/dev/null || echo '+dirty')};kernel=$(uname -r);cpus=$(nproc);cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //');qsd=$($QSD --version 2>/dev/null | head -1 | awk '{print $3}');fio=$($FIO --version 2>/dev/null);load=$(cut -d' ' -f1-3 /proc/loadavg);reps=$REPS;runtime=$RT;ramp=$RAMP;qsd_aio=$QSD_AIO;img=$IMG_SIZE;disk_direct=$DISK_DIRECT;file_mode=$FILE_MODE;elapsed=$(( $(date +%s) - START ))")
+if [ "$REPORT_ONLY" = 1 ] && [ -s "$OUT/info.txt" ]; then
+    INFO=$(cat "$OUT/info.txt")   # the run's own date, commit and load
+else
+    printf '%s' "$INFO" > "$OUT/info.txt"
+fi
 python3 - "$RUNS" "$OUT" "$INFO" <<'PYEOF'
 import json, statistics, sys, os
 runs_f, out, info_s = sys.argv[1:4]
@@ -513,7 +518,8 @@ with open(os.path.join(out, 'plot-null.dat'), 'w') as f:
 with open(os.path.join(out, 'plot-scale.dat'), 'w') as f:
     for q, a, b in scale:
         ma, mb = summary.get(a, {}).get('iops'), summary.get(b, {}).get('iops')
-        f.write('%d %s %s\n' % (q, '%.1f' % ma['med'] if ma else 'NaN', '%.1f' % mb['med'] if mb else 'NaN'))
+        f.write('%d %s %s %s %s\n' % (q, '%.1f' % ma['med'] if ma else 'NaN', '%.1f' % mb['med'] if mb else 'NaN',
+                                      '%.1f' % ma['max'] if ma else 'NaN', '%.1f' % mb['max'] if mb else 'NaN'))
 with open(os.path.join(out, 'plot-qd1.dat'), 'w') as f:
     for n in qd1:
         f.write('"%s" %.2f %.2f\n' % (n[4:], v(n, 'lat_us.all.p50') or 0, v(n, 'lat_us.all.p99') or 0))
@@ -524,22 +530,22 @@ if [ "$HAVE_GNUPLOT" = 1 ]; then
         cd "$OUT"
         common='set terminal pngcairo size 900,500 font "sans,10"; set grid ytics; set key top left; set style fill solid 0.8 border -1; set boxwidth 0.9; set format y "%.1s%c"'
         [ -s plot-file.dat ] && gnuplot -e "$common; set output 'file.png';
-            set title 'Same file, 4 KiB QD32 (median, min-max)'; set ylabel 'IOPS';
+            set title 'Same file, 4 KiB QD32 (median, min-max)'; set ylabel 'IOPS'; set key below;
             set style data histogram; set style histogram errorbars gap 2 lw 1; set yrange [0:*];
             plot 'plot-file.dat' using 2:3:4:xtic(1) title 'vscsid', '' using 5:6:7 title 'qemu-storage-daemon', '' using 8:9:10 title 'fio io\\_uring (host)'"
         [ -s plot-null.dat ] && gnuplot -e "$common; set output 'null.png';
             set title 'Null drive, 4 KiB randread QD32, 1 queue'; set ylabel 'IOPS';
-            set style data histogram; set style histogram clustered gap 2; set yrange [0:2200000];
+            set style data histogram; set style histogram errorbars gap 2 lw 1; set yrange [0:*]; set key below;
             set arrow from graph 0, first 1700000 to graph 1, first 1700000 nohead dt 2 lc rgb 'red';
-            set label 'target 1.7M' at graph 0.85, first 1750000 tc rgb 'red';
-            plot 'plot-null.dat' using 2:xtic(1) title 'measured IOPS', '' using 5 title 'IOPS per daemon core (1e6/us per IO)'"
+            set label 'target 1.7M' at graph 0.85, first 1800000 tc rgb 'red';
+            plot 'plot-null.dat' using 2:3:4:xtic(1) title 'IOPS (median, min-max)', '' using 5:5:5 title 'IOPS per daemon core (1e6 / us per IO)'"
         [ -s plot-scale.dat ] && gnuplot -e "$common; set output 'scaling.png';
             set title 'Null drive, 4 KiB randread, QD32 per queue'; set xlabel 'request queues'; set ylabel 'IOPS';
-            set xtics (1,2,4); set yrange [0:*]; set key bottom right;
-            plot 'plot-scale.dat' using 1:2 with linespoints lw 2 title 'vscsid', '' using 1:3 with linespoints lw 2 title 'qemu-storage-daemon'"
+            set xtics (1,2,4); set yrange [0:*]; set key below; set xrange [0.8:4.2];
+            plot 'plot-scale.dat' using 1:2 with linespoints lw 2 title 'vscsid (median)', '' using 1:3 with linespoints lw 2 title 'qemu-storage-daemon (median)', '' using 1:4 with points pt 6 ps 1.5 title 'vscsid (best run)', '' using 1:5 with points pt 8 ps 1.5 title 'qemu-storage-daemon (best run)'"
         [ -s plot-qd1.dat ] && gnuplot -e "$common; set output 'latency.png';
             set title 'QD1 4 KiB randread latency'; set ylabel 'microseconds'; set logscale y; set format y '%g';
-            set style data histogram; set style histogram clustered gap 2; set xtics rotate by -20;
+            set style data histogram; set style histogram clustered gap 2; set xtics rotate by -20; set key below;
             plot 'plot-qd1.dat' using 2:xtic(1) title 'p50', '' using 3 title 'p99'"
     ) || log "gnuplot failed"
 fi
