@@ -397,6 +397,57 @@ unsigned vscsid_inflight(const struct vscsid *d)
     return d->ctrl ? vscsi_ctrl_inflight(d->ctrl) : 0;
 }
 
+void vscsid_quiesce(struct vscsid *d)
+{
+    if (d->ctrl)
+        vscsi_ctrl_quiesce(d->ctrl);
+}
+
+struct flush_state {
+    unsigned pending;
+    int first_err;
+};
+
+static void flush_done_cb(struct blk_req *req, int ret)
+{
+    struct flush_state *st = req->opaque;
+
+    if (ret < 0 && !st->first_err)
+        st->first_err = ret;
+    st->pending--;
+}
+
+int vscsid_flush_all(struct vscsid *d, int timeout_ms)
+{
+    struct flush_state st = { 0 };
+    unsigned n = 0, i = 0;
+    struct blk_req *reqs;
+
+    for (struct drive_entry *e = d->drives; e; e = e->next)
+        n++;
+    reqs = calloc(n ? n : 1, sizeof(*reqs));
+    if (!reqs)
+        return -ENOMEM;
+    for (struct drive_entry *e = d->drives; e; e = e->next, i++) {
+        if (blk_is_readonly(e->blk))
+            continue;
+        reqs[i] = (struct blk_req){ .op = BLK_OP_FLUSH, .done_cb = flush_done_cb, .opaque = &st };
+        if (blk_submit(d->blk_ctx, e->blk, &reqs[i]) == 0)
+            st.pending++;
+        else if (!st.first_err)
+            st.first_err = -EIO;
+    }
+    blk_ctx_flush(d->blk_ctx);
+    for (int t = 0; st.pending && t < timeout_ms; t += 10)
+        ev_loop_run_once(d->loop, 10);
+    if (st.pending) {
+        /* the requests still reference reqs: leak them rather than free under I/O */
+        return -ETIMEDOUT;
+    }
+    free(reqs);
+    return st.first_err;
+}
+
 struct blk_ctx *vscsid_blk_ctx(struct vscsid *d)
 {
     return d->blk_ctx;

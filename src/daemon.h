@@ -105,6 +105,12 @@ void vscsid_del_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
 void vscsid_request_shutdown(struct vscsid *d);
 /* Commands in flight on every controller. */
 unsigned vscsid_inflight(const struct vscsid *d);
+/* Shutdown, step 1: stop taking new requests from guests (in-flight ones finish). */
+void vscsid_quiesce(struct vscsid *d);
+/* Shutdown, step 2: flush every writable drive's volatile cache, running the
+ * loop until done or timeout_ms passes. Returns 0, the first flush error
+ * (-errno), or -ETIMEDOUT. */
+int vscsid_flush_all(struct vscsid *d, int timeout_ms);
 struct blk_ctx *vscsid_blk_ctx(struct vscsid *d);
 
 #endif

@@ -161,7 +161,7 @@ int main(int argc, char **argv)
         return usage_error("unexpected argument '%s' (options start with --)", argv[optind]);
     if (!ctrl.socket_path[0])
         return usage_error("%s", "missing --socket PATH (where QEMU connects)");
-    log_set_level(verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_INFO);
+    log_set_level(verbose >= 2 ? LOG_DEBUG : LOG_INFO);
 
     /* A peer closing its socket must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
@@ -227,9 +227,15 @@ int main(int argc, char **argv)
     if (ev_loop_run(loop) < 0)
         log_err("event loop failed: %s", strerror(errno));
 
-    /* Graceful stop: let in-flight commands finish so nothing acknowledged is lost. */
+    /* Graceful stop: take no new requests, let in-flight commands finish, then
+     * flush volatile caches, so nothing acknowledged is lost. */
+    vscsid_quiesce(d);
     for (int i = 0; i < 3000 && (vscsid_inflight(d) || blk_ctx_inflight(vscsid_blk_ctx(d))); i++)
         ev_loop_run_once(loop, 10);
+    if (vscsid_inflight(d))
+        log_warn("%u command(s) still in flight after 30 s; exiting anyway", vscsid_inflight(d));
+    else if ((c = vscsid_flush_all(d, 30000)) < 0)
+        log_warn("flushing drives at exit failed: %s", strerror(-c));
     rc = 0;
 out:
     qmp_server_free(qmp);

@@ -82,6 +82,7 @@ struct vscsi_ctrl {
     struct pending_event events[EVENT_BACKLOG];
     unsigned ev_head, ev_count;
     bool events_missed;
+    bool quiesced;
 };
 
 static void queue_process(struct vscsi_queue *q);
@@ -613,6 +614,8 @@ static void queue_start_cb(void *opaque, unsigned qidx, struct vq *vq)
     if (qidx >= ctrl->num_vqs)
         return;
     q = &ctrl->queues[qidx];
+    if (ctrl->quiesced)
+        return;
     if (queue_alloc_slots(q, vq_size(vq)) < 0) {
         log_err("queue %u: cannot allocate %u request slots", qidx, vq_size(vq));
         return;
@@ -714,6 +717,14 @@ struct vscsi_ctrl *vscsi_ctrl_new(struct ev_loop *loop, struct blk_ctx *blk_ctx,
     }
     scsi_bus_set_listener(bus, &bus_listener, ctrl);
     return ctrl;
+}
+
+void vscsi_ctrl_quiesce(struct vscsi_ctrl *ctrl)
+{
+    ctrl->quiesced = true;
+    for (unsigned i = 0; i < ctrl->num_vqs; i++)
+        if (ctrl->queues[i].vq)
+            queue_stop_cb(ctrl, i, ctrl->queues[i].vq);
 }
 
 unsigned vscsi_ctrl_inflight(const struct vscsi_ctrl *ctrl)

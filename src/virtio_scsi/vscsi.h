@@ -33,6 +33,10 @@ struct vscsi_ctrl *vscsi_ctrl_new(struct ev_loop *loop, struct blk_ctx *blk_ctx,
                                   struct scsi_bus *bus, const struct vscsi_ctrl_config *cfg,
                                   char *err, size_t errlen);
 void vscsi_ctrl_free(struct vscsi_ctrl *ctrl);
+/* Stop taking requests from the guest (shutdown): kicks are no longer watched
+ * and queues are not popped, even if the frontend starts them again; commands
+ * already taken still complete. */
+void vscsi_ctrl_quiesce(struct vscsi_ctrl *ctrl);
 /* Commands popped from the guest and not yet completed. */
 unsigned vscsi_ctrl_inflight(const struct vscsi_ctrl *ctrl);
 
