@@ -28,6 +28,7 @@
 #define QMP_MAX_OUT      (4u << 20)     /* queued output of a client that does not read */
 #define QMP_MAX_CLIENTS  64
 #define QMP_READ_CHUNK   65536
+#define QMP_MAX_DRAIN    (16u << 20)    /* input dropped after an oversized message */
 
 struct qmp_client {
     struct qmp_server *s;
@@ -39,7 +40,12 @@ struct qmp_client {
     struct json_buf out;
     size_t out_off;             /* bytes of out already sent */
     bool command_mode;          /* past qmp_capabilities */
-    bool closing;               /* read nothing more; close once out is sent */
+    bool closing;               /* execute nothing more; close once out is sent */
+    /* closing after an oversized message: input is still read and dropped (up to
+     * this many bytes) so that the client can finish writing and read our error;
+     * we close after our EOF (shutdown) once it closes too */
+    size_t drain_left;
+    bool shut_wr;
     bool dead;                  /* fd closed; freed by reap() */
     struct qmp_client *next;
 };
@@ -122,7 +128,7 @@ static size_t out_pending(const struct qmp_client *c)
 
 static void update_events(struct qmp_client *c)
 {
-    uint32_t want = (c->closing ? 0 : EPOLLIN) | (out_pending(c) ? EPOLLOUT : 0);
+    uint32_t want = (!c->closing || c->drain_left ? EPOLLIN : 0) | (out_pending(c) ? EPOLLOUT : 0);
 
     if (c->dead || want == c->events)
         return;
@@ -154,9 +160,14 @@ static void client_flush(struct qmp_client *c)
     if (!out_pending(c)) {
         json_buf_reset(&c->out);
         c->out_off = 0;
-        if (c->closing) {
+        if (c->closing && !c->drain_left) {
             client_close(c, "closed after its error reply");
             return;
+        }
+        if (c->closing && !c->shut_wr) {
+            /* the error is out: tell the client we are done, drop what it still sends */
+            shutdown(c->fd, SHUT_WR);
+            c->shut_wr = true;
         }
     }
     update_events(c);
@@ -264,6 +275,7 @@ static void client_input(struct qmp_client *c, const char *data, size_t len)
             client_queue_error(c, desc);
             log_guest("qmp: client %u sent a message over %u bytes; closing", c->id, QMP_MAX_MSG);
             c->closing = true;
+            c->drain_left = QMP_MAX_DRAIN;
             break;
         }
     }
@@ -287,6 +299,28 @@ static void client_read(struct qmp_client *c)
     client_input(c, buf, (size_t)n);
 }
 
+/* Closing: read and drop input until the client closes or the budget is spent.
+ * Closing with unread data would reset the connection, and a client still
+ * writing would then never read the error reply. */
+static void client_drain(struct qmp_client *c)
+{
+    char buf[QMP_READ_CHUNK];
+    ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+    if (n == 0) {
+        client_close(c, "closed after its error reply");
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            client_close(c, "disconnected (read failed)");
+        return;
+    }
+    c->drain_left -= (size_t)n < c->drain_left ? (size_t)n : c->drain_left;
+    if (!c->drain_left)
+        client_close(c, "still sending after its error reply; dropped");
+}
+
 static void client_cb(void *opaque, int fd, uint32_t events)
 {
     struct qmp_client *c = opaque;
@@ -297,6 +331,8 @@ static void client_cb(void *opaque, int fd, uint32_t events)
         client_flush(c);
     if (!c->dead && !c->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
         client_read(c);
+    else if (!c->dead && c->closing && c->drain_left && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        client_drain(c);
     else if (!c->dead && c->closing && (events & (EPOLLHUP | EPOLLERR)))
         client_close(c, "disconnected before reading its error reply");
     if (!c->dead)

@@ -171,10 +171,9 @@ grep -q '"desc": "JSON parse error' <<< "$out" && grep -q '"status": "running"' 
     e2e_fail "malformed JSON: $out"
 printf '{"execute": "qmp_capabilities"}\r\n{"execute": "device_add", "arguments": {"driver": "scsi-hd", "dri' |
     socat -t 1 - "UNIX-CONNECT:$VSCSID_QMP" > /dev/null
-# Just over the limit: vscsid closes the connection on it, and data it never read would
-# make the close a reset that can cost socat the error reply.
+# 2 MiB: vscsid answers at 1 MiB and drops the rest while socat still writes it.
 out=$( { printf '{"execute": "qmp_capabilities"}\r\n{"execute": "device_add", "arguments": {"serial": "'
-         head -c 1048600 /dev/zero | tr '\0' x; sleep 0.5; } | socat -t 2 - "UNIX-CONNECT:$VSCSID_QMP" || true)
+         head -c 2097152 /dev/zero | tr '\0' x; sleep 0.5; } | socat -t 2 - "UNIX-CONNECT:$VSCSID_QMP" || true)
 grep -q 'exceeds the 1048576 byte limit' <<< "$out" || e2e_fail "huge message: $(head -c 300 <<< "$out")"
 ctl_ok blockdev-del node-name=spare
 [ "$(ctl --json query-scsi-devices | grep -o '"id"' | wc -l)" = 4 ] || e2e_fail "devices changed by bad input"

@@ -166,6 +166,34 @@ static void test_oversized_and_disconnects(void)
     CHECK(json_obj_get(v, "return") != NULL);
     json_free(v);
     tclose(&b);
+    /* a client still writing after the limit is not reset: it can send the rest
+     * of its 3 MiB, then read the error and our EOF */
+    {
+        size_t huge = 3u << 20, off = 0;
+        char *q = malloc(huge);
+        bool write_failed = false;
+        CHECK(connect_negotiated(&a) == 0);
+        memset(q, 'y', huge);
+        memcpy(q, "{\"execute\": \"", 13);
+        while (q && off < huge) {
+            ssize_t n = send(a.fd, q + off, huge - off, MSG_NOSIGNAL);
+            if (n > 0) {
+                off += (size_t)n;
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                pump(5);
+            } else {
+                write_failed = true;
+                break;
+            }
+        }
+        CHECK(!write_failed && off == huge);
+        shutdown(a.fd, SHUT_WR);
+        CHECK(is_error(trecv(&a), "GenericError", "JSON parse error, message exceeds", true));
+        v = trecv(&a);
+        CHECK(!v && a.eof);
+        tclose(&a);
+        free(q);
+    }
     free(p);
 }
 
