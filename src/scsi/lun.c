@@ -17,6 +17,7 @@
 #define SCSI_MAX_WS_BYTES       SCSI_MAX_XFER_BYTES
 #define SCSI_MAX_UNMAP_DESC     1024u
 #define SCSI_MAX_CAW_BLOCKS     255u            /* the field is one byte */
+#define SCSI_MAX_ATOMIC_BYTES   (1u << 20)      /* WRITE ATOMIC: one block request */
 
 static bool printable(const char *s)
 {
@@ -111,6 +112,7 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
     lu->max_ws_blocks = SCSI_MAX_WS_BYTES / lbs;
     lu->max_unmap_desc = SCSI_MAX_UNMAP_DESC;
     lu->max_caw_blocks = SCSI_MAX_CAW_BLOCKS;
+    lu->max_atomic_blocks = SCSI_MAX_ATOMIC_BYTES / lbs;
     lu->deferred_tail = &lu->deferred;
 
     if (cfg->id) {

@@ -165,6 +165,25 @@ static int parse_write_verify(struct scsi_cmd *cmd, struct scsi_parsed *p)
     return r;
 }
 
+/* SBC-4 5.48 WRITE ATOMIC(16): a write no other command of the LU sees in
+ * part (SCSI_OPF_ATOMIC holds back reads and writes, sbc runs it as one
+ * block request). ATOMIC ALIGNMENT and GRANULARITY are 0 (VPD B0): any LBA,
+ * any length up to MAXIMUM ATOMIC TRANSFER LENGTH; no atomic boundary. */
+static int parse_write_atomic(struct scsi_cmd *cmd, struct scsi_parsed *p)
+{
+    const struct scsi_lun *lu = cmd->lu;
+    uint32_t n = get_be16(&cmd->cdb[12]);
+
+    if (cmd->cdb[1] & 0xe0)
+        return scsi_invalid_cdb(cmd, 1, 7);     /* WRPROTECT: no protection information */
+    if (n > lu->max_atomic_blocks)
+        return scsi_invalid_cdb(cmd, 12, 7);
+    if (cmd->cdb[1] & 0x08)
+        cmd->flags |= SCSI_CMDF_FUA;
+    p->data_len = (size_t)n << lu->block_shift;
+    return lba_len(cmd, p, get_be64(&cmd->cdb[2]), n);
+}
+
 /* --------------------------------------------------------------- VERIFY */
 
 static int parse_verify(struct scsi_cmd *cmd, struct scsi_parsed *p)
@@ -932,6 +951,9 @@ static const uint8_t u_caw[16] = { 0x89, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf
 /* byte 1: ORPROTECT DPO FUA FUA_NV(obsolete, accepted) */
 static const uint8_t u_orwrite[16] = { 0x8b, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                        0xff, 0xff, 0xff, 0xff, 0x1f, 0 };
+/* byte 1: WRPROTECT DPO FUA; bytes 10-11 (ATOMIC BOUNDARY) must be 0 */
+static const uint8_t u_write_atomic16[16] = { 0x9c, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                              0, 0, 0xff, 0xff, 0x1f, 0 };
 static const uint8_t u_read_defect10[10] = { 0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0 };
 static const uint8_t u_read_defect12[12] = { 0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 
@@ -1047,6 +1069,7 @@ const struct scsi_optable sbc_optable = {
                     SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 16, u_sync16),
         [0x93] = OP("WRITE SAME(16)", parse_write_same, exec_write_same,
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_WRITE, 16, u_ws16),
+        [0x9c] = OP("WRITE ATOMIC(16)", parse_write_atomic, exec_rw, F_WR | SCSI_OPF_ATOMIC, 16, u_write_atomic16),
         [0x9e] = { "SERVICE ACTION IN(16)", NULL, NULL,
                    0, 16, 0, NULL, NULL, sbc_sai_ops, sizeof(sbc_sai_ops) / sizeof(sbc_sai_ops[0]) },
         [0xa0] = OP("REPORT LUNS", spc_parse_report_luns, spc_report_luns,

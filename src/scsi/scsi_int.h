@@ -139,6 +139,7 @@ typedef bool scsi_supported_fn(const struct scsi_lun *lu);
 #define SCSI_OPF_PR_ALLOW   (1u << 9)   /* allowed whatever the reservation */
 #define SCSI_OPF_PR_READ    (1u << 10)  /* a read: allowed through Write Exclusive types */
 #define SCSI_OPF_RES2_OK    (1u << 11)  /* allowed despite another nexus' RESERVE (SPC-2 5.5.1) */
+#define SCSI_OPF_ATOMIC     (1u << 12)  /* WRITE ATOMIC: runs alone among every medium access (READ too) */
 
 struct scsi_op {
     const char *name;
@@ -234,6 +235,7 @@ struct scsi_lun {
     uint32_t max_ws_blocks;         /* VPD B0 MAXIMUM WRITE SAME LENGTH */
     uint32_t max_unmap_desc;        /* VPD B0 MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
     uint32_t max_caw_blocks;        /* VPD B0 MAXIMUM COMPARE AND WRITE LENGTH */
+    uint32_t max_atomic_blocks;     /* VPD B0 MAXIMUM ATOMIC TRANSFER LENGTH */
 
     /* mode page state (SPC-4 7.5); WCE lives in the block layer */
     bool d_sense;                   /* control page: descriptor format sense */
@@ -267,6 +269,11 @@ struct scsi_lun {
      * writes back. Waiting commands are in the inflight list too. */
     unsigned nwrites;
     bool excl_active;
+    /* WRITE ATOMIC (SBC-4 4.29): reads and writes (SCSI_OPF_RW and
+     * SCSI_OPF_WRITE) are counted in nrw; an atomic write waits for zero and
+     * then holds every one of them back, so none sees part of it. */
+    unsigned nrw, natomic_wait;
+    bool atomic_active;
     bool resuming;
     struct scsi_cmd *deferred, **deferred_tail;
 
@@ -354,6 +361,9 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason);
 #define SCSI_CMDF_BYTCHK    (1u << 6)
 #define SCSI_CMDF_WCOUNTED  (1u << 7)   /* counted in lu->nwrites */
 #define SCSI_CMDF_EXCL      (1u << 8)   /* holds lu->excl_active */
+#define SCSI_CMDF_RWCOUNTED (1u << 9)   /* counted in lu->nrw */
+#define SCSI_CMDF_ATOMIC    (1u << 10)  /* holds lu->atomic_active */
+#define SCSI_CMDF_GATE      (SCSI_CMDF_WCOUNTED | SCSI_CMDF_EXCL | SCSI_CMDF_RWCOUNTED | SCSI_CMDF_ATOMIC)
 
 /* Helpers for execute functions */
 static inline int scsi_invalid_cdb(struct scsi_cmd *cmd, unsigned byte, int bit)

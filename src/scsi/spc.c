@@ -196,6 +196,9 @@ static size_t vpd_block_limits(const struct scsi_lun *lu, uint8_t *b)
         put_be32(&b[28], gran);                 /* OPTIMAL UNMAP GRANULARITY; UGAVALID=0 */
     }
     put_be64(&b[36], lu->max_ws_blocks);        /* MAXIMUM WRITE SAME LENGTH */
+    /* WRITE ATOMIC(16): MAXIMUM ATOMIC TRANSFER LENGTH; ATOMIC ALIGNMENT,
+     * GRANULARITY, and the atomic boundary fields 0: no restriction, none */
+    put_be32(&b[44], lu->max_atomic_blocks);
     return 64;
 }
 

@@ -396,12 +396,16 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
         return;
     }
     inflight_unlink(cmd);
-    gate = cmd->flags & (SCSI_CMDF_WCOUNTED | SCSI_CMDF_EXCL);
+    gate = cmd->flags & SCSI_CMDF_GATE;
     if (gate & SCSI_CMDF_WCOUNTED)
         lu->nwrites--;
     if (gate & SCSI_CMDF_EXCL)
         lu->excl_active = false;
-    cmd->flags &= ~(SCSI_CMDF_INFLIGHT | SCSI_CMDF_WCOUNTED | SCSI_CMDF_EXCL);
+    if (gate & SCSI_CMDF_RWCOUNTED)
+        lu->nrw--;
+    if (gate & SCSI_CMDF_ATOMIC)
+        lu->atomic_active = false;
+    cmd->flags &= ~(SCSI_CMDF_INFLIGHT | SCSI_CMDF_GATE);
     /* ninflight still counts this command while done_cb runs, so a removal
      * requested from inside done_cb waits for us. */
     cmd->done_cb(cmd);
@@ -478,21 +482,71 @@ static bool check_dir(const struct scsi_cmd *cmd, const struct scsi_op *op, cons
 
 static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t);
 
-/* The write gate (see struct scsi_lun). Returns true when cmd may run now;
- * otherwise it is queued and runs from gate_resume(). */
-static bool gate_enter(struct scsi_lun *lu, struct scsi_cmd *cmd, uint32_t flags)
+/* The gate (see struct scsi_lun): which commands wait for which. */
+enum gate_class { G_NONE, G_READ, G_WRITE, G_EXCL, G_ATOMIC };
+
+static enum gate_class gate_class(uint32_t flags)
 {
-    if (flags & SCSI_OPF_EXCL) {
-        if (!lu->deferred && !lu->excl_active && !lu->nwrites) {
-            lu->excl_active = true;
-            cmd->flags |= SCSI_CMDF_EXCL;
-            return true;
-        }
-    } else if (!lu->deferred && !lu->excl_active) {
-        lu->nwrites++;
-        cmd->flags |= SCSI_CMDF_WCOUNTED;
+    if (flags & SCSI_OPF_ATOMIC)
+        return G_ATOMIC;
+    if (flags & SCSI_OPF_EXCL)
+        return G_EXCL;
+    if (flags & SCSI_OPF_WRITE)
+        return G_WRITE;
+    return (flags & SCSI_OPF_RW) ? G_READ : G_NONE;
+}
+
+static bool gate_open(const struct scsi_lun *lu, enum gate_class c)
+{
+    switch (c) {
+    case G_ATOMIC:
+        return !lu->excl_active && !lu->nrw;
+    case G_EXCL:
+        return !lu->excl_active && !lu->nwrites;
+    case G_WRITE:
+        return !lu->excl_active;
+    case G_READ:
+        return !lu->atomic_active;
+    default:
         return true;
     }
+}
+
+static void gate_take(struct scsi_lun *lu, struct scsi_cmd *cmd, enum gate_class c)
+{
+    lu->nrw++;
+    cmd->flags |= SCSI_CMDF_RWCOUNTED;
+    switch (c) {
+    case G_ATOMIC:
+        lu->atomic_active = true;
+        cmd->flags |= SCSI_CMDF_ATOMIC;
+        /* fall through */
+    case G_EXCL:
+        lu->excl_active = true;
+        cmd->flags |= SCSI_CMDF_EXCL;
+        break;
+    case G_WRITE:
+        lu->nwrites++;
+        cmd->flags |= SCSI_CMDF_WCOUNTED;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Returns true when cmd may run now; otherwise it is queued and runs from
+ * gate_resume(), in arrival order. Reads only queue behind an atomic write. */
+static bool gate_enter(struct scsi_lun *lu, struct scsi_cmd *cmd, uint32_t flags)
+{
+    enum gate_class c = gate_class(flags);
+    bool behind = c == G_READ ? lu->natomic_wait > 0 : lu->deferred != NULL;
+
+    if (!behind && gate_open(lu, c)) {
+        gate_take(lu, cmd, c);
+        return true;
+    }
+    if (c == G_ATOMIC)
+        lu->natomic_wait++;
     cmd->next_deferred = NULL;
     *lu->deferred_tail = cmd;
     lu->deferred_tail = &cmd->next_deferred;
@@ -542,19 +596,15 @@ static void gate_resume(struct scsi_lun *lu)
     lu->resuming = true;
     while (lu->deferred) {
         struct scsi_cmd *c = lu->deferred;
-        bool excl = lu->optable->op[c->cdb[0]].flags & SCSI_OPF_EXCL;
+        enum gate_class gc = gate_class(lu->optable->op[c->cdb[0]].flags);
 
         if (!(c->flags & SCSI_CMDF_ABORTED)) {
-            if (excl ? (lu->excl_active || lu->nwrites) : lu->excl_active)
+            if (!gate_open(lu, gc))
                 break;
-            if (excl) {
-                lu->excl_active = true;
-                c->flags |= SCSI_CMDF_EXCL;
-            } else {
-                lu->nwrites++;
-                c->flags |= SCSI_CMDF_WCOUNTED;
-            }
+            gate_take(lu, c, gc);
         }
+        if (gc == G_ATOMIC)
+            lu->natomic_wait--;
         gate_pop(lu);
         dispatch_run(c, lu->optable);
     }
@@ -572,6 +622,8 @@ static void gate_flush_aborted(struct scsi_lun *lu)
         struct scsi_cmd *c = *pp;
 
         if (c->flags & SCSI_CMDF_ABORTED) {
+            if (gate_class(lu->optable->op[c->cdb[0]].flags) == G_ATOMIC)
+                lu->natomic_wait--;
             *pp = c->next_deferred;
             c->next_deferred = NULL;
             *rtail = c;
@@ -605,7 +657,7 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
         uint32_t flags = t->op[cmd->cdb[0]].flags;
 
         inflight_link(lu, cmd);
-        if ((flags & SCSI_OPF_WRITE) && !gate_enter(lu, cmd, flags))
+        if ((flags & (SCSI_OPF_WRITE | SCSI_OPF_RW)) && !gate_enter(lu, cmd, flags))
             return;
     }
     dispatch_run(cmd, t);

@@ -6,6 +6,7 @@
 
 #include "test.h"
 #include "scsi_test.h"
+#include "scsi/scsi_int.h"
 
 #define MiB (1024 * 1024ull)
 
@@ -1041,6 +1042,101 @@ static void test_caw_gate(void)
     t_env_free(e);
 }
 
+static void cdb_wa16(uint8_t *c, uint64_t lba, uint16_t n)
+{
+    memset(c, 0, 16);
+    c[0] = 0x9c;
+    put_be64(&c[2], lba);
+    put_be16(&c[12], n);
+}
+
+static void test_write_atomic(void)
+{
+    struct t_env *e = t_env_new(4 * MiB, 512, false);
+    static uint8_t w[1 << 20], r[512], wa[4096];
+    struct tcmd t, tr, ta, tw, tr2;
+    uint8_t c[16], b[64];
+
+    /* VPD B0: MAXIMUM ATOMIC TRANSFER LENGTH, no alignment or granularity */
+    {
+        uint8_t inq[6] = { 0x12, 1, 0xb0, 0, 64, 0 };
+
+        t_run(e, &t, 0, inq, 6, SCSI_DIR_FROM_DEV, b, 64);
+        CHECK_EQ(get_be32(&b[44]), 2048);
+        CHECK_EQ(get_be32(&b[48]) | get_be32(&b[52]) | get_be32(&b[56]) | get_be32(&b[60]), 0);
+    }
+    memset(w, 0x3c, sizeof(w));
+    cdb_wa16(c, 10, 2048);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, w, 2048 * 512);
+    check_good(&t);
+    CHECK_EQ(e->drive->data[10 * 512], 0x3c);
+    CHECK_EQ(e->drive->data[2058 * 512 - 1], 0x3c);
+    /* beyond the atomic maximum, WRPROTECT, the boundary bytes */
+    cdb_wa16(c, 0, 2049);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, w, 2049 * 512);
+    check_sense(&t, 5, 0x24, 0);
+    CHECK_EQ(t_sks(&t.c), 0xcf000c);
+    cdb_wa16(c, 0, 1);
+    c[1] = 0x20;
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, w, 512);
+    check_sense(&t, 5, 0x24, 0);
+    cdb_wa16(c, 0, 1);
+    c[10] = 1;
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, w, 512);
+    check_sense(&t, 5, 0x24, 0);
+    CHECK_EQ(t_sks(&t.c), 0xc8000a);
+    /* zero blocks; out of range; FUA */
+    cdb_wa16(c, 8192, 0);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_NONE, NULL, 0);
+    check_good(&t);
+    cdb_wa16(c, 8193, 0);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_NONE, NULL, 0);
+    check_sense(&t, 5, 0x21, 0);
+    cdb_wa16(c, 8191, 2);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, w, 1024);
+    check_sense(&t, 5, 0x21, 0);
+    cdb_wa16(c, 0, 1);
+    c[1] = 0x18;
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, w, 512);
+    check_good(&t);
+    CHECK_EQ(e->drive->last_flags & BLK_F_FUA, BLK_F_FUA);
+
+    /* the gate: an atomic write waits for the read in flight, then a read
+     * and a write that come later wait for it */
+    cdb_rw10(c, 0x28, 0, 1);
+    tcmd_init(&tr, 0, 0, c, 10, SCSI_DIR_FROM_DEV, r, 512);
+    tcmd_submit(e, &tr);
+    memset(wa, 0x77, sizeof(wa));
+    cdb_wa16(c, 0, 8);
+    tcmd_init(&ta, 0, 0, c, 16, SCSI_DIR_TO_DEV, wa, 4096);
+    tcmd_submit(e, &ta);
+    cdb_rw10(c, 0x28, 0, 1);
+    tcmd_init(&tr2, 0, 0, c, 10, SCSI_DIR_FROM_DEV, r, 512);
+    tcmd_submit(e, &tr2);
+    cdb_rw10(c, 0x2a, 8, 1);
+    tcmd_init(&tw, 0, 0, c, 10, SCSI_DIR_TO_DEV, w, 512);
+    tcmd_submit(e, &tw);
+    CHECK_EQ(fake_ctx_pending(e->ctx), 1);      /* only the first read */
+    fake_ctx_run(e->ctx, 1);
+    check_good(&tr);
+    CHECK_EQ(fake_ctx_pending(e->ctx), 1);      /* the atomic write alone */
+    CHECK_EQ(e->drive->nops[BLK_OP_WRITE] > 0, 1);
+    CHECK_EQ(tr2.done, 0);
+    fake_ctx_run(e->ctx, 1);
+    check_good(&ta);
+    fake_ctx_run(e->ctx, 0);
+    check_good(&tr2);
+    check_good(&tw);
+    CHECK(tr2.order > ta.order && tw.order > ta.order);
+    CHECK_EQ(r[0], 0x77);
+    /* read-only */
+    e->drive->readonly = true;
+    cdb_wa16(c, 0, 1);
+    t_run(e, &t, 0, c, 16, SCSI_DIR_TO_DEV, w, 512);
+    check_sense(&t, 7, 0x27, 0);
+    t_env_free(e);
+}
+
 static void test_orwrite(void)
 {
     struct t_env *e = t_env_new(4 * MiB, 512, false);
@@ -1149,6 +1245,7 @@ int main(void)
     RUN_TEST(test_start_stop_removable);
     RUN_TEST(test_compare_and_write);
     RUN_TEST(test_caw_gate);
+    RUN_TEST(test_write_atomic);
     RUN_TEST(test_orwrite);
     RUN_TEST(test_read_defect);
     RUN_TEST(test_4k);
