@@ -518,7 +518,7 @@ static void *thread_main(void *arg)
         }
         if (c->poll) {
             /* Spin, but notice a dead backend (or a time limit) now and then. */
-            if (++idle % (1u << 20) == 0) {
+            if (++idle % (1u << 20) == 0 && t->id == 0) {   /* one reader of the socket */
                 if (!vuf_is_connected(b->h) || vuf_peer_closed(b->h, 0) == 1) {
                     set_err(t, -ECONNRESET, "backend");
                     break;
@@ -536,7 +536,7 @@ static void *thread_main(void *arg)
             set_err(t, -errno, "poll");
             break;
         }
-        if (pr == 0 && vuf_peer_closed(b->h, 0) == 1) {
+        if (pr == 0 && t->id == 0 && vuf_peer_closed(b->h, 0) == 1) {
             set_err(t, -ECONNRESET, "backend");
             break;
         }
