@@ -476,9 +476,11 @@ static void *thread_main(void *arg)
                     set_err(t, rc, "used ring");
                     goto out;
                 }
-                if (!tnow)
-                    tnow = now_ns();
                 struct breq *r = tok;
+                /* One clock read per pass, again if this request was (re)submitted
+                 * in this very pass (a polling device, or a kick mid-pass). */
+                if (!tnow || r->t_submit >= tnow)
+                    tnow = now_ns();
                 inflight--;
                 if (req_status(b, r))
                     report_error(t, r);
