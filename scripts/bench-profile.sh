@@ -56,7 +56,7 @@ need() {   # need CMD PACKAGE
 need python3 python3-minimal || { log "python3 is required"; exit 1; }
 HAVE_PERF=0; need perf linux-perf && HAVE_PERF=1
 HAVE_VG=0; need valgrind valgrind && HAVE_VG=1
-[ -x "$VSCSID" ] && [ -x "$BENCH" ] || ninja -C "$BUILD" vscsid vscsi-bench >/dev/null
+if [ ! -x "$VSCSID" ] || [ ! -x "$BENCH" ]; then ninja -C "$BUILD" vscsid vscsi-bench >/dev/null; fi
 
 IOS=2000000; [ "$QUICK" = 1 ] && IOS=300000
 NULLDRV="--drive driver=null,size=1G,id=d0 --device scsi-hd,drive=d0,scsi-id=0,lun=0"

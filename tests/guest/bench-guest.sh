@@ -78,6 +78,7 @@ boot() {   # boot KIND ROUND
     scsi-hd)
         GUEST_ARGS=(--builtin-scsi "$img,scsi-id=0,lun=0${BUILTIN_OPTS:+,$BUILTIN_OPTS}") ;;
     virtio-blk)
+        # shellcheck disable=SC2054 # the commas are QEMU's option syntax
         GUEST_ARGS=(--qemu-arg -drive
                     --qemu-arg "file=$img,if=none,id=vb,format=raw${BUILTIN_OPTS:+,$BUILTIN_OPTS}"
                     --qemu-arg -device --qemu-arg virtio-blk-pci,drive=vb) ;;
