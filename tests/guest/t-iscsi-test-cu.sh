@@ -8,6 +8,10 @@
 #                     (written for LBPPB 1) and the iSCSI-only suites
 #   readonly   LUN 2  readonly=on: only -t ALL.ReadOnly (on a write-protected LUN the
 #                     suite's write tests fail even on a correct target, REFERENCE.md)
+#   swp        LUN 3  software write protect: MODE SELECT sets the control page's SWP,
+#                     then -t ALL.ReadOnly
+#   sg3        LUN 0  (first) sg3_utils: sg_persist, sg_opcodes, sg_get_lba_status,
+#                     sg_unmap, sg_write_same, each checked for its output
 #   sanitize   LUN 0  the Sanitize tests with -S (ISCSI_SANITIZE=0 leaves them out), all
 #                     but the three *Reserved ones: they set reserved CDB bits by patching
 #                     the iSCSI PDU, which does nothing over SG_IO (they would fail on a
@@ -21,19 +25,20 @@
 # Suites iSCSI* are iSCSI-only and left out of the SCSI counts.
 #
 # ISCSI_STRICT=1 fails on any failed test; ISCSI_MAX_FAILED=N fails on more than N.
-# ISCSI_CONFIGS="thin removable readonly sanitize" picks configurations; ISCSI_TESTS=SPEC replaces
+# ISCSI_CONFIGS="sg3 thin removable readonly swp sanitize" picks configurations; ISCSI_TESTS=SPEC replaces
 # -t ALL (e.g. ALL.ProutRegister) for a quick look. Per-test results: LOGDIR/results.txt
 # ("CONFIG STATUS Suite.Test [reason]").
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-for n in thin removable readonly; do
+for n in thin removable readonly swp; do
     e2e_image "$E2E_TMP/$n.img" 64M
 done
 e2e_lun 0 0 "$E2E_TMP/thin.img" discard=unmap
 e2e_lun 0 1 "$E2E_TMP/removable.img" discard=unmap scsi-hd,removable=on,physical_block_size=4096
 e2e_lun 0 2 "$E2E_TMP/readonly.img" discard=unmap,readonly=on
+e2e_lun 0 3 "$E2E_TMP/swp.img" discard=unmap
 e2e_backend_start
 
 # The guest boils the verbose output down to one line per test: the serial console
@@ -70,8 +75,59 @@ run() {     # CONFIG LUN TESTS [options]
     echo "iscsi-test-cu $cfg ($sg, -t $(echo "$tests" | cut -c1-60) $*): exit status $?"
     reduce "$cfg" "/tmp/$cfg.out"
 }
+# sg3_utils against the thin LUN: persistent reservations, opcodes, provisioning.
+sg3() {
+    sg=$(vs_need_sg 0 0)
+    out=/tmp/sg3.out
+    check() {   # NAME PATTERN COMMAND...: COMMAND succeeds and its output has PATTERN
+        name=$1 pat=$2
+        shift 2
+        if "$@" > "$out" 2>&1 && { [ -z "$pat" ] || grep -qiE -- "$pat" "$out"; }; then
+            echo "SG3 ok $name"
+        else
+            sed 's/^/SG3 | /' "$out" | head -n 20
+            vs_die "sg3_utils: $name ($*)"
+        fi
+    }
+    check persist-register '' sg_persist --out --register --param-sark=0xabc1 "$sg"
+    check persist-reserve '' sg_persist --out --reserve --param-rk=0xabc1 --prout-type=3 "$sg"
+    check persist-keys '0xabc1' sg_persist --in --read-keys "$sg"
+    check persist-reservation 'Key=0xabc1' sg_persist --in --read-reservation "$sg"
+    check persist-type 'Exclusive Access' sg_persist --in --read-reservation "$sg"
+    check persist-caps 'CRH.*1' sg_persist --in --report-capabilities "$sg"
+    check persist-full-status 'SAS address' sg_persist --in --read-full-status "$sg"
+    check persist-release '' sg_persist --out --release --param-rk=0xabc1 --prout-type=3 "$sg"
+    check persist-unregister '' sg_persist --out --register --param-rk=0xabc1 "$sg"
+    check persist-none 'no registered' sg_persist --in --read-keys "$sg"
+    check opcodes-pr 'Persistent reserve out' sg_opcodes "$sg"
+    check opcodes-xcopy 'Extended copy' sg_opcodes "$sg"
+    check opcodes-sanitize 'Sanitize' sg_opcodes "$sg"
+    check opcodes-atomic 'Write atomic' sg_opcodes "$sg"
+    check opcodes-one 'Usage data' sg_opcodes --opcode=0x93 "$sg"
+    dd if=/dev/urandom of="$(vs_need_disk 0 0)" bs=1M count=4 oflag=direct 2>/dev/null
+    check lba-mapped 'mapped' sg_get_lba_status --lba=0 "$sg"
+    check unmap '' sg_unmap --lba=0 --num=2048 "$sg"
+    check lba-deallocated 'deallocated' sg_get_lba_status --lba=0 "$sg"
+    check write-same-unmap '' sg_write_same --unmap --lba=2048 --num=2048 "$sg"
+    check lba-ws-deallocated 'deallocated' sg_get_lba_status --lba=2048 "$sg"
+    check write-same '' sg_write_same --lba=8192 --num=16 --ff "$sg"
+}
+
+# The control mode page's SWP (software write protect, SPC-4 7.5.8) set by
+# MODE SELECT(6) on LUN 3; then the LUN behaves as write-protected.
+swp() {
+    sg=$(vs_need_sg 0 3)
+    printf '\0\0\0\0\012\012\0\020\010\0\0\0\377\377\0\0' > /tmp/swp.bin
+    sg_raw -s 16 -i /tmp/swp.bin "$sg" 15 10 00 00 10 00 > /tmp/swp.out 2>&1 ||
+        { cat /tmp/swp.out; vs_die "MODE SELECT SWP=1 failed"; }
+    sg_modes --page=0x0a "$sg" 2>/dev/null | grep -qi 'WP=1\|write protect' || true
+    run swp 3 ALL.ReadOnly
+}
+
 for cfg in $CONFIGS; do
     case $cfg in
+    sg3)       sg3 ;;
+    swp)       swp ;;
     thin)      run thin 0 "$TESTS" ;;
     removable)
         # GetLBAStatus.UnmapSingle assumes LBPPB 1 (it asks for LBA i+1 and wants the
@@ -90,10 +146,13 @@ done
 EOF
 )
 
-configs=${ISCSI_CONFIGS:-thin removable readonly sanitize}
+configs=${ISCSI_CONFIGS:-sg3 thin removable readonly swp sanitize}
 [ "${ISCSI_SANITIZE:-1}" = 1 ] || configs=$(echo "$configs" | sed 's/sanitize//')
 e2e_guest_ok iscsi "$script" --env "CONFIGS=$configs" --env "TESTS=${ISCSI_TESTS:-ALL}"
 
+if echo " $configs " | grep -q ' sg3 '; then
+    echo "  sg3_utils checks passed: $(guest_output iscsi | grep -ac '^SG3 ok')"
+fi
 results=$E2E_LOGDIR/results.txt
 guest_output iscsi | grep -a '^RESULT ' | sed 's/^RESULT //' > "$results"
 [ -s "$results" ] || e2e_fail "no test results in the guest output"
