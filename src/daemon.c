@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/log.h"
 #include "util/loop.h"
@@ -366,12 +367,27 @@ int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_in
     return 0;
 }
 
+static bool poll_cb(void *opaque)
+{
+    struct vscsid *d = opaque;
+
+    return d->ctrl && vscsi_ctrl_poll(d->ctrl);
+}
+
+static bool poll_idle_cb(void *opaque)
+{
+    struct vscsid *d = opaque;
+
+    return d->ctrl && vscsi_ctrl_poll_idle(d->ctrl);
+}
+
 int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *err, size_t errlen)
 {
     struct vscsi_ctrl_config cfg = {
         .socket_path = conf->socket_path,
         .num_queues = conf->num_queues,
         .nexus = 1,
+        .polling = conf->poll_us > 0,
     };
 
     if (d->ctrl) {
@@ -379,7 +395,13 @@ int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *
         return -EBUSY;
     }
     d->ctrl = vscsi_ctrl_new(d->loop, d->blk_ctx, d->bus, &cfg, err, errlen);
-    return d->ctrl ? 0 : -EINVAL;
+    if (!d->ctrl)
+        return -EINVAL;
+    if (conf->poll_us) {
+        struct ev_poller p = { .poll_cb = poll_cb, .idle_cb = poll_idle_cb, .opaque = d };
+        ev_loop_set_poller(d->loop, &p, (uint64_t)conf->poll_us * 1000);
+    }
+    return 0;
 }
 
 unsigned vscsid_device_count(const struct vscsid *d)
@@ -399,8 +421,27 @@ unsigned vscsid_inflight(const struct vscsid *d)
 
 void vscsid_quiesce(struct vscsid *d)
 {
+    /* no polling while draining: the loop must block so waits take real time */
+    ev_loop_set_poller(d->loop, NULL, 0);
     if (d->ctrl)
         vscsi_ctrl_quiesce(d->ctrl);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int vscsid_drain(struct vscsid *d, int timeout_ms)
+{
+    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+
+    while ((vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx)) && mono_ms() < deadline)
+        ev_loop_run_once(d->loop, 10);
+    return vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx) ? -ETIMEDOUT : 0;
 }
 
 struct flush_state {
@@ -438,7 +479,7 @@ int vscsid_flush_all(struct vscsid *d, int timeout_ms)
             st.first_err = -EIO;
     }
     blk_ctx_flush(d->blk_ctx);
-    for (int t = 0; st.pending && t < timeout_ms; t += 10)
+    for (uint64_t deadline = mono_ms() + (uint64_t)timeout_ms; st.pending && mono_ms() < deadline;)
         ev_loop_run_once(d->loop, 10);
     if (st.pending) {
         /* the requests still reference reqs: leak them rather than free under I/O */

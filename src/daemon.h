@@ -36,6 +36,7 @@ struct device_conf {
 struct ctrl_conf {
     char socket_path[108];
     unsigned num_queues;
+    unsigned poll_us;           /* adaptive polling window after activity; 0 = off */
 };
 
 struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen);
@@ -105,9 +106,13 @@ void vscsid_del_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
 void vscsid_request_shutdown(struct vscsid *d);
 /* Commands in flight on every controller. */
 unsigned vscsid_inflight(const struct vscsid *d);
-/* Shutdown, step 1: stop taking new requests from guests (in-flight ones finish). */
+/* Shutdown, step 1: stop taking new requests from guests (in-flight ones finish);
+ * adaptive polling stops. */
 void vscsid_quiesce(struct vscsid *d);
-/* Shutdown, step 2: flush every writable drive's volatile cache, running the
+/* Shutdown, step 2: run the loop until no command is in flight (or timeout_ms
+ * passes: -ETIMEDOUT). */
+int vscsid_drain(struct vscsid *d, int timeout_ms);
+/* Shutdown, step 3: flush every writable drive's volatile cache, running the
  * loop until done or timeout_ms passes. Returns 0, the first flush error
  * (-errno), or -ETIMEDOUT. */
 int vscsid_flush_all(struct vscsid *d, int timeout_ms);

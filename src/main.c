@@ -24,7 +24,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: vscsid --socket PATH [--num-queues N] [--qmp PATH]\n"
+"Usage: vscsid --socket PATH [--num-queues N] [--poll-us N] [--qmp PATH]\n"
 "              --drive file=PATH,id=ID[,format=raw][,cache=MODE][,readonly=on|off]\n"
 "                      [,discard=ignore|unmap][,aio=io_uring|threads]\n"
 "              --device scsi-hd,drive=ID,scsi-id=T,lun=L[,id=NAME][,serial=S][,wwn=0xHEX]\n"
@@ -40,6 +40,9 @@ static void usage(FILE *f)
 "  -s, --socket PATH     vhost-user socket to listen on (created, mode 0600)\n"
 "  -q, --num-queues N    request queues offered (1-64, default 16; QEMU uses\n"
 "                        one per vCPU by default and needs at least that many)\n"
+"  --poll-us N           after activity, poll the request queues for N us before\n"
+"                        sleeping (default 32; 0 = wait for guest kicks only);\n"
+"                        an idle daemon uses no CPU either way\n"
 "  --drive OPTS          a backing image (see above); cache modes: writeback\n"
 "                        (default), none, writethrough, directsync, unsafe;\n"
 "                        driver=null,size=N gives a data-less disk for benchmarks\n"
@@ -82,6 +85,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         { "socket", required_argument, NULL, 's' },
         { "num-queues", required_argument, NULL, 'q' },
+        { "poll-us", required_argument, NULL, 'P' },
         { "drive", required_argument, NULL, 'D' },
         { "device", required_argument, NULL, 'd' },
         { "qmp", required_argument, NULL, 'Q' },
@@ -95,7 +99,7 @@ int main(int argc, char **argv)
     static struct drive_conf *drives;
     static struct device_conf *devices;
     unsigned ndrives = 0, ndevices = 0, verbose = 0;
-    struct ctrl_conf ctrl = { .num_queues = 16 };
+    struct ctrl_conf ctrl = { .num_queues = 16, .poll_us = 32 };
     char err[512], abs_socket[PATH_MAX];
     struct ev_loop *loop = NULL;
     struct vscsid *d = NULL;
@@ -117,6 +121,13 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, &n) < 0 || n < 1 || n > 64)
                 return usage_error("--num-queues %s: expected a number from 1 to 64", optarg);
             ctrl.num_queues = (unsigned)n;
+            break;
+        }
+        case 'P': {
+            uint64_t n;
+            if (parse_u64(optarg, &n) < 0 || n > 1000000)
+                return usage_error("--poll-us %s: expected microseconds from 0 (off) to 1000000", optarg);
+            ctrl.poll_us = (unsigned)n;
             break;
         }
         case 'D':
@@ -230,9 +241,7 @@ int main(int argc, char **argv)
     /* Graceful stop: take no new requests, let in-flight commands finish, then
      * flush volatile caches, so nothing acknowledged is lost. */
     vscsid_quiesce(d);
-    for (int i = 0; i < 3000 && (vscsid_inflight(d) || blk_ctx_inflight(vscsid_blk_ctx(d))); i++)
-        ev_loop_run_once(loop, 10);
-    if (vscsid_inflight(d))
+    if (vscsid_drain(d, 30000) < 0)
         log_warn("%u command(s) still in flight after 30 s; exiting anyway", vscsid_inflight(d));
     else if ((c = vscsid_flush_all(d, 30000)) < 0)
         log_warn("flushing drives at exit failed: %s", strerror(-c));

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct ev_handler {
@@ -29,7 +30,47 @@ struct ev_loop {
     struct ev_handler *dead;            /* freed after the dispatch round */
     struct ev_handler *live;
     struct ev_defer *defer_head, **defer_tail;
+    struct ev_poller poller;
+    uint64_t poll_ns;
+    uint64_t last_work_ns;
 };
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void ev_loop_set_poller(struct ev_loop *loop, const struct ev_poller *p, uint64_t poll_ns)
+{
+    if (p)
+        loop->poller = *p;
+    else
+        loop->poller = (struct ev_poller){ 0 };
+    loop->poll_ns = p ? poll_ns : 0;
+}
+
+/* Returns the epoll timeout to use: 0 while inside the polling window. */
+static int poll_round(struct ev_loop *loop, int timeout_ms)
+{
+    uint64_t now;
+
+    if (!loop->poll_ns || !loop->poller.poll_cb)
+        return timeout_ms;
+    now = now_ns();
+    if (loop->poller.poll_cb(loop->poller.opaque))
+        loop->last_work_ns = now;
+    if (now - loop->last_work_ns < loop->poll_ns)
+        return 0;
+    /* Window over: arm notifications, and keep polling if work slipped in. */
+    if (timeout_ms != 0 && loop->poller.idle_cb && loop->poller.idle_cb(loop->poller.opaque)) {
+        loop->last_work_ns = now;
+        return 0;
+    }
+    return timeout_ms;
+}
 
 static void wake_cb(void *opaque, int fd, uint32_t events)
 {
@@ -177,6 +218,7 @@ int ev_loop_run_once(struct ev_loop *loop, int timeout_ms)
 
     if (loop->defer_head)
         timeout_ms = 0;
+    timeout_ms = poll_round(loop, timeout_ms);
     n = epoll_wait(loop->epfd, evs, 64, timeout_ms);
     if (n < 0) {
         if (errno != EINTR)
@@ -188,6 +230,8 @@ int ev_loop_run_once(struct ev_loop *loop, int timeout_ms)
         if (!h->dead)
             h->cb(h->opaque, h->fd, evs[i].events);
     }
+    if (n > 0 && loop->poll_ns)
+        loop->last_work_ns = now_ns();
     run_deferred(loop);
     reap_dead(loop);
     return n;

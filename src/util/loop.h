@@ -36,6 +36,18 @@ int ev_loop_run_once(struct ev_loop *loop, int timeout_ms);
 int ev_loop_run(struct ev_loop *loop);
 void ev_loop_stop(struct ev_loop *loop);
 bool ev_loop_stopped(const struct ev_loop *loop);
+/* Adaptive polling: after a round that did work (an fd event, or poll_cb
+ * finding work), the loop keeps calling poll_cb without sleeping for up to
+ * poll_ns; only when that window passes with nothing to do does it call
+ * idle_cb (re-enable notifications; return true if work appeared meanwhile)
+ * and block in epoll_wait. poll_ns = 0 turns polling off. */
+struct ev_poller {
+    bool (*poll_cb)(void *opaque);      /* true when it found work */
+    bool (*idle_cb)(void *opaque);      /* true when work appeared: keep polling */
+    void *opaque;
+};
+void ev_loop_set_poller(struct ev_loop *loop, const struct ev_poller *p, uint64_t poll_ns);
+
 /* Wake a loop blocked in epoll_wait (any thread). */
 void ev_loop_wakeup(struct ev_loop *loop);
 

@@ -83,9 +83,10 @@ struct vscsi_ctrl {
     unsigned ev_head, ev_count;
     bool events_missed;
     bool quiesced;
+    bool polling;                   /* request queues are polled by the loop */
 };
 
-static void queue_process(struct vscsi_queue *q);
+static unsigned queue_process(struct vscsi_queue *q);
 
 /* ---- LUN addressing (5.6.6.1, SAM-5 4.7) ---- */
 
@@ -547,13 +548,16 @@ static const struct scsi_bus_listener_ops bus_listener = { .event_cb = bus_event
 
 /* ---- queue processing ---- */
 
-static void queue_process(struct vscsi_queue *q)
+/* Pop and handle what the guest made available. Returns the number of chains
+ * handled. With polling on, guest notifications stay disabled after the round
+ * (the loop polls instead); vscsi_ctrl_poll_idle re-arms them before sleeping. */
+static unsigned queue_process(struct vscsi_queue *q)
 {
-    unsigned budget = POP_BUDGET;
+    unsigned budget = POP_BUDGET, handled = 0;
 
     if (q->idx == VQ_EVENT) {
         events_flush(q->ctrl);
-        return;
+        return 0;
     }
     vq_disable_notify(q->vq);
     for (;;) {
@@ -561,7 +565,7 @@ static void queue_process(struct vscsi_queue *q)
         int ret;
 
         if (!q->vq || vq_is_broken(q->vq))
-            return;
+            return handled;
         if (!budget--) {
             schedule_process(q);
             break;
@@ -577,20 +581,52 @@ static void queue_process(struct vscsi_queue *q)
             if (ret < 0) {
                 log_guest("queue %u: malformed descriptor chain (%s); queue stopped",
                           q->idx, strerror(-ret));
-                return;
+                return handled;
             }
+            if (q->ctrl->polling && q->idx >= VQ_REQ0)
+                return handled;
             if (vq_enable_notify(q->vq)) {
                 vq_disable_notify(q->vq);
                 continue;
             }
-            return;
+            return handled;
         }
+        handled++;
         if (q->idx == VQ_CTRL)
             handle_ctrl(q, r);
         else
             handle_cmd(q, r);
     }
-    vq_enable_notify(q->vq);
+    if (!q->ctrl->polling || q->idx < VQ_REQ0)
+        vq_enable_notify(q->vq);
+    return handled;
+}
+
+bool vscsi_ctrl_poll(struct vscsi_ctrl *ctrl)
+{
+    unsigned handled = 0;
+
+    for (unsigned i = VQ_REQ0; i < ctrl->num_vqs; i++) {
+        struct vscsi_queue *q = &ctrl->queues[i];
+
+        if (q->vq && !q->starved && !vq_is_broken(q->vq))
+            handled += queue_process(q);
+    }
+    return handled > 0;
+}
+
+bool vscsi_ctrl_poll_idle(struct vscsi_ctrl *ctrl)
+{
+    bool work = false;
+
+    for (unsigned i = VQ_REQ0; i < ctrl->num_vqs; i++) {
+        struct vscsi_queue *q = &ctrl->queues[i];
+
+        /* true: buffers arrived while notifications were off */
+        if (q->vq && !vq_is_broken(q->vq) && vq_enable_notify(q->vq))
+            work = true;
+    }
+    return work;
 }
 
 static void kick_cb(void *opaque, int fd, uint32_t events)
@@ -704,6 +740,7 @@ struct vscsi_ctrl *vscsi_ctrl_new(struct ev_loop *loop, struct blk_ctx *blk_ctx,
     ctrl->blk_ctx = blk_ctx;
     ctrl->bus = bus;
     ctrl->nexus = cfg->nexus;
+    ctrl->polling = cfg->polling;
     ctrl->num_vqs = 2 + cfg->num_queues;
     for (unsigned i = 0; i < ctrl->num_vqs; i++) {
         ctrl->queues[i].ctrl = ctrl;

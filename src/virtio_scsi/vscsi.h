@@ -19,6 +19,7 @@ struct vscsi_ctrl_config {
     const char *socket_path;
     unsigned num_queues;        /* request queues; virtqueues = 2 + num_queues */
     uint32_t nexus;             /* initiator port id given to the SCSI layer */
+    bool polling;               /* the loop polls request queues (vscsi_ctrl_poll) */
 };
 
 /* Decode a virtio-scsi LUN field (5.6.6.1). Returns 0 and sets target/lun,
@@ -37,6 +38,12 @@ void vscsi_ctrl_free(struct vscsi_ctrl *ctrl);
  * and queues are not popped, even if the frontend starts them again; commands
  * already taken still complete. */
 void vscsi_ctrl_quiesce(struct vscsi_ctrl *ctrl);
+/* Adaptive polling (see ev_loop_set_poller): handle what the request queues
+ * hold without waiting for kicks; true when something was handled. */
+bool vscsi_ctrl_poll(struct vscsi_ctrl *ctrl);
+/* Before the loop sleeps: re-enable guest notifications; true when buffers
+ * arrived meanwhile (keep polling). */
+bool vscsi_ctrl_poll_idle(struct vscsi_ctrl *ctrl);
 /* Commands popped from the guest and not yet completed. */
 unsigned vscsi_ctrl_inflight(const struct vscsi_ctrl *ctrl);
 
