@@ -100,6 +100,9 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
     lu->bus = bus;
     lu->tgt = tgt;
     lu->lun = lun;
+    lu->paths[0].tgt = tgt;
+    lu->paths[0].lun = lun;
+    lu->npaths = 1;
     lu->type = cfg->type;
     lu->optable = &sbc_optable;
     lu->drive = drive;

@@ -138,6 +138,13 @@ void scsi_bus_set_listener(struct scsi_bus *bus, const struct scsi_bus_listener_
 int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
                      const struct scsi_dev_config *cfg, struct blk_drive *drive,
                      char *err, size_t errlen);
+/* Expose the logical unit at first_bus first_target:first_lun on bus (another
+ * controller) as target:lun too: a second path to the same LU (identity,
+ * reservations, unit attentions per I_T nexus and all other state shared).
+ * Removing one path with scsi_bus_remove_lun leaves the others.
+ * Returns 0, -ENOENT, -EEXIST, -EINVAL (same bus), -ENOSPC (too many paths). */
+int scsi_bus_add_path(struct scsi_bus *bus, uint8_t target, uint16_t lun, struct scsi_bus *first_bus,
+                      uint8_t first_target, uint16_t first_lun, char *err, size_t errlen);
 /* Detach. Commands in flight complete first: done_cb runs when the LUN is gone
  * (may be synchronous if idle). Returns -ENOENT when absent. */
 int scsi_bus_remove_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,

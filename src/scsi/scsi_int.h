@@ -174,6 +174,7 @@ extern const struct scsi_optable spc_wlun_optable;      /* REPORT LUNS well-know
 #define SCSI_LUN_NCHUNKS    ((SCSI_MAX_LUN + 1) / SCSI_LUN_CHUNK)
 
 struct scsi_target {
+    struct scsi_bus *bus;
     uint8_t id;
     unsigned nluns;                 /* LUNs in the map (target present when > 0) */
     unsigned naborted;              /* aborted commands still in flight, all LUNs */
@@ -214,10 +215,24 @@ struct scsi_bus {
 #define SCSI_SERIAL_MAX  36
 #define SCSI_ID_MAX      128
 
+/* Where a logical unit is mapped: its first path, and more when the same LU
+ * is exposed on other buses (controllers) as further paths (SAM-5 4.7:
+ * one LU, several I_T_L nexuses). Everything else in struct scsi_lun is
+ * the LU's and shared by all paths: identity, reservations, UAs per nexus,
+ * mode pages, the write gate. */
+#define SCSI_LUN_MAX_PATHS 8
+
+struct scsi_lun_path {
+    struct scsi_target *tgt;        /* tgt->bus is the path's bus */
+    uint16_t lun;
+};
+
 struct scsi_lun {
-    struct scsi_bus *bus;
+    struct scsi_bus *bus;           /* the first path (paths[0]) */
     struct scsi_target *tgt;
     uint16_t lun;
+    struct scsi_lun_path paths[SCSI_LUN_MAX_PATHS];
+    unsigned npaths;
     enum scsi_dev_type type;
     const struct scsi_optable *optable;
     struct blk_drive *drive;
@@ -346,6 +361,8 @@ void scsi_lun_release(struct scsi_lun *lu);
  * complete with TASK ABORTED when their I/O returns. */
 void scsi_lun_abort_nexus(struct scsi_lun *lu, uint32_t nexus);
 struct scsi_lun *scsi_target_find(const struct scsi_target *tgt, uint16_t lun);
+/* The LUN number lu has on tgt (its path through that target). */
+uint16_t scsi_lun_number(const struct scsi_lun *lu, const struct scsi_target *tgt);
 /* Calls fn for every mapped LUN of tgt in LUN order; stops on non-zero. */
 int scsi_target_foreach(const struct scsi_target *tgt,
                         int (*fn)(void *opaque, struct scsi_lun *lu), void *opaque);

@@ -358,10 +358,11 @@ static void encode_lun(uint8_t *e, uint16_t lun)
 
 static int report_one(void *opaque, struct scsi_lun *lu)
 {
+    struct datain_stream *s = opaque;
     uint8_t e[8];
 
-    encode_lun(e, lu->lun);
-    ds_put(opaque, e, 8);
+    encode_lun(e, scsi_lun_number(lu, s->cmd->tgt));
+    ds_put(s, e, 8);
     return 0;
 }
 

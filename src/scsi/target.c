@@ -22,6 +22,14 @@ struct scsi_lun *scsi_target_find(const struct scsi_target *tgt, uint16_t lun)
     return chunk ? chunk[lun % SCSI_LUN_CHUNK] : NULL;
 }
 
+uint16_t scsi_lun_number(const struct scsi_lun *lu, const struct scsi_target *tgt)
+{
+    for (unsigned i = 0; i < lu->npaths; i++)
+        if (lu->paths[i].tgt == tgt)
+            return lu->paths[i].lun;
+    return lu->lun;
+}
+
 int scsi_target_foreach(const struct scsi_target *tgt,
                         int (*fn)(void *opaque, struct scsi_lun *lu), void *opaque)
 {
@@ -119,14 +127,15 @@ unsigned scsi_bus_lun_count(const struct scsi_bus *bus)
 struct foreach_ctx {
     int (*fn)(void *opaque, const struct scsi_lun_info *info);
     void *opaque;
+    const struct scsi_target *tgt;
 };
 
 static int foreach_one(void *opaque, struct scsi_lun *lu)
 {
     struct foreach_ctx *c = opaque;
     struct scsi_lun_info info = {
-        .target = lu->tgt->id,
-        .lun = lu->lun,
+        .target = c->tgt->id,
+        .lun = scsi_lun_number(lu, c->tgt),
         .type = lu->type,
         .id = lu->id,
         .drive = lu->drive,
@@ -138,13 +147,14 @@ static int foreach_one(void *opaque, struct scsi_lun *lu)
 int scsi_bus_foreach_lun(const struct scsi_bus *bus,
                          int (*fn)(void *opaque, const struct scsi_lun_info *info), void *opaque)
 {
-    struct foreach_ctx c = { fn, opaque };
+    struct foreach_ctx c = { fn, opaque, NULL };
 
     for (unsigned t = 0; t <= SCSI_MAX_TARGET; t++) {
         int ret;
 
         if (!bus->targets[t] || !bus->targets[t]->nluns)
             continue;
+        c.tgt = bus->targets[t];
         ret = scsi_target_foreach(bus->targets[t], foreach_one, &c);
         if (ret)
             return ret;
@@ -153,6 +163,25 @@ int scsi_bus_foreach_lun(const struct scsi_bus *bus,
 }
 
 /* ------------------------------------------------------------ bus / hotplug */
+
+/* Forget the path (tgt, lun) of lu; returns how many paths are left. The
+ * first path is the LU's bus/tgt/lun. */
+static unsigned path_drop(struct scsi_lun *lu, const struct scsi_target *tgt, uint16_t lun)
+{
+    for (unsigned i = 0; i < lu->npaths; i++) {
+        if (lu->paths[i].tgt != tgt || lu->paths[i].lun != lun)
+            continue;
+        memmove(&lu->paths[i], &lu->paths[i + 1], (lu->npaths - i - 1) * sizeof(lu->paths[0]));
+        lu->npaths--;
+        break;
+    }
+    if (lu->npaths) {
+        lu->tgt = lu->paths[0].tgt;
+        lu->bus = lu->tgt->bus;
+        lu->lun = lu->paths[0].lun;
+    }
+    return lu->npaths;
+}
 
 struct scsi_bus *scsi_bus_new(void)
 {
@@ -171,10 +200,14 @@ void scsi_bus_free(struct scsi_bus *bus)
         for (unsigned c = 0; c < SCSI_LUN_NCHUNKS; c++) {
             if (!tgt->chunk[c])
                 continue;
-            /* The contract says all LUNs are removed; free leftovers anyway. */
-            for (unsigned i = 0; i < SCSI_LUN_CHUNK; i++)
-                if (tgt->chunk[c][i])
-                    scsi_lun_free(tgt->chunk[c][i]);
+            /* The contract says all LUNs are removed; free leftovers anyway
+             * (an LU with a path on another bus only loses this one). */
+            for (unsigned i = 0; i < SCSI_LUN_CHUNK; i++) {
+                struct scsi_lun *lu = tgt->chunk[c][i];
+
+                if (lu && !path_drop(lu, tgt, (uint16_t)(c * SCSI_LUN_CHUNK + i)))
+                    scsi_lun_free(lu);
+            }
             free(tgt->chunk[c]);
         }
         free(tgt);
@@ -231,6 +264,7 @@ int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
             return -ENOMEM;
         }
         tgt->id = target;
+        tgt->bus = bus;
         bus->targets[target] = tgt;
     }
     ret = scsi_lun_new(bus, tgt, lun, cfg, drive, &lu, err, errlen);
@@ -245,6 +279,60 @@ int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
     tgt->nluns++;
     bus->nluns++;
     /* SPC-4 6.33: the other LUNs report REPORTED LUNS DATA HAS CHANGED */
+    scsi_target_foreach(tgt, ua_luns_changed, lu);
+    bus_event(bus, SCSI_EV_LUN_ADDED, target, lun);
+    return 0;
+}
+
+int scsi_bus_add_path(struct scsi_bus *bus, uint8_t target, uint16_t lun, struct scsi_bus *first_bus,
+                      uint8_t first_target, uint16_t first_lun, char *err, size_t errlen)
+{
+    struct scsi_lun *lu = scsi_bus_find_lun(first_bus, first_target, first_lun);
+    struct scsi_target *tgt = bus->targets[target];
+    int ret;
+
+    if (!lu || lu->removed) {
+        snprintf(err, errlen, "no logical unit at %u:%u to add a path to", first_target, first_lun);
+        return -ENOENT;
+    }
+    if (lun > SCSI_MAX_LUN) {
+        snprintf(err, errlen, "LUN %u out of range (0..%u)", lun, SCSI_MAX_LUN);
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < lu->npaths; i++) {
+        if (lu->paths[i].tgt->bus == bus) {
+            snprintf(err, errlen, "the logical unit has a path on this bus already");
+            return -EINVAL;
+        }
+    }
+    if (lu->npaths == SCSI_LUN_MAX_PATHS) {
+        snprintf(err, errlen, "the logical unit has %u paths already", SCSI_LUN_MAX_PATHS);
+        return -ENOSPC;
+    }
+    if (tgt && scsi_target_find(tgt, lun)) {
+        snprintf(err, errlen, "SCSI address %u:%u is in use", target, lun);
+        return -EEXIST;
+    }
+    if (!tgt) {
+        tgt = calloc(1, sizeof(*tgt));
+        if (!tgt) {
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        tgt->id = target;
+        tgt->bus = bus;
+        bus->targets[target] = tgt;
+    }
+    ret = target_map_set(tgt, lun, lu);
+    if (ret) {
+        snprintf(err, errlen, "out of memory");
+        return ret;
+    }
+    lu->paths[lu->npaths].tgt = tgt;
+    lu->paths[lu->npaths].lun = lun;
+    lu->npaths++;
+    tgt->nluns++;
+    bus->nluns++;
     scsi_target_foreach(tgt, ua_luns_changed, lu);
     bus_event(bus, SCSI_EV_LUN_ADDED, target, lun);
     return 0;
@@ -272,6 +360,15 @@ int scsi_bus_remove_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
     target_map_set(tgt, lun, NULL);
     tgt->nluns--;
     bus->nluns--;
+    if (path_drop(lu, tgt, lun)) {
+        /* other paths remain: the LU lives on; this path's commands still in
+         * flight complete normally (their target lives as long as the bus) */
+        scsi_target_foreach(tgt, ua_luns_changed, NULL);
+        bus_event(bus, SCSI_EV_LUN_REMOVED, target, lun);
+        if (done_cb)
+            done_cb(opaque);
+        return 0;
+    }
     lu->removed = true;
     lu->remove_cb = done_cb;
     lu->remove_opaque = opaque;
@@ -288,9 +385,11 @@ void scsi_bus_capacity_changed(struct scsi_bus *bus, uint8_t target, uint16_t lu
 
     if (!lu)
         return;
-    /* SBC-4 4.x: CAPACITY DATA HAS CHANGED to every I_T nexus */
+    (void)bus;
+    /* SBC-4 4.x: CAPACITY DATA HAS CHANGED to every I_T nexus, on every path */
     scsi_lun_ua_add(lu, SENSE_UA_CAPACITY_CHANGED);
-    bus_event(bus, SCSI_EV_CAPACITY_CHANGED, target, lun);
+    for (unsigned i = 0; i < lu->npaths; i++)
+        bus_event(lu->paths[i].tgt->bus, SCSI_EV_CAPACITY_CHANGED, lu->paths[i].tgt->id, lu->paths[i].lun);
 }
 
 /* ------------------------------------------------------------- data moves */
@@ -358,6 +457,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     struct scsi_lun *lu = cmd->lu;
     bool tracked = cmd->flags & SCSI_CMDF_INFLIGHT;
     bool aborted = cmd->flags & SCSI_CMDF_ABORTED;
+    struct scsi_target *tgt = cmd->tgt;     /* the path's: cmd is not ours after done_cb */
     uint32_t gate;
 
     if (aborted) {
@@ -412,8 +512,8 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     /* cmd belongs to the transport again: don't touch it below. */
     if (aborted) {
         lu->naborted--;
-        lu->tgt->naborted--;
-        tmf_check(lu->tgt);
+        tgt->naborted--;
+        tmf_check(tgt);
     }
     if (gate && lu->deferred)
         gate_resume(lu);
@@ -863,7 +963,7 @@ static unsigned lun_abort(struct scsi_lun *lu, enum abort_match m, uint32_t nexu
             continue;
         c->flags |= SCSI_CMDF_ABORTED | (reset ? SCSI_CMDF_RESET : 0);
         lu->naborted++;
-        lu->tgt->naborted++;
+        c->tgt->naborted++;
     }
     return n;
 }

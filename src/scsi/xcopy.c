@@ -153,7 +153,7 @@ static struct scsi_lun *find_target(struct scsi_cmd *cmd, const uint8_t *d)
     /* the designation descriptor must fit the 24 bytes (SPC-4 6.4.5.x) */
     if (assoc != 0 || len > 20)
         return NULL;
-    return scsi_bus_find_lun_by_designator(cmd->lu->bus, code_set, type, &d[4], len);
+    return scsi_bus_find_lun_by_designator(cmd->tgt->bus, code_set, type, &d[4], len);
 }
 
 static void xcopy_release(struct xcopy_work *w)

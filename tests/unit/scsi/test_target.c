@@ -792,6 +792,137 @@ static void test_stress_concurrent(void)
     t_env_free(e);
 }
 
+/* Two buses (controllers), nexus 1 and 2, one LU with a path on each. */
+static void path_cmd(struct scsi_bus *bus, struct blk_ctx *ctx, struct tcmd *t, uint32_t nexus,
+                     const uint8_t *cdb, enum scsi_dir dir, void *buf, size_t len)
+{
+    struct t_env env = { .bus = bus, .ctx = ctx };
+
+    tcmd_init(t, 0, 0, cdb, 16, dir, buf, len);
+    t->c.nexus = nexus;
+    tcmd_run(&env, t);
+}
+
+static void removed_cb2(void *opaque)
+{
+    ++*(int *)opaque;
+}
+
+static void test_multipath(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);   /* bus A: LU 0:0, nexus 1 */
+    struct scsi_bus *b2 = scsi_bus_new();
+    struct t_env e2 = { .bus = b2, .ctx = e->ctx };
+    static uint8_t blk[512], d[1024];
+    uint8_t b[256], b2buf[256], c[16];
+    struct tcmd t, tc, tw;
+    char err[128];
+    int removed = 0;
+
+    CHECK_EQ(scsi_bus_add_path(b2, 0, 0, e->bus, 0, 0, err, sizeof(err)), 0);
+    CHECK_EQ(scsi_bus_add_path(b2, 0, 1, e->bus, 0, 0, err, sizeof(err)), -EINVAL);    /* same bus */
+    CHECK_EQ(scsi_bus_add_path(e->bus, 0, 3, e->bus, 0, 0, err, sizeof(err)), -EINVAL);
+    CHECK_EQ(scsi_bus_add_path(b2, 0, 0, e->bus, 0, 7, err, sizeof(err)), -ENOENT);
+    CHECK_EQ(scsi_bus_lun_count(b2), 1);
+    t_clear_ua_nexus(e, 0, 0, 1);
+    t_clear_ua_nexus(&e2, 0, 0, 2);
+    /* the same LU designators, different target ports */
+    {
+        uint8_t inq[16] = { 0x12, 1, 0x83, 0, 255, 0 };
+
+        path_cmd(e->bus, e->ctx, &t, 1, inq, SCSI_DIR_FROM_DEV, b, sizeof(b));
+        check_good(&t);
+        path_cmd(b2, e->ctx, &t, 2, inq, SCSI_DIR_FROM_DEV, b2buf, sizeof(b2buf));
+        check_good(&t);
+        CHECK_MEM(&b[40], &b2buf[40], 12 + 4 + 8 + 5);
+        CHECK(get_be16(&b[38]) != get_be16(&b2buf[38]));
+    }
+    /* one reservation state: nexus 1 registers and reserves EA, nexus 2's
+     * write through the other path conflicts and sees the key */
+    {
+        uint8_t reg[16] = { 0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0 };
+        uint8_t res[16] = { 0x5f, 0x01, 0x03, 0, 0, 0, 0, 0, 24, 0 };
+        uint8_t rk[16] = { 0x5e, 0x00, 0, 0, 0, 0, 0, 0, 255, 0 };
+        uint8_t wr[16] = { 0x2a, 0, 0, 0, 0, 1, 0, 0, 1, 0 };
+        uint8_t p[24] = { 0 };
+
+        put_be64(&p[8], 0x4242);
+        path_cmd(e->bus, e->ctx, &t, 1, reg, SCSI_DIR_TO_DEV, p, 24);
+        check_good(&t);
+        memset(p, 0, sizeof(p));
+        put_be64(p, 0x4242);
+        path_cmd(e->bus, e->ctx, &t, 1, res, SCSI_DIR_TO_DEV, p, 24);
+        check_good(&t);
+        path_cmd(b2, e->ctx, &t, 2, wr, SCSI_DIR_TO_DEV, blk, 512);
+        CHECK_EQ(t.c.status, SCSI_STATUS_RESERVATION_CONFLICT);
+        path_cmd(b2, e->ctx, &t, 2, rk, SCSI_DIR_FROM_DEV, b, sizeof(b));
+        check_good(&t);
+        CHECK_EQ(get_be32(&b[4]), 8);
+        CHECK_EQ(get_be64(&b[8]), 0x4242);
+        path_cmd(e->bus, e->ctx, &t, 1, wr, SCSI_DIR_TO_DEV, blk, 512);
+        check_good(&t);
+        /* CLEAR from path A: nexus 2 was not registered, no UA there */
+        reg[1] = 0x03;
+        path_cmd(e->bus, e->ctx, &t, 1, reg, SCSI_DIR_TO_DEV, p, 24);
+        check_good(&t);
+    }
+    /* MODE SELECT through path A: 2A/01 MODE PARAMETERS CHANGED for nexus 2 only */
+    {
+        uint8_t ms[16] = { 0x15, 0x10, 0, 0, 16, 0 };
+        uint8_t pg[16] = { 0, 0, 0, 0, 0x0a, 0x0a, 0x04, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0 };
+        uint8_t tur[16] = { 0 };
+
+        path_cmd(e->bus, e->ctx, &t, 1, ms, SCSI_DIR_TO_DEV, pg, 16);
+        check_good(&t);
+        path_cmd(e->bus, e->ctx, &t, 1, tur, SCSI_DIR_NONE, NULL, 0);
+        check_good(&t);
+        path_cmd(b2, e->ctx, &t, 2, tur, SCSI_DIR_NONE, NULL, 0);
+        check_sense(&t, 6, 0x2a, 0x01);
+        CHECK_EQ(t.c.sense[0] & 0x7f, 0x72);    /* D_SENSE=1 is the LU's */
+    }
+    /* one write gate: a COMPARE AND WRITE on A holds back a write on B */
+    memset(d, 0, sizeof(d));
+    memset(e->drive->data, 0, 512);
+    memset(c, 0, sizeof(c));
+    c[0] = 0x89;
+    c[13] = 1;
+    tcmd_init(&tc, 0, 0, c, 16, SCSI_DIR_TO_DEV, d, 1024);
+    tc.c.nexus = 1;
+    tcmd_submit(e, &tc);
+    {
+        uint8_t wr[16] = { 0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+
+        tcmd_init(&tw, 0, 0, wr, 16, SCSI_DIR_TO_DEV, blk, 512);
+        tw.c.nexus = 2;
+        tcmd_submit(&e2, &tw);
+    }
+    CHECK_EQ(fake_ctx_pending(e->ctx), 1);      /* the CAW's read only */
+    fake_ctx_run(e->ctx, 0);
+    check_good(&tc);
+    check_good(&tw);
+    CHECK(tw.order > tc.order);
+    /* REPORT LUNS on bus B lists the path's LUN */
+    {
+        uint8_t rl[16] = { 0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+
+        path_cmd(b2, e->ctx, &t, 2, rl, SCSI_DIR_FROM_DEV, b, sizeof(b));
+        check_good(&t);
+        CHECK_EQ(get_be32(b), 8);
+    }
+    /* removing path B leaves the LU on A; then A goes too */
+    CHECK_EQ(scsi_bus_remove_lun(b2, 0, 0, removed_cb2, &removed), 0);
+    CHECK_EQ(removed, 1);
+    CHECK_EQ(scsi_bus_lun_count(b2), 0);
+    {
+        uint8_t tur[16] = { 0 };
+
+        path_cmd(e->bus, e->ctx, &t, 1, tur, SCSI_DIR_NONE, NULL, 0);
+        check_good(&t);                         /* bus A's LUN inventory did not change */
+    }
+    scsi_bus_free(b2);
+    t_env_free(e);
+}
+
 int main(void)
 {
     RUN_TEST(test_ua_power_on);
@@ -807,5 +938,6 @@ int main(void)
     RUN_TEST(test_wlun);
     RUN_TEST(test_random_cdbs);
     RUN_TEST(test_stress_concurrent);
+    RUN_TEST(test_multipath);
     return test_exit();
 }
