@@ -33,6 +33,7 @@ struct ev_loop {
     struct ev_poller poller;
     uint64_t poll_ns;
     uint64_t last_work_ns;
+    uint64_t round_ns;                  /* ev_loop_now() */
 };
 
 static uint64_t now_ns(void)
@@ -100,6 +101,7 @@ struct ev_loop *ev_loop_new(void)
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0)
         goto err_wake;
     loop->defer_tail = &loop->defer_head;
+    loop->round_ns = now_ns();
     return loop;
 
 err_wake:
@@ -225,13 +227,14 @@ int ev_loop_run_once(struct ev_loop *loop, int timeout_ms)
             return -errno;
         n = 0;
     }
+    loop->round_ns = now_ns();
     for (int i = 0; i < n; i++) {
         struct ev_handler *h = evs[i].data.ptr;
         if (!h->dead)
             h->cb(h->opaque, h->fd, evs[i].events);
     }
     if (n > 0 && loop->poll_ns)
-        loop->last_work_ns = now_ns();
+        loop->last_work_ns = loop->round_ns;
     run_deferred(loop);
     reap_dead(loop);
     return n;
@@ -256,6 +259,11 @@ void ev_loop_stop(struct ev_loop *loop)
 bool ev_loop_stopped(const struct ev_loop *loop)
 {
     return loop->stop;
+}
+
+uint64_t ev_loop_now(const struct ev_loop *loop)
+{
+    return loop->round_ns;
 }
 
 void ev_loop_wakeup(struct ev_loop *loop)

@@ -48,6 +48,10 @@ struct ev_poller {
 };
 void ev_loop_set_poller(struct ev_loop *loop, const struct ev_poller *p, uint64_t poll_ns);
 
+/* CLOCK_MONOTONIC in ns as of the start of the current dispatch round: one
+ * clock read per round, for per-request accounting on hot paths. */
+uint64_t ev_loop_now(const struct ev_loop *loop);
+
 /* Wake a loop blocked in epoll_wait (any thread). */
 void ev_loop_wakeup(struct ev_loop *loop);
 
