@@ -132,6 +132,7 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
     d->aio = opts->aio;
     d->readonly = opts->readonly;
     d->discard_unmap = opts->discard_unmap;
+    d->null_no_read_zeroes = opts->driver == BLK_DRIVER_NULL && opts->null_no_read_zeroes;
     d->wce = cache_wce(opts->cache);
     d->dio_align = 1;
     d->host_bs = 512;
@@ -191,7 +192,7 @@ bool blk_can_discard(const struct blk_drive *d)
 bool blk_discard_zeroes(const struct blk_drive *d)
 {
     /* BLKDISCARD gives no such promise; hole punching in a file does. */
-    return !d->is_bdev && blk_feat_get(&d->punch) == BLK_FEAT_OK;
+    return !d->null_no_read_zeroes && !d->is_bdev && blk_feat_get(&d->punch) == BLK_FEAT_OK;
 }
 
 bool blk_write_cache(const struct blk_drive *d)

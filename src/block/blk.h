@@ -40,6 +40,9 @@ struct blk_opts {
     bool discard_unmap;         /* discard=unmap: pass discards to the file */
     enum blk_aio aio;
     uint64_t size;              /* BLK_DRIVER_NULL: size in bytes */
+    bool null_no_read_zeroes;   /* BLK_DRIVER_NULL: leave read buffers untouched
+                                 * (benchmarks of the device path; QEMU's
+                                 * null-co read-zeroes=off) */
 };
 
 /* Open a drive. Returns 0, or -errno with a one-line human message in err. */

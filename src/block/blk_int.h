@@ -33,6 +33,7 @@ struct blk_drive {
     bool readonly;
     bool direct;                /* opened with O_DIRECT */
     bool discard_unmap;
+    bool null_no_read_zeroes;
     uint32_t dio_align;         /* 1 unless direct */
     uint32_t host_bs;
     uint64_t size;              /* atomic */

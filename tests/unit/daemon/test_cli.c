@@ -21,6 +21,11 @@ static void test_drive_ok(void)
     CHECK_EQ(cli_parse_drive("driver=null,size=1G,id=n", &c, err, sizeof(err)), 0);
     CHECK_EQ(c.blk.driver, BLK_DRIVER_NULL);
     CHECK_EQ(c.blk.size, 1ull << 30);
+    CHECK(!c.blk.null_no_read_zeroes);
+    CHECK_EQ(cli_parse_drive("driver=null,size=1G,id=n,read-zeroes=off", &c, err, sizeof(err)), 0);
+    CHECK(c.blk.null_no_read_zeroes);
+    CHECK_EQ(cli_parse_drive("file=/x,id=f,read-zeroes=off", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "only to driver=null") != NULL);
 }
 
 static void test_drive_errors(void)

@@ -46,8 +46,57 @@ static void test_flush_all(void)
     unlink(img2);
 }
 
+struct read_state {
+    int done, ret;
+};
+
+static void read_done_cb(struct blk_req *req, int ret)
+{
+    struct read_state *st = req->opaque;
+
+    st->done = 1;
+    st->ret = ret;
+}
+
+static int null_read(const char *opt, unsigned char *buf)
+{
+    struct ev_loop *loop = ev_loop_new();
+    char err[512];
+    struct vscsid *d = vscsid_new(loop, err, sizeof(err));
+    struct drive_conf dc;
+    struct read_state st = { 0 };
+    struct iovec iov = { buf, 4096 };
+    struct blk_req req = { .op = BLK_OP_READ, .offset = 0, .len = 4096, .iov = &iov, .iovcnt = 1,
+                           .done_cb = read_done_cb, .opaque = &st };
+    struct blk_drive *blk = NULL;
+
+    CHECK_EQ(cli_parse_drive(opt, &dc, err, sizeof(err)), 0);
+    CHECK_EQ(blk_open(&dc.blk, &blk, err, sizeof(err)), 0);
+    CHECK_EQ(blk_submit(vscsid_blk_ctx(d), blk, &req), 0);
+    for (int i = 0; i < 100 && !st.done; i++)
+        ev_loop_run_once(loop, 10);
+    CHECK(st.done);
+    blk_close(blk);
+    vscsid_free(d);
+    ev_loop_free(loop);
+    return st.ret;
+}
+
+static void test_null_read_zeroes(void)
+{
+    static unsigned char buf[4096];
+
+    memset(buf, 0xaa, sizeof(buf));
+    CHECK_EQ(null_read("driver=null,size=1M,id=z", buf), 0);
+    CHECK(buf[0] == 0 && buf[4095] == 0);
+    memset(buf, 0xaa, sizeof(buf));
+    CHECK_EQ(null_read("driver=null,size=1M,id=z,read-zeroes=off", buf), 0);
+    CHECK(buf[0] == 0xaa && buf[4095] == 0xaa);   /* untouched: no memset per read */
+}
+
 int main(void)
 {
+    RUN_TEST(test_null_read_zeroes);
     RUN_TEST(test_flush_all);
     return test_exit();
 }
