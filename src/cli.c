@@ -10,7 +10,8 @@ static const char *const drive_keys =
     "file, id, format, cache, readonly, discard, aio, driver, size, read-zeroes";
 static const char *const device_keys =
     "drive, scsi-id, lun, id, serial, wwn, vendor, product, ver, logical_block_size, "
-    "physical_block_size, removable, pr-state";
+    "physical_block_size, removable, pr-state, bus, path-of";
+static const char *const controller_keys = "id, socket, num-queues";
 
 /* Copy a string option into a fixed field, refusing (not truncating) long values. */
 static int get_str(struct opts *o, const char *key, char *dst, size_t cap, const char *what,
@@ -163,7 +164,10 @@ const char *cli_device_help(void)
            "  id, serial, wwn (0xHEX, NAA), vendor (8 chars), product (16 chars), ver (4 chars),\n"
            "  logical_block_size (512|4096), physical_block_size (power of two >= logical),\n"
            "  removable (on|off), pr-state (file keeping persistent reservations made with\n"
-           "  APTPL=1 across restarts; without it APTPL is refused)\n";
+           "  APTPL=1 across restarts; without it APTPL is refused),\n"
+           "  bus (the id of a --controller; default: the --socket one),\n"
+           "  path-of (the id of another device: this one is a second path to the same\n"
+           "  logical unit, on another controller; takes only bus, scsi-id, lun, id)\n";
 }
 
 int cli_parse_device(const char *str, struct device_conf *conf, char *err, size_t errlen)
@@ -216,6 +220,8 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
         (ret = get_str(o, "ver", conf->version, 5, what, err, errlen)) < 0 ||
         (ret = get_str(o, "pr-state", conf->scsi.pr_state, sizeof(conf->scsi.pr_state), what, err,
                        errlen)) < 0 ||
+        (ret = get_str(o, "bus", conf->bus, sizeof(conf->bus), what, err, errlen)) < 0 ||
+        (ret = get_str(o, "path-of", conf->path_of, sizeof(conf->path_of), what, err, errlen)) < 0 ||
         (ret = check_id(conf->id, what, err, errlen)) < 0)
         goto out;
     if ((ret = opts_get_u64(o, "scsi-id", 0, SCSI_MAX_TARGET, &v, what, err, errlen)) < 0)
@@ -258,11 +264,63 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
     if ((ret = reject_unused(o, what, device_keys, err, errlen)) < 0)
         goto out;
     ret = -EINVAL;
+    if (conf->path_of[0]) {
+        /* a second path: the LU (drive, identity, block sizes) is path-of's */
+        static const char *const own[] = { "drive", "serial", "wwn", "vendor", "product", "ver",
+                                           "logical_block_size", "physical_block_size",
+                                           "removable", "pr-state", NULL };
+
+        for (unsigned i = 0; own[i]; i++) {
+            if (opts_get(o, own[i])) {
+                snprintf(err, errlen, "%s: path-of=%s: %s= belongs to the device it is a path of",
+                         what, conf->path_of, own[i]);
+                goto out;
+            }
+        }
+        ret = 0;
+        goto out;
+    }
     if (!conf->drive[0]) {
         snprintf(err, errlen, "%s: missing drive=ID (the id of a drive)", what);
         goto out;
     }
     ret = 0;
 out:
+    return ret < 0 ? ret : 0;
+}
+
+int cli_parse_controller(const char *str, struct ctrl_conf *conf, char *err, size_t errlen)
+{
+    struct opts o;
+    uint64_t v;
+    int ret;
+
+    if (opts_parse(&o, str, NULL, err, errlen) < 0) {
+        prefix_err("--controller", str, err, errlen);
+        return -EINVAL;
+    }
+    if ((ret = get_str(&o, "id", conf->id, sizeof(conf->id), "--controller", err, errlen)) < 0 ||
+        (ret = check_id(conf->id, "--controller", err, errlen)) < 0 ||
+        (ret = get_str(&o, "socket", conf->socket_path, sizeof(conf->socket_path), "--controller", err,
+                       errlen)) < 0)
+        goto out;
+    if ((ret = opts_get_u64(&o, "num-queues", 1, 64, &v, "--controller", err, errlen)) < 0)
+        goto out;
+    if (ret)
+        conf->num_queues = (unsigned)v;
+    if ((ret = reject_unused(&o, "--controller", controller_keys, err, errlen)) < 0)
+        goto out;
+    ret = -EINVAL;
+    if (!conf->id[0]) {
+        snprintf(err, errlen, "--controller %s: missing id=NAME (devices name it with bus=NAME)", str);
+        goto out;
+    }
+    if (!conf->socket_path[0]) {
+        snprintf(err, errlen, "--controller %s: missing socket=PATH (where QEMU connects)", str);
+        goto out;
+    }
+    ret = 0;
+out:
+    opts_free(&o);
     return ret < 0 ? ret : 0;
 }

@@ -23,6 +23,10 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
 /* Drive and device ids follow QEMU's rule (they appear in events and paths). */
 #define CLI_ID_RULE "an id starts with a letter and has only letters, digits, '-', '.' and '_'"
 bool cli_id_valid(const char *id);
+/* "--controller id=NAME,socket=PATH[,num-queues=N]": a further controller
+ * (its own vhost-user socket, SCSI bus and I_T nexus). conf keeps the
+ * defaults it had for keys not given. */
+int cli_parse_controller(const char *str, struct ctrl_conf *conf, char *err, size_t errlen);
 /* Text for --device help. */
 const char *cli_device_help(void);
 

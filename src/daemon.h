@@ -31,9 +31,12 @@ struct device_conf {
     uint8_t target;
     uint16_t lun;
     struct scsi_dev_config scsi;    /* string pointers refer to the fields above */
+    char bus[64];                   /* controller id; "" = the default controller (--socket) */
+    char path_of[64];               /* another path to this device's LU (no drive of its own) */
 };
 
 struct ctrl_conf {
+    char id[64];                    /* "" = the default controller */
     char socket_path[108];
     unsigned num_queues;
     unsigned poll_us;           /* adaptive polling window after activity; 0 = off */
@@ -45,6 +48,11 @@ void vscsid_free(struct vscsid *d);
 /* Each returns 0 or -errno with a one-line message in err. */
 int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err, size_t errlen);
 int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *err, size_t errlen);
+/* Controllers: each has its own SCSI bus (the LUNs its guest sees) and I_T
+ * nexus. The default one (id "") always exists; vscsid_add_bus makes a named
+ * one, so devices (bus=ID) can be added before its socket is listened on;
+ * vscsid_add_controller starts a controller (creating a named bus if needed). */
+int vscsid_add_bus(struct vscsid *d, const char *id, char *err, size_t errlen);
 int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *err, size_t errlen);
 
 /* Detach a device: its LUN leaves the bus at once (new commands see no LUN, the
