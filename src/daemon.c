@@ -17,9 +17,22 @@ struct drive_entry {
     struct drive_entry *next;
 };
 
+/* A controller: its SCSI bus (the LUNs its guest sees), its I_T nexus, and
+ * the vhost-user socket once started. The default one (id "") is --socket. */
+struct bus_entry {
+    char id[64];
+    struct scsi_bus *bus;
+    struct vscsi_ctrl *ctrl;
+    uint32_t nexus;
+    struct bus_entry *next;
+};
+
 struct device_entry {
     struct device_conf conf;
-    struct drive_entry *drive;
+    struct drive_entry *drive;      /* a path: the drive of the device it is a path of */
+    struct bus_entry *bus;
+    struct device_entry *path_of;   /* NULL, or the device whose LU this one is a path to */
+    unsigned npaths;                /* devices that are paths to this one's LU */
     struct vscsid *d;
     bool deleting;                  /* off the bus, waiting for its commands */
     struct device_entry *next;
@@ -28,8 +41,10 @@ struct device_entry {
 struct vscsid {
     struct ev_loop *loop;
     struct blk_ctx *blk_ctx;
-    struct scsi_bus *bus;
-    struct vscsi_ctrl *ctrl;
+    struct scsi_bus *bus;           /* the default controller's (buses->bus) */
+    struct vscsi_ctrl *ctrl;        /* the default controller, once started */
+    struct bus_entry *buses;        /* the default one first */
+    uint32_t next_nexus;
     struct drive_entry *drives;
     struct device_entry *devices;
     unsigned ndevices;
@@ -54,11 +69,15 @@ struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen)
     d->blk_ctx = blk_ctx_new(loop, err, errlen);
     if (!d->blk_ctx)
         goto err_free;
-    d->bus = scsi_bus_new();
+    d->buses = calloc(1, sizeof(*d->buses));
+    d->bus = d->buses ? scsi_bus_new() : NULL;
     if (!d->bus) {
+        free(d->buses);
         snprintf(err, errlen, "out of memory");
         goto err_ctx;
     }
+    d->buses->bus = d->bus;
+    d->buses->nexus = d->next_nexus = 1;
     return d;
 
 err_ctx:
@@ -74,6 +93,41 @@ static struct drive_entry *find_drive(struct vscsid *d, const char *id)
         if (!strcmp(e->conf.id, id))
             return e;
     return NULL;
+}
+
+static struct bus_entry *find_bus(struct vscsid *d, const char *id)
+{
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        if (!strcmp(b->id, id))
+            return b;
+    return NULL;
+}
+
+int vscsid_add_bus(struct vscsid *d, const char *id, char *err, size_t errlen)
+{
+    struct bus_entry *b, **pp;
+
+    if (!id[0] || find_bus(d, id)) {
+        snprintf(err, errlen, "controller id '%s' is %s", id, id[0] ? "taken" : "empty");
+        return id[0] ? -EEXIST : -EINVAL;
+    }
+    if (strlen(id) >= sizeof(b->id)) {
+        snprintf(err, errlen, "controller id '%s' is too long", id);
+        return -EINVAL;
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b || !(b->bus = scsi_bus_new())) {
+        free(b);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    strcpy(b->id, id);
+    /* each controller is its own I_T nexus (initiator port) for reservations */
+    b->nexus = ++d->next_nexus;
+    for (pp = &d->buses; *pp; pp = &(*pp)->next)
+        ;
+    *pp = b;
+    return 0;
 }
 
 static struct device_entry *find_device(struct vscsid *d, const char *id)
@@ -144,30 +198,50 @@ int vscsid_del_drive(struct vscsid *d, const char *id, char *err, size_t errlen)
 
 int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *err, size_t errlen)
 {
-    struct device_entry *dev;
+    struct device_entry *dev, *first = NULL;
     struct drive_entry *drv;
+    struct bus_entry *bus = find_bus(d, conf->bus);
     int ret;
 
-    drv = find_drive(d, conf->drive);
+    if (!bus) {
+        snprintf(err, errlen, "bus=%s: no such controller (add --controller id=%s,socket=PATH)",
+                 conf->bus, conf->bus);
+        return -ENOENT;
+    }
+    if (conf->path_of[0]) {
+        /* another path to an LU: the same identity and state, another controller */
+        first = find_device(d, conf->path_of);
+        if (!first || first->deleting) {
+            snprintf(err, errlen, "path-of=%s: no such device", conf->path_of);
+            return -ENOENT;
+        }
+        if (first->path_of)
+            first = first->path_of;
+        drv = first->drive;
+    } else {
+        drv = find_drive(d, conf->drive);
+    }
     if (!drv) {
         snprintf(err, errlen, "drive '%s' not found; add it first (--drive ...,id=%s or "
                  "blockdev-add node-name=%s)", conf->drive, conf->drive, conf->drive);
         return -ENOENT;
     }
-    if (drv->used_by[0]) {
+    if (!first && drv->used_by[0]) {
         snprintf(err, errlen, "drive '%s' is already attached to device '%s'; "
-                 "a drive can back only one device", conf->drive, drv->used_by);
+                 "a drive can back only one device (a second path to it: path-of=%s)",
+                 conf->drive, drv->used_by, drv->used_by);
         return -EBUSY;
     }
     if (conf->id[0] && find_device(d, conf->id)) {
         snprintf(err, errlen, "a device with id '%s' exists already; choose another id", conf->id);
         return -EEXIST;
     }
-    if (scsi_bus_find_lun(d->bus, conf->target, conf->lun)) {
+    if (scsi_bus_find_lun(bus->bus, conf->target, conf->lun)) {
         const char *owner = "another device";
         char who[80];
         for (struct device_entry *e = d->devices; e; e = e->next) {
-            if (!e->deleting && e->conf.target == conf->target && e->conf.lun == conf->lun) {
+            if (!e->deleting && e->bus == bus && e->conf.target == conf->target &&
+                e->conf.lun == conf->lun) {
                 snprintf(who, sizeof(who), "device '%s'", e->conf.id);
                 owner = who;
             }
@@ -190,14 +264,23 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
     dev->conf.scsi.vendor = dev->conf.vendor[0] ? dev->conf.vendor : NULL;
     dev->conf.scsi.product = dev->conf.product[0] ? dev->conf.product : NULL;
     dev->conf.scsi.version = dev->conf.version[0] ? dev->conf.version : NULL;
-    ret = scsi_bus_add_lun(d->bus, conf->target, conf->lun, &dev->conf.scsi, drv->blk, err, errlen);
+    if (first)
+        ret = scsi_bus_add_path(bus->bus, conf->target, conf->lun, first->bus->bus, first->conf.target,
+                                first->conf.lun, err, errlen);
+    else
+        ret = scsi_bus_add_lun(bus->bus, conf->target, conf->lun, &dev->conf.scsi, drv->blk, err, errlen);
     if (ret < 0) {
         free(dev);
         return ret;
     }
     dev->drive = drv;
+    dev->bus = bus;
+    dev->path_of = first;
     dev->d = d;
-    snprintf(drv->used_by, sizeof(drv->used_by), "%s", dev->conf.id);
+    if (first)
+        first->npaths++;
+    else
+        snprintf(drv->used_by, sizeof(drv->used_by), "%s", dev->conf.id);
     dev->next = d->devices;
     d->devices = dev;
     d->ndevices++;
@@ -247,7 +330,10 @@ static void device_deleted_cb(void *opaque)
     if (*pp)
         *pp = dev->next;
     d->ndevices--;
-    dev->drive->used_by[0] = 0;
+    if (dev->path_of)
+        dev->path_of->npaths--;
+    else
+        dev->drive->used_by[0] = 0;
     log_info("device %s (scsi-id=%u,lun=%u) removed", dev->conf.id, dev->conf.target, dev->conf.lun);
     emit(d, VSCSID_EVENT_DEVICE_DELETED, dev->conf.id);
     free(dev);
@@ -266,9 +352,14 @@ int vscsid_del_device(struct vscsid *d, const char *id, char *err, size_t errlen
         snprintf(err, errlen, "device '%s' is already being removed (commands still in flight)", id);
         return -EBUSY;
     }
+    if (dev->npaths) {
+        snprintf(err, errlen, "device '%s' has %u other path(s) (path-of=%s); remove them first", id,
+                 dev->npaths, id);
+        return -EBUSY;
+    }
     dev->deleting = true;
     /* The callback may run before this returns (no command in flight). */
-    ret = scsi_bus_remove_lun(d->bus, dev->conf.target, dev->conf.lun, device_deleted_cb, dev);
+    ret = scsi_bus_remove_lun(dev->bus->bus, dev->conf.target, dev->conf.lun, device_deleted_cb, dev);
     if (ret < 0) {
         dev->deleting = false;
         snprintf(err, errlen, "device '%s': the SCSI bus has no LUN %u:%u (%s)", id,
@@ -281,7 +372,7 @@ int vscsid_del_device(struct vscsid *d, const char *id, char *err, size_t errlen
 static struct device_entry *device_of_drive(struct vscsid *d, const struct drive_entry *drv)
 {
     for (struct device_entry *e = d->devices; e; e = e->next)
-        if (e->drive == drv && !e->deleting)
+        if (e->drive == drv && !e->deleting && !e->path_of)
             return e;
     return NULL;
 }
@@ -337,7 +428,7 @@ int vscsid_resize_drive(struct vscsid *d, const char *id, uint64_t size, char *e
         log_info("drive %s resized from %llu to %llu bytes", id, (unsigned long long)old,
                  (unsigned long long)blk_size(drv->blk));
         if (dev)
-            scsi_bus_capacity_changed(d->bus, dev->conf.target, dev->conf.lun);
+            scsi_bus_capacity_changed(dev->bus->bus, dev->conf.target, dev->conf.lun);
     }
     return ret;
 }
@@ -370,33 +461,51 @@ int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_in
 static bool poll_cb(void *opaque)
 {
     struct vscsid *d = opaque;
+    bool busy = false;
 
-    return d->ctrl && vscsi_ctrl_poll(d->ctrl);
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        if (b->ctrl && vscsi_ctrl_poll(b->ctrl))
+            busy = true;
+    return busy;
 }
 
 static bool poll_idle_cb(void *opaque)
 {
     struct vscsid *d = opaque;
+    bool again = false;
 
-    return d->ctrl && vscsi_ctrl_poll_idle(d->ctrl);
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        if (b->ctrl && vscsi_ctrl_poll_idle(b->ctrl))
+            again = true;
+    return again;
 }
 
 int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *err, size_t errlen)
 {
+    struct bus_entry *b = find_bus(d, conf->id);
     struct vscsi_ctrl_config cfg = {
         .socket_path = conf->socket_path,
         .num_queues = conf->num_queues,
-        .nexus = 1,
         .polling = conf->poll_us > 0,
     };
 
-    if (d->ctrl) {
-        snprintf(err, errlen, "only one controller is supported");
+    if (!b) {
+        int ret = vscsid_add_bus(d, conf->id, err, errlen);
+
+        if (ret < 0)
+            return ret;
+        b = find_bus(d, conf->id);
+    }
+    if (b->ctrl) {
+        snprintf(err, errlen, "controller '%s' is started already", conf->id);
         return -EBUSY;
     }
-    d->ctrl = vscsi_ctrl_new(d->loop, d->blk_ctx, d->bus, &cfg, err, errlen);
-    if (!d->ctrl)
+    cfg.nexus = b->nexus;
+    b->ctrl = vscsi_ctrl_new(d->loop, d->blk_ctx, b->bus, &cfg, err, errlen);
+    if (!b->ctrl)
         return -EINVAL;
+    if (b == d->buses)
+        d->ctrl = b->ctrl;
     if (conf->poll_us) {
         struct ev_poller p = { .poll_cb = poll_cb, .idle_cb = poll_idle_cb, .opaque = d };
         ev_loop_set_poller(d->loop, &p, (uint64_t)conf->poll_us * 1000);
@@ -416,15 +525,20 @@ unsigned vscsid_drive_count(const struct vscsid *d)
 
 unsigned vscsid_inflight(const struct vscsid *d)
 {
-    return d->ctrl ? vscsi_ctrl_inflight(d->ctrl) : 0;
+    unsigned n = 0;
+
+    for (const struct bus_entry *b = d->buses; b; b = b->next)
+        n += b->ctrl ? vscsi_ctrl_inflight(b->ctrl) : 0;
+    return n;
 }
 
 void vscsid_quiesce(struct vscsid *d)
 {
     /* no polling while draining: the loop must block so waits take real time */
     ev_loop_set_poller(d->loop, NULL, 0);
-    if (d->ctrl)
-        vscsi_ctrl_quiesce(d->ctrl);
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        if (b->ctrl)
+            vscsi_ctrl_quiesce(b->ctrl);
 }
 
 static uint64_t mono_ms(void)
@@ -539,14 +653,25 @@ void vscsid_free(struct vscsid *d)
     if (!d)
         return;
     d->freeing = true;
-    vscsi_ctrl_free(d->ctrl);
-    while (d->devices) {
-        struct device_entry *dev = d->devices;
-        d->devices = dev->next;
-        /* a device being deleted is already off the bus */
-        if (!dev->deleting)
-            scsi_bus_remove_lun(d->bus, dev->conf.target, dev->conf.lun, device_removed_cb, NULL);
-        free(dev);
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        vscsi_ctrl_free(b->ctrl);
+    /* paths before the devices they are paths of (both lists are newest first:
+     * paths come after their device, so go twice) */
+    for (int paths = 1; paths >= 0; paths--) {
+        for (struct device_entry **pp = &d->devices; *pp;) {
+            struct device_entry *dev = *pp;
+
+            if (!dev->path_of != !paths) {
+                pp = &dev->next;
+                continue;
+            }
+            *pp = dev->next;
+            /* a device being deleted is already off the bus */
+            if (!dev->deleting)
+                scsi_bus_remove_lun(dev->bus->bus, dev->conf.target, dev->conf.lun, device_removed_cb,
+                                    NULL);
+            free(dev);
+        }
     }
     while (d->drives) {
         struct drive_entry *e = d->drives;
@@ -554,7 +679,13 @@ void vscsid_free(struct vscsid *d)
         blk_close(e->blk);
         free(e);
     }
-    scsi_bus_free(d->bus);
+    while (d->buses) {
+        struct bus_entry *b = d->buses;
+
+        d->buses = b->next;
+        scsi_bus_free(b->bus);
+        free(b);
+    }
     blk_ctx_free(d->blk_ctx);
     free(d);
 }
