@@ -31,6 +31,7 @@ static void usage(FILE *f)
 "                      [,vendor=V][,product=P][,logical_block_size=512|4096]\n"
 "                      [,physical_block_size=N][,removable=on|off]\n"
 "              [--device ...]\n"
+"              [--controller id=NAME,socket=PATH[,num-queues=N]]\n"
 "\n"
 "A vhost-user-scsi backend: QEMU attaches with\n"
 "  -chardev socket,id=c0,path=PATH -device vhost-user-scsi-pci,chardev=c0\n"
@@ -47,6 +48,10 @@ static void usage(FILE *f)
 "                        (default), none, writethrough, directsync, unsafe;\n"
 "                        driver=null,size=N gives a data-less disk for benchmarks\n"
 "  --device OPTS         a SCSI device on the drive; --device help lists types\n"
+"  --controller OPTS     a further vhost-user-scsi controller (its own socket,\n"
+"                        LUNs and I_T nexus); --device ...,bus=NAME puts a device\n"
+"                        on it, --device ...,bus=NAME,path-of=DEV makes a second\n"
+"                        path to DEV's logical unit (same identity, one state)\n"
 "  --qmp PATH            QMP management socket (created, mode 0600); use\n"
 "                        vscsictl --qmp PATH, or any QMP client\n"
 "  -v, --verbose         more log output (repeat for debug)\n"
@@ -89,6 +94,7 @@ int main(int argc, char **argv)
         { "drive", required_argument, NULL, 'D' },
         { "device", required_argument, NULL, 'd' },
         { "qmp", required_argument, NULL, 'Q' },
+        { "controller", required_argument, NULL, 'C' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -98,7 +104,8 @@ int main(int argc, char **argv)
      * (4096 drives are 17 MB); static pointers keep them reachable until then. */
     static struct drive_conf *drives;
     static struct device_conf *devices;
-    unsigned ndrives = 0, ndevices = 0, verbose = 0;
+    unsigned ndrives = 0, ndevices = 0, verbose = 0, nctrls = 0;
+    static struct ctrl_conf ctrls[16];
     struct ctrl_conf ctrl = { .num_queues = 16, .poll_us = 32 };
     char err[512], abs_socket[PATH_MAX];
     struct ev_loop *loop = NULL;
@@ -155,6 +162,14 @@ int main(int argc, char **argv)
         case 'Q':
             qmp_path = optarg;
             break;
+        case 'C':
+            if (nctrls == sizeof(ctrls) / sizeof(ctrls[0]))
+                return usage_error("%s: too many --controller options (16 at most)", "--controller");
+            ctrls[nctrls].num_queues = 0;   /* --num-queues, unless given */
+            if (cli_parse_controller(optarg, &ctrls[nctrls], err, sizeof(err)) < 0)
+                return usage_error("%s", err);
+            nctrls++;
+            break;
         case 'v':
             verbose++;
             break;
@@ -170,8 +185,13 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s' (options start with --)", argv[optind]);
-    if (!ctrl.socket_path[0])
+    if (!ctrl.socket_path[0] && !nctrls)
         return usage_error("%s", "missing --socket PATH (where QEMU connects)");
+    for (unsigned i = 0; i < nctrls; i++) {
+        if (!ctrls[i].num_queues)
+            ctrls[i].num_queues = ctrl.num_queues;
+        ctrls[i].poll_us = ctrl.poll_us;
+    }
     log_set_level(verbose >= 2 ? LOG_DEBUG : LOG_INFO);
 
     /* A peer closing its socket must not kill the daemon. */
@@ -204,6 +224,13 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    for (unsigned i = 0; i < nctrls; i++) {
+        if (vscsid_add_bus(d, ctrls[i].id, err, sizeof(err)) < 0) {
+            fprintf(stderr, "vscsid: --controller: %s\n", err);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+    }
     for (unsigned i = 0; i < ndevices; i++) {
         if (vscsid_add_device(d, &devices[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "vscsid: --device: %s\n", err);
@@ -215,9 +242,18 @@ int main(int argc, char **argv)
     free(devices);
     drives = NULL;
     devices = NULL;
-    if (vscsid_add_controller(d, &ctrl, err, sizeof(err)) < 0) {
+    if (ctrl.socket_path[0] && vscsid_add_controller(d, &ctrl, err, sizeof(err)) < 0) {
         fprintf(stderr, "vscsid: --socket %s: %s\n", ctrl.socket_path, err);
         goto out;
+    }
+    for (unsigned i = 0; i < nctrls; i++) {
+        if (vscsid_add_controller(d, &ctrls[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "vscsid: --controller id=%s,socket=%s: %s\n", ctrls[i].id,
+                    ctrls[i].socket_path, err);
+            goto out;
+        }
+        log_info("controller %s on %s (%u request queues)", ctrls[i].id, ctrls[i].socket_path,
+                 ctrls[i].num_queues);
     }
     if (qmp_path) {
         qmp = qmp_server_new(loop, qmp_path, d, err, sizeof(err));
@@ -226,15 +262,17 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    log_info("serving %u device(s) on %s (%u request queues)", vscsid_device_count(d),
-             ctrl.socket_path, ctrl.num_queues);
+    if (ctrl.socket_path[0])
+        log_info("serving %u device(s) on %s (%u request queues)", vscsid_device_count(d),
+                 ctrl.socket_path, ctrl.num_queues);
     fprintf(stderr,
             "vscsid: attach a VM with:\n"
             "  qemu-system-x86_64 -machine q35 -m 1G \\\n"
             "    -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\\n"
             "    -chardev socket,id=vscsi0,path=%s \\\n"
             "    -device vhost-user-scsi-pci,chardev=vscsi0 ...\n",
-            realpath(ctrl.socket_path, abs_socket) ? abs_socket : ctrl.socket_path);
+            realpath(nctrls && !ctrl.socket_path[0] ? ctrls[0].socket_path : ctrl.socket_path, abs_socket)
+                ? abs_socket : (ctrl.socket_path[0] ? ctrl.socket_path : ctrls[0].socket_path));
     if (ev_loop_run(loop) < 0)
         log_err("event loop failed: %s", strerror(errno));
 
