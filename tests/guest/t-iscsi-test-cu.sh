@@ -10,6 +10,8 @@
 #                     suite's write tests fail even on a correct target, REFERENCE.md)
 #   swp        LUN 3  software write protect: MODE SELECT sets the control page's SWP,
 #                     then -t ALL.ReadOnly
+#   mpath      LUN 4  on the default controller and, as path-of, on a second one
+#                     (--controller id=b): -t ALL.MultipathIO with both /dev/sg paths
 #   sg3        LUN 0  (first) sg3_utils: sg_persist, sg_opcodes, sg_get_lba_status,
 #                     sg_unmap, sg_write_same, each checked for its output
 #   sanitize   LUN 0  the Sanitize tests with -S (ISCSI_SANITIZE=0 leaves them out), all
@@ -25,7 +27,7 @@
 # Suites iSCSI* are iSCSI-only and left out of the SCSI counts.
 #
 # ISCSI_STRICT=1 fails on any failed test; ISCSI_MAX_FAILED=N fails on more than N.
-# ISCSI_CONFIGS="sg3 thin removable readonly swp sanitize" picks configurations; ISCSI_TESTS=SPEC replaces
+# ISCSI_CONFIGS="sg3 thin removable readonly swp sanitize mpath" picks configurations; ISCSI_TESTS=SPEC replaces
 # -t ALL (e.g. ALL.ProutRegister) for a quick look. Per-test results: LOGDIR/results.txt
 # ("CONFIG STATUS Suite.Test [reason]").
 set -euo pipefail
@@ -39,7 +41,20 @@ e2e_lun 0 0 "$E2E_TMP/thin.img" discard=unmap
 e2e_lun 0 1 "$E2E_TMP/removable.img" discard=unmap scsi-hd,removable=on,physical_block_size=4096
 e2e_lun 0 2 "$E2E_TMP/readonly.img" discard=unmap,readonly=on
 e2e_lun 0 3 "$E2E_TMP/swp.img" discard=unmap
+# multipath: LUN 4 on the default controller, and a second path to the same LU
+# on controller "b" (its own socket and I_T nexus)
+e2e_image "$E2E_TMP/mpath.img" 64M
+e2e_lun 0 4 "$E2E_TMP/mpath.img" discard=unmap scsi-hd,id=mpath
+sock_b=$E2E_TMP/b.sock
+if [ "$E2E_BACKEND" = vscsid ]; then
+    VSCSID_ARGS="${VSCSID_ARGS:-} --controller id=b,socket=$sock_b"
+    VSCSID_ARGS="$VSCSID_ARGS --device scsi-hd,path-of=mpath,bus=b,scsi-id=0,lun=4"
+fi
 e2e_backend_start
+if [ "$E2E_BACKEND" = vscsid ]; then
+    wait_socket "$sock_b" 10 vscsid
+    GUEST_ARGS+=(--vhost-user "$sock_b${E2E_VHOST_OPTS:+,$E2E_VHOST_OPTS}")
+fi
 
 # The guest boils the verbose output down to one line per test: the serial console
 # under TCG is slow, and the first failure reason is what matters.
@@ -124,9 +139,39 @@ swp() {
     run swp 3 ALL.ReadOnly
 }
 
+# The same LU through both controllers: iscsi-test-cu takes both /dev/sg paths.
+mpath() {
+    set --
+    for h in $(vs_hosts); do
+        g=$(vs_sg 0 4 "$h") && set -- "$@" "$g"
+    done
+    [ $# = 2 ] || vs_die "multipath: expected LUN 4 on two hosts, found: $*"
+    # one reservation state, two I_T nexuses: A registers and reserves Write
+    # Exclusive, B sees both keys and the holder, and B's write conflicts
+    sg_persist --out --register --param-sark=0xa1 "$1" > /dev/null || vs_die "mpath: register on A"
+    sg_persist --out --register --param-sark=0xb2 "$2" > /dev/null || vs_die "mpath: register on B"
+    sg_persist --out --reserve --param-rk=0xa1 --prout-type=1 "$1" > /dev/null || vs_die "mpath: reserve"
+    sg_persist --in --read-full-status "$2" > /tmp/mp.fs 2>&1
+    grep -qi 'Key=0xa1' /tmp/mp.fs && grep -qi 'Key=0xb2' /tmp/mp.fs ||
+        { cat /tmp/mp.fs; vs_die "mpath: path B does not see both registrations"; }
+    if sg_raw -s 512 -i /dev/zero "$2" 2a 00 00 00 00 00 00 00 01 00 > /tmp/mp.raw 2>&1; then
+        vs_die "mpath: a write through B went through A's Write Exclusive reservation"
+    fi
+    grep -qi 'reservation conflict' /tmp/mp.raw || { cat /tmp/mp.raw; vs_die "mpath: no conflict on B"; }
+    sg_persist --out --clear --param-rk=0xa1 "$1" > /dev/null || vs_die "mpath: clear"
+    # SPC-4 5.13.11.6: B was registered, so it has RESERVATIONS PREEMPTED pending
+    sg_turs "$2" > /tmp/mp.tur 2>&1 && { cat /tmp/mp.tur; vs_die "mpath: no UA 2A/03 on B"; }
+    sg_turs "$2" > /dev/null 2>&1 || vs_die "mpath: B not ready after its UA"
+    echo "SG3 ok multipath-reservation"
+    iscsi-test-cu -t ALL.MultipathIO --dataloss -v "$@" > /tmp/mpath.out 2>&1
+    echo "iscsi-test-cu mpath ($*): exit status $?"
+    reduce mpath /tmp/mpath.out
+}
+
 for cfg in $CONFIGS; do
     case $cfg in
     sg3)       sg3 ;;
+    mpath)     mpath ;;
     swp)       swp ;;
     thin)      run thin 0 "$TESTS" ;;
     removable)
@@ -146,7 +191,8 @@ done
 EOF
 )
 
-configs=${ISCSI_CONFIGS:-sg3 thin removable readonly swp sanitize}
+configs=${ISCSI_CONFIGS:-sg3 thin removable readonly swp sanitize mpath}
+[ "$E2E_BACKEND" = vscsid ] || configs=$(echo "$configs" | sed 's/mpath//')
 [ "${ISCSI_SANITIZE:-1}" = 1 ] || configs=$(echo "$configs" | sed 's/sanitize//')
 e2e_guest_ok iscsi "$script" --env "CONFIGS=$configs" --env "TESTS=${ISCSI_TESTS:-ALL}"
 
