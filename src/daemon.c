@@ -256,7 +256,8 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
         return -ENOMEM;
     }
     dev->conf = *conf;
-    if (!dev->conf.id[0])
+    /* a generated id must not be one a user chose */
+    while (!dev->conf.id[0] || (!conf->id[0] && find_device(d, dev->conf.id)))
         snprintf(dev->conf.id, sizeof(dev->conf.id), "scsi%u-%u-%u", d->auto_id++,
                  conf->target, conf->lun);
     dev->conf.scsi.id = dev->conf.id;

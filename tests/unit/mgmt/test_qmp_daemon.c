@@ -228,6 +228,35 @@ static void test_lifecycle(void)
     unlink(img);
 }
 
+/* A generated id (scsiN-T-L) never takes one a user chose. Runs first: the
+ * daemon's counter starts at 0. */
+static void test_auto_id(void)
+{
+    struct tclient c;
+    struct json_value *v;
+
+    CHECK(connect_negotiated(&c) == 0);
+    CHECK(ok(cmdr(&c, "{'execute': 'blockdev-add', 'arguments': {'node-name': 'a1', 'driver': 'null-co',"
+                      " 'size': 1048576}}"), "a1"));
+    CHECK(ok(cmdr(&c, "{'execute': 'blockdev-add', 'arguments': {'node-name': 'a2', 'driver': 'null-co',"
+                      " 'size': 1048576}}"), "a2"));
+    CHECK(ok(cmdr(&c, "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'a1',"
+                      " 'scsi-id': 6, 'lun': 1, 'id': 'scsi0-6-2'}}"), "user id"));
+    CHECK(ok(cmdr(&c, "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'a2',"
+                      " 'scsi-id': 6, 'lun': 2}}"), "generated id"));
+    v = cmdr(&c, "{'execute': 'query-scsi-devices'}");
+    CHECK(strstr(c.last, "\"id\": \"scsi0-6-2\", \"driver\": \"scsi-hd\", \"drive\": \"a1\"") != NULL);
+    CHECK(strstr(c.last, "\"id\": \"scsi1-6-2\", \"driver\": \"scsi-hd\", \"drive\": \"a2\"") != NULL);
+    json_free(v);
+    g_events = 0;
+    CHECK(ok(cmdr(&c, "{'execute': 'device_del', 'arguments': {'id': 'scsi0-6-2'}}"), "del 1"));
+    CHECK(ok(cmdr(&c, "{'execute': 'device_del', 'arguments': {'id': 'scsi1-6-2'}}"), "del 2"));
+    wait_events(&c, 2);
+    CHECK(ok(cmdr(&c, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'a1'}}"), "del a1"));
+    CHECK(ok(cmdr(&c, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'a2'}}"), "del a2"));
+    tclose(&c);
+}
+
 /* Bad input on the wire: each gets an error or closes that client only. */
 static void test_hostile_clients(void)
 {
@@ -364,6 +393,7 @@ int main(void)
         fprintf(stderr, "qmp: %s\n", err);
         return 1;
     }
+    RUN_TEST(test_auto_id);
     RUN_TEST(test_lifecycle);
     RUN_TEST(test_hostile_clients);
     RUN_TEST(test_many_luns);
