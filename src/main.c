@@ -1,6 +1,8 @@
 /* vscsid: vhost-user-scsi backend daemon. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -54,6 +57,10 @@ static void usage(FILE *f)
 "                        path to DEV's logical unit (same identity, one state)\n"
 "  --qmp PATH            QMP management socket (created, mode 0600); use\n"
 "                        vscsictl --qmp PATH, or any QMP client\n"
+"  --user NAME           drop root and run as NAME once sockets and images are\n"
+"                        open (with --group NAME for a group other than NAME's)\n"
+"  --socket-group NAME   vhost-user sockets get group NAME and mode 0660, so a\n"
+"                        QEMU running in that group can connect\n"
 "  -v, --verbose         more log output (repeat for debug)\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n");
@@ -65,6 +72,68 @@ static int usage_error(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'vscsid --help' for more information.\n");
     return EXIT_USAGE;
+}
+
+/* Resolve --user/--group/--socket-group before anything is opened, so a typo
+ * fails at once with exit status 2. */
+static int resolve_ids(const char *user, const char *group, const char *sgroup,
+                       uid_t *uid, gid_t *gid, gid_t *sgid)
+{
+    if (user) {
+        struct passwd *pw = getpwnam(user);
+        if (!pw)
+            return usage_error("--user %s: no such user (see /etc/passwd)", user);
+        *uid = pw->pw_uid;
+        *gid = pw->pw_gid;
+    }
+    if (group) {
+        struct group *gr = getgrnam(group);
+        if (!gr)
+            return usage_error("--group %s: no such group (see /etc/group)", group);
+        *gid = gr->gr_gid;
+    }
+    if (sgroup) {
+        struct group *gr = getgrnam(sgroup);
+        if (!gr)
+            return usage_error("--socket-group %s: no such group (see /etc/group)", sgroup);
+        *sgid = gr->gr_gid;
+    }
+    return 0;
+}
+
+/* Hand a socket we created to the user we become (and, for vhost-user
+ * sockets with --socket-group, to that group with mode 0660). */
+static int own_socket(const char *path, bool drop, uid_t uid, gid_t gid, bool vhost, gid_t sgid,
+                      bool sgroup)
+{
+    uid_t o_uid = drop ? uid : (uid_t)-1;
+    gid_t o_gid = vhost && sgroup ? sgid : drop ? gid : (gid_t)-1;
+
+    if ((o_uid != (uid_t)-1 || o_gid != (gid_t)-1) && chown(path, o_uid, o_gid) < 0) {
+        log_err("cannot hand %s to the unprivileged user: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (vhost && sgroup && chmod(path, 0660) < 0) {
+        log_err("cannot make %s group-accessible: %s", path, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+/* Drop root for good once every socket and image is open (issue: least
+ * privilege). Images added later over QMP are opened as the new user. */
+static int drop_privileges(uid_t uid, gid_t gid)
+{
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+        log_err("cannot drop privileges to uid %u gid %u: %s", (unsigned)uid, (unsigned)gid,
+                strerror(errno));
+        return -1;
+    }
+    if (uid != 0 && setuid(0) == 0) {
+        log_err("privileges were not dropped (setuid(0) still works)");
+        return -1;
+    }
+    return 0;
 }
 
 struct sig_state {
@@ -95,6 +164,9 @@ int main(int argc, char **argv)
         { "device", required_argument, NULL, 'd' },
         { "qmp", required_argument, NULL, 'Q' },
         { "controller", required_argument, NULL, 'C' },
+        { "user", required_argument, NULL, 'u' },
+        { "group", required_argument, NULL, 'g' },
+        { "socket-group", required_argument, NULL, 'G' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -112,6 +184,9 @@ int main(int argc, char **argv)
     struct vscsid *d = NULL;
     struct qmp_server *qmp = NULL;
     const char *qmp_path = NULL;
+    const char *user = NULL, *group = NULL, *socket_group = NULL;
+    uid_t run_uid = 0;
+    gid_t run_gid = 0, sock_gid = 0;
     struct sig_state sigs = { 0 };
     sigset_t mask;
     int c, sfd = -1, rc = 1;
@@ -162,6 +237,15 @@ int main(int argc, char **argv)
         case 'Q':
             qmp_path = optarg;
             break;
+        case 'u':
+            user = optarg;
+            break;
+        case 'g':
+            group = optarg;
+            break;
+        case 'G':
+            socket_group = optarg;
+            break;
         case 'C':
             if (nctrls == sizeof(ctrls) / sizeof(ctrls[0]))
                 return usage_error("%s: too many --controller options (16 at most)", "--controller");
@@ -185,6 +269,11 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s' (options start with --)", argv[optind]);
+    if ((user || group || socket_group) &&
+        (c = resolve_ids(user, group, socket_group, &run_uid, &run_gid, &sock_gid)) != 0)
+        return c;
+    if (group && !user)
+        return usage_error("--group %s needs --user (the account to run as)", group);
     if (!ctrl.socket_path[0] && !nctrls)
         return usage_error("%s", "missing --socket PATH (where QEMU connects)");
     for (unsigned i = 0; i < nctrls; i++) {
@@ -261,6 +350,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "vscsid: --qmp: %s\n", err);
             goto out;
         }
+    }
+    if (user || socket_group) {
+        bool drop = user != NULL;
+        int r = 0;
+
+        if (ctrl.socket_path[0])
+            r |= own_socket(ctrl.socket_path, drop, run_uid, run_gid, true, sock_gid, socket_group);
+        for (unsigned i = 0; i < nctrls; i++)
+            r |= own_socket(ctrls[i].socket_path, drop, run_uid, run_gid, true, sock_gid, socket_group);
+        if (qmp_path)
+            r |= own_socket(qmp_path, drop, run_uid, run_gid, false, 0, false);
+        if (r || (drop && drop_privileges(run_uid, run_gid) < 0))
+            goto out;
+        if (drop)
+            log_info("running as uid %u gid %u", (unsigned)run_uid, (unsigned)run_gid);
     }
     if (ctrl.socket_path[0])
         log_info("serving %u device(s) on %s (%u request queues)", vscsid_device_count(d),
