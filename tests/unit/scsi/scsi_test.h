@@ -60,4 +60,31 @@ void t_sense(const struct scsi_cmd *c, int *key, int *asc, int *ascq);
 uint32_t t_sks(const struct scsi_cmd *c);
 bool t_info(const struct scsi_cmd *c, uint64_t *info);
 
+#define MiB (1024 * 1024ull)
+
+/* Shared result checks (need test.h's CHECK macros in the including file). */
+#ifdef CHECK_EQ
+static inline void check_sense(const struct tcmd *t, int key, int asc, int ascq)
+{
+    int k, a, q;
+
+    t_sense(&t->c, &k, &a, &q);
+    CHECK_EQ(t->done, 1);
+    CHECK_EQ(t->c.host_status, SCSI_HOST_OK);
+    CHECK_EQ(t->c.status, SCSI_STATUS_CHECK_CONDITION);
+    CHECK(t->c.sense_len >= 8);
+    CHECK_EQ(k, key);
+    CHECK_EQ(a, asc);
+    CHECK_EQ(q, ascq);
+}
+
+static inline void check_good(const struct tcmd *t)
+{
+    CHECK_EQ(t->done, 1);
+    CHECK_EQ(t->c.host_status, SCSI_HOST_OK);
+    CHECK_EQ(t->c.status, SCSI_STATUS_GOOD);
+    CHECK_EQ(t->c.sense_len, 0);
+}
+#endif
+
 #endif

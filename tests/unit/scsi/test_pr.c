@@ -9,29 +9,8 @@
 #include "scsi_test.h"
 #include "scsi/scsi_int.h"
 
-#define MiB (1024 * 1024ull)
-
 enum { WE = 1, EA = 3, WE_RO = 5, EA_RO = 6, WE_AR = 7, EA_AR = 8 };
 enum { REG = 0, RES = 1, REL = 2, CLR = 3, PRE = 4, PRE_ABORT = 5, REG_IGN = 6, REG_MOVE = 7 };
-
-static void check_sense(const struct tcmd *t, int key, int asc, int ascq)
-{
-    int k, a, q;
-
-    t_sense(&t->c, &k, &a, &q);
-    CHECK_EQ(t->done, 1);
-    CHECK_EQ(t->c.status, SCSI_STATUS_CHECK_CONDITION);
-    CHECK_EQ(k, key);
-    CHECK_EQ(a, asc);
-    CHECK_EQ(q, ascq);
-}
-
-static void check_good(const struct tcmd *t)
-{
-    CHECK_EQ(t->done, 1);
-    CHECK_EQ(t->c.host_status, SCSI_HOST_OK);
-    CHECK_EQ(t->c.status, SCSI_STATUS_GOOD);
-}
 
 static void check_conflict(const struct tcmd *t)
 {

@@ -8,27 +8,6 @@
 #include "scsi_test.h"
 #include "scsi/scsi_int.h"
 
-#define MiB (1024 * 1024ull)
-
-static void check_sense(const struct tcmd *t, int key, int asc, int ascq)
-{
-    int k, a, q;
-
-    t_sense(&t->c, &k, &a, &q);
-    CHECK_EQ(t->done, 1);
-    CHECK_EQ(t->c.status, SCSI_STATUS_CHECK_CONDITION);
-    CHECK_EQ(k, key);
-    CHECK_EQ(a, asc);
-    CHECK_EQ(q, ascq);
-}
-
-static void check_good(const struct tcmd *t)
-{
-    CHECK_EQ(t->done, 1);
-    CHECK_EQ(t->c.host_status, SCSI_HOST_OK);
-    CHECK_EQ(t->c.status, SCSI_STATUS_GOOD);
-}
-
 static void sanitize(struct t_env *e, struct tcmd *t, uint8_t b1, const void *param, uint16_t len, bool run)
 {
     static uint8_t buf[8192];

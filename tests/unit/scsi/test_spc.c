@@ -7,29 +7,6 @@
 #include "scsi_test.h"
 #include "scsi/scsi_int.h"
 
-#define MiB (1024 * 1024ull)
-
-static void check_sense(const struct tcmd *t, int key, int asc, int ascq)
-{
-    int k, a, q;
-
-    t_sense(&t->c, &k, &a, &q);
-    CHECK_EQ(t->c.host_status, SCSI_HOST_OK);
-    CHECK_EQ(t->c.status, SCSI_STATUS_CHECK_CONDITION);
-    CHECK(t->c.sense_len >= 8);
-    CHECK_EQ(k, key);
-    CHECK_EQ(a, asc);
-    CHECK_EQ(q, ascq);
-}
-
-static void check_good(const struct tcmd *t)
-{
-    CHECK_EQ(t->done, 1);
-    CHECK_EQ(t->c.host_status, SCSI_HOST_OK);
-    CHECK_EQ(t->c.status, SCSI_STATUS_GOOD);
-    CHECK_EQ(t->c.sense_len, 0);
-}
-
 static size_t inquiry(struct t_env *e, uint16_t lun, bool evpd, uint8_t page, uint16_t alloc, uint8_t *buf,
                       struct tcmd *t)
 {
