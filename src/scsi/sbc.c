@@ -64,6 +64,24 @@ static int submit(struct scsi_cmd *cmd, blk_done_cb *cb, bool is_write)
     return SCSI_ASYNC;
 }
 
+/* Read or write nblocks at lba through the command's private buffer (patterns,
+ * compare and OR-write data); completion continues in cb. */
+static int submit_priv(struct scsi_cmd *cmd, enum blk_op op, uint64_t lba, uint32_t nblocks,
+                       blk_done_cb *cb)
+{
+    const struct scsi_lun *lu = cmd->lu;
+
+    cmd->sub_iov[0].iov_base = cmd->priv;
+    cmd->sub_iov[0].iov_len = (size_t)nblocks << lu->block_shift;
+    cmd->breq.op = op;
+    cmd->breq.flags = 0;
+    cmd->breq.offset = lba << lu->block_shift;
+    cmd->breq.len = cmd->sub_iov[0].iov_len;
+    cmd->breq.iov = cmd->sub_iov;
+    cmd->breq.iovcnt = 1;
+    return submit(cmd, cb, op == BLK_OP_WRITE);
+}
+
 /* Parse shared by commands with an LBA and a block count. */
 static int lba_len(struct scsi_cmd *cmd, struct scsi_parsed *p, uint64_t lba, uint64_t n)
 {
@@ -542,15 +560,7 @@ static int ws_next(struct scsi_cmd *cmd)
 
     if (!n)
         return SENSE_OK;
-    cmd->sub_iov[0].iov_base = cmd->priv;
-    cmd->sub_iov[0].iov_len = (size_t)n << lu->block_shift;
-    cmd->breq.op = BLK_OP_WRITE;
-    cmd->breq.flags = 0;
-    cmd->breq.offset = (cmd->lba + cmd->done_blocks) << lu->block_shift;
-    cmd->breq.len = cmd->sub_iov[0].iov_len;
-    cmd->breq.iov = cmd->sub_iov;
-    cmd->breq.iovcnt = 1;
-    return submit(cmd, ws_done, true);
+    return submit_priv(cmd, BLK_OP_WRITE, cmd->lba + cmd->done_blocks, n, ws_done);
 }
 
 static int exec_write_same(struct scsi_cmd *cmd, const struct scsi_parsed *p)
@@ -792,15 +802,7 @@ static int exec_caw(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         return SENSE_OK;
     if (!scsi_cmd_alloc(cmd, need, need, NULL))
         return SENSE_BUSY;
-    cmd->sub_iov[0].iov_base = cmd->priv;
-    cmd->sub_iov[0].iov_len = len;
-    cmd->breq.op = BLK_OP_READ;
-    cmd->breq.flags = 0;
-    cmd->breq.offset = p->lba << lu->block_shift;
-    cmd->breq.len = len;
-    cmd->breq.iov = cmd->sub_iov;
-    cmd->breq.iovcnt = 1;
-    return submit(cmd, caw_read_done, false);
+    return submit_priv(cmd, BLK_OP_READ, p->lba, p->nblocks, caw_read_done);
 }
 
 /* --------------------------------------------------------------- ORWRITE */
@@ -855,15 +857,7 @@ static int orwrite_next(struct scsi_cmd *cmd)
         cmd->xfer_len = (size_t)cmd->nblocks << lu->block_shift;
         return SENSE_OK;
     }
-    cmd->sub_iov[0].iov_base = cmd->priv;
-    cmd->sub_iov[0].iov_len = (size_t)n << lu->block_shift;
-    cmd->breq.op = BLK_OP_READ;
-    cmd->breq.flags = 0;
-    cmd->breq.offset = (cmd->lba + cmd->done_blocks) << lu->block_shift;
-    cmd->breq.len = cmd->sub_iov[0].iov_len;
-    cmd->breq.iov = cmd->sub_iov;
-    cmd->breq.iovcnt = 1;
-    return submit(cmd, orwrite_done, false);
+    return submit_priv(cmd, BLK_OP_READ, cmd->lba + cmd->done_blocks, n, orwrite_done);
 }
 
 static int exec_orwrite(struct scsi_cmd *cmd, const struct scsi_parsed *p)
