@@ -64,6 +64,16 @@ static int submit(struct scsi_cmd *cmd, blk_done_cb *cb, bool is_write)
     return SCSI_ASYNC;
 }
 
+/* Blocks for the next step of a command done in chunks through a private
+ * buffer of buf_bytes: what is left, at most what fits. */
+static uint32_t next_chunk(const struct scsi_cmd *cmd, size_t buf_bytes)
+{
+    uint32_t left = cmd->nblocks - cmd->done_blocks;
+    uint32_t chunk = (uint32_t)(buf_bytes >> cmd->lu->block_shift);
+
+    return left < chunk ? left : chunk;
+}
+
 /* Read or write nblocks at lba through the command's private buffer (patterns,
  * compare and OR-write data); completion continues in cb. */
 static int submit_priv(struct scsi_cmd *cmd, enum blk_op op, uint64_t lba, uint32_t nblocks,
@@ -307,9 +317,7 @@ static void verify_done(struct blk_req *req, int ret)
 static int verify_next(struct scsi_cmd *cmd)
 {
     const struct scsi_lun *lu = cmd->lu;
-    uint32_t left = cmd->nblocks - cmd->done_blocks;
-    uint32_t chunk = (uint32_t)((cmd->priv_len - verify_pat_len(cmd)) >> lu->block_shift);
-    uint32_t n = left < chunk ? left : chunk;
+    uint32_t n = next_chunk(cmd, cmd->priv_len - verify_pat_len(cmd));
 
     if (!n)
         return SENSE_OK;
@@ -553,10 +561,7 @@ static void ws_done(struct blk_req *req, int ret)
 
 static int ws_next(struct scsi_cmd *cmd)
 {
-    const struct scsi_lun *lu = cmd->lu;
-    uint32_t left = cmd->nblocks - cmd->done_blocks;
-    uint32_t chunk = (uint32_t)(cmd->priv_len >> lu->block_shift);
-    uint32_t n = left < chunk ? left : chunk;
+    uint32_t n = next_chunk(cmd, cmd->priv_len);
 
     if (!n)
         return SENSE_OK;
@@ -848,13 +853,10 @@ static void orwrite_done(struct blk_req *req, int ret)
 
 static int orwrite_next(struct scsi_cmd *cmd)
 {
-    const struct scsi_lun *lu = cmd->lu;
-    uint32_t left = cmd->nblocks - cmd->done_blocks;
-    uint32_t chunk = (uint32_t)(cmd->priv_len >> lu->block_shift);
-    uint32_t n = left < chunk ? left : chunk;
+    uint32_t n = next_chunk(cmd, cmd->priv_len);
 
     if (!n) {
-        cmd->xfer_len = (size_t)cmd->nblocks << lu->block_shift;
+        cmd->xfer_len = (size_t)cmd->nblocks << cmd->lu->block_shift;
         return SENSE_OK;
     }
     return submit_priv(cmd, BLK_OP_READ, cmd->lba + cmd->done_blocks, n, orwrite_done);

@@ -236,6 +236,32 @@ static int ua_luns_changed(void *opaque, struct scsi_lun *lu)
     return 0;
 }
 
+/* The target for a new LUN at target:lun, created on first use; -EEXIST when
+ * the address is taken. Target structures live as long as the bus: draining
+ * LUNs point at them. */
+static int target_claim(struct scsi_bus *bus, uint8_t target, uint16_t lun,
+                        struct scsi_target **out, char *err, size_t errlen)
+{
+    struct scsi_target *tgt = bus->targets[target];
+
+    if (tgt && scsi_target_find(tgt, lun)) {
+        snprintf(err, errlen, "SCSI address %u:%u is in use", target, lun);
+        return -EEXIST;
+    }
+    if (!tgt) {
+        tgt = calloc(1, sizeof(*tgt));
+        if (!tgt) {
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        tgt->id = target;
+        tgt->bus = bus;
+        bus->targets[target] = tgt;
+    }
+    *out = tgt;
+    return 0;
+}
+
 int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
                      const struct scsi_dev_config *cfg, struct blk_drive *drive,
                      char *err, size_t errlen)
@@ -252,21 +278,9 @@ int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
         snprintf(err, errlen, "no drive");
         return -EINVAL;
     }
-    if (tgt && scsi_target_find(tgt, lun)) {
-        snprintf(err, errlen, "SCSI address %u:%u is in use", target, lun);
-        return -EEXIST;
-    }
-    if (!tgt) {
-        /* Target structures live as long as the bus: draining LUNs point at them. */
-        tgt = calloc(1, sizeof(*tgt));
-        if (!tgt) {
-            snprintf(err, errlen, "out of memory");
-            return -ENOMEM;
-        }
-        tgt->id = target;
-        tgt->bus = bus;
-        bus->targets[target] = tgt;
-    }
+    ret = target_claim(bus, target, lun, &tgt, err, errlen);
+    if (ret < 0)
+        return ret;
     ret = scsi_lun_new(bus, tgt, lun, cfg, drive, &lu, err, errlen);
     if (ret)
         return ret;
@@ -309,20 +323,9 @@ int scsi_bus_add_path(struct scsi_bus *bus, uint8_t target, uint16_t lun, struct
         snprintf(err, errlen, "the logical unit has %u paths already", SCSI_LUN_MAX_PATHS);
         return -ENOSPC;
     }
-    if (tgt && scsi_target_find(tgt, lun)) {
-        snprintf(err, errlen, "SCSI address %u:%u is in use", target, lun);
-        return -EEXIST;
-    }
-    if (!tgt) {
-        tgt = calloc(1, sizeof(*tgt));
-        if (!tgt) {
-            snprintf(err, errlen, "out of memory");
-            return -ENOMEM;
-        }
-        tgt->id = target;
-        tgt->bus = bus;
-        bus->targets[target] = tgt;
-    }
+    ret = target_claim(bus, target, lun, &tgt, err, errlen);
+    if (ret < 0)
+        return ret;
     ret = target_map_set(tgt, lun, lu);
     if (ret) {
         snprintf(err, errlen, "out of memory");
