@@ -72,46 +72,43 @@ if [ "${VSCSI_SKIP_TIDY:-0}" != 1 ]; then
     fi
 fi
 
-if [ "${VSCSI_SKIP_GUEST:-0}" != 1 ] && [ -x tests/guest/run-all.sh ]; then
-    echo "=== end-to-end guest tests"
+# Run tests/guest/run-all.sh (env and scenario names as arguments) and add its
+# "N passed, N failed" and "N skipped" lines to the totals.
+run_guest_suite() {    # $1 = label, rest = env assignments and scenario names for run-all.sh
+    local label="$1" out line gp gf gs; shift
     out=$(mktemp)
-    # libiscsi must report no failure at all (docs/conformance.md has the counts).
-    ISCSI_STRICT=1 VSCSID="$PWD/build/vscsid" tests/guest/run-all.sh 2>&1 | tee "$out"
+    env "$@" 2>&1 | tee "$out"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
     if [ -n "$line" ]; then
         gp=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
         gf=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
         passed=$((passed + gp)); failed=$((failed + gf))
-        [ "$gf" -gt 0 ] && failures+=("guest: $gf failed")
+        [ "$gf" -gt 0 ] && failures+=("$label: $gf failed")
     else
-        failed=$((failed + 1)); failures+=("guest: no summary line")
+        failed=$((failed + 1)); failures+=("$label: no summary line")
     fi
     gs=$(grep -Eo '^[0-9]+ skipped' "$out" | tail -1 | grep -Eo '^[0-9]+' || true)
     skipped=$((skipped + ${gs:-0}))
     rm -f "$out"
+}
+
+if [ "${VSCSI_SKIP_GUEST:-0}" != 1 ] && [ -x tests/guest/run-all.sh ]; then
+    echo "=== end-to-end guest tests"
+    # libiscsi must report no failure at all (docs/conformance.md has the counts).
+    run_guest_suite guest ISCSI_STRICT=1 VSCSID="$PWD/build/vscsid" tests/guest/run-all.sh
 fi
 
 # The end-to-end scenarios a second time against the ASan+UBSan daemon: a
 # memory error or leak the guest provokes makes vscsid exit non-zero, which
 # fails the scenario. (t-hotplug*, t-scale and t-kill-restart join once they
-# have had clean runs under ASan; see docs/robustness.md.)
+# have a record of clean runs under ASan; see docs/robustness.md.)
 if [ "${VSCSI_SKIP_GUEST:-0}" != 1 ] && [ "${VSCSI_SKIP_ASAN_GUEST:-0}" != 1 ] && [ -x build-asan/vscsid ]; then
     echo "=== end-to-end guest tests against the ASan+UBSan daemon"
-    out=$(mktemp)
     # shellcheck disable=SC2086
-    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ISCSI_STRICT=1 \
+    run_guest_suite "guest (asan)" ASAN_OPTIONS=detect_leaks=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ISCSI_STRICT=1 \
         VSCSID="$PWD/build-asan/vscsid" tests/guest/run-all.sh \
-        ${VSCSI_ASAN_GUEST_TESTS:-t-luns t-pattern t-fio-verify t-qemu-restart t-resize t-iscsi-test-cu} 2>&1 | tee "$out"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
-    if [ -n "$line" ]; then
-        gp=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
-        gf=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
-        passed=$((passed + gp)); failed=$((failed + gf))
-        [ "$gf" -gt 0 ] && failures+=("guest (asan): $gf failed")
-    else
-        failed=$((failed + 1)); failures+=("guest (asan): no summary line")
-    fi
-    rm -f "$out"
+        ${VSCSI_ASAN_GUEST_TESTS:-t-luns t-pattern t-fio-verify t-qemu-restart t-resize t-iscsi-test-cu}
 fi
 
 echo
