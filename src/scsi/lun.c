@@ -345,3 +345,45 @@ void scsi_lun_reset(struct scsi_lun *lu)
     scsi_pr_lun_reset(lu);
     scsi_lun_ua_add(lu, SENSE_UA_BUS_DEVICE_RESET);
 }
+
+/* ------------------------------------------------------ removable media */
+/* Placeholders until the MMC/tray implementation lands (issue #4). */
+
+void scsi_lun_get_medium(const struct scsi_lun *lu, struct scsi_medium_state *out)
+{
+    out->removable = lu->removable;
+    out->tray_open = false;
+    out->locked = scsi_lun_prevented(lu);
+    out->has_medium = lu->drive != NULL;
+    out->drive = lu->drive;
+}
+
+int scsi_lun_open_tray(struct scsi_lun *lu, bool force)
+{
+    (void)lu;
+    (void)force;
+    return -ENOTSUP;
+}
+
+int scsi_lun_close_tray(struct scsi_lun *lu)
+{
+    (void)lu;
+    return -ENOTSUP;
+}
+
+int scsi_lun_remove_medium(struct scsi_lun *lu, void (*done_cb)(void *opaque, struct blk_drive *drive),
+                           void *opaque)
+{
+    (void)lu;
+    (void)done_cb;
+    (void)opaque;
+    return -ENOTSUP;
+}
+
+int scsi_lun_insert_medium(struct scsi_lun *lu, struct blk_drive *drive, char *err, size_t errlen)
+{
+    (void)lu;
+    (void)drive;
+    snprintf(err, errlen, "removable media not implemented yet");
+    return -ENOTSUP;
+}

@@ -111,7 +111,12 @@ struct scsi_dev_config {
     const char *version;        /* 4 chars max (default from VSCSI_VERSION) */
     uint32_t logical_block_size;   /* 512 or 4096 */
     uint32_t physical_block_size;  /* >= logical, power of two multiple */
-    bool removable;
+    bool removable;             /* RMB; always true for SCSI_DEV_CD */
+    /* Called on every tray movement, whoever caused it (the guest's START STOP
+     * UNIT LOEJ, or scsi_lun_open_tray/close_tray from the host), on the bus
+     * owner's thread, after the state changed. NULL: nobody listens. */
+    void (*tray_cb)(void *opaque, bool tray_open);
+    void *tray_opaque;
     /* File that keeps persistent reservations made with APTPL=1 across
      * restarts (SPC-4 5.13.5); empty: APTPL is not supported (PTPL_C=0). */
     char pr_state[1024];
@@ -134,6 +139,9 @@ void scsi_bus_free(struct scsi_bus *bus);   /* all LUNs removed, no commands in 
 void scsi_bus_set_listener(struct scsi_bus *bus, const struct scsi_bus_listener_ops *ops, void *opaque);
 
 /* Attach a drive as a logical unit. The bus does not own the drive.
+ * drive may be NULL for a removable LU (SCSI_DEV_CD, or removable=true): an
+ * empty, closed tray. SCSI_DEV_CD LUs are read-only MMC devices with 2048-byte
+ * blocks (logical_block_size must be 0 or 2048).
  * Returns 0, -EEXIST (address taken), -EINVAL (bad config, message in err). */
 int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
                      const struct scsi_dev_config *cfg, struct blk_drive *drive,
@@ -153,6 +161,43 @@ bool scsi_bus_has_target(const struct scsi_bus *bus, uint8_t target);
 struct scsi_lun *scsi_bus_find_lun(const struct scsi_bus *bus, uint8_t target, uint16_t lun);
 /* The drive size changed (after blk_resize): queue UA 2A/09 and notify. */
 void scsi_bus_capacity_changed(struct scsi_bus *bus, uint8_t target, uint16_t lun);
+
+/* Removable media (SCSI_DEV_CD, or removable=true). The LU has a tray that is
+ * open or closed, and a medium (a drive) or none; the medium is accessible
+ * only when the tray is closed. The guest locks the tray with PREVENT ALLOW
+ * MEDIUM REMOVAL (any nexus) and moves it with START STOP UNIT LOEJ. These act
+ * on the LU (every path) and run on the bus owner's thread. */
+struct scsi_medium_state {
+    bool removable;
+    bool tray_open;
+    bool locked;                /* the guest prevents medium removal */
+    bool has_medium;            /* a drive is in the tray (open or closed) */
+    struct blk_drive *drive;    /* the medium, or NULL */
+};
+void scsi_lun_get_medium(const struct scsi_lun *lu, struct scsi_medium_state *out);
+/* Open the tray. When the guest has locked it and !force, the tray stays
+ * closed, the guest gets an eject request (GET EVENT STATUS NOTIFICATION
+ * media class, EJECT REQUEST) and -EBUSY is returned. Otherwise the tray
+ * opens (the medium stays in it but becomes inaccessible: NOT READY 3A/02),
+ * the lock is dropped when forced, and tray_cb runs. 0 when it was already
+ * open. -ENOTSUP: not removable. */
+int scsi_lun_open_tray(struct scsi_lun *lu, bool force);
+/* Close the tray; tray_cb runs. With a medium in it the guest sees a new
+ * medium: UA 28/00 NOT READY TO READY CHANGE for every nexus and a NEW MEDIA
+ * event. 0 when it was already closed. -ENOTSUP: not removable. */
+int scsi_lun_close_tray(struct scsi_lun *lu);
+/* Take the medium out of the open tray. New commands no longer see it at once;
+ * done_cb(opaque, drive) runs once no command uses it any more (possibly
+ * before this returns), and the caller may close the drive then.
+ * -ENOTSUP not removable, -EINVAL tray closed, -ENOENT no medium,
+ * -EBUSY an earlier removal is still draining. */
+int scsi_lun_remove_medium(struct scsi_lun *lu, void (*done_cb)(void *opaque, struct blk_drive *drive),
+                           void *opaque);
+/* Put drive into the open, empty tray (it becomes accessible when the tray
+ * closes). -ENOTSUP not removable, -EINVAL tray closed (message in err),
+ * -EEXIST a medium is in the tray, -EBUSY an earlier removal is still
+ * draining. A writable drive in a SCSI_DEV_CD LU is still served read-only. */
+int scsi_lun_insert_medium(struct scsi_lun *lu, struct blk_drive *drive, char *err, size_t errlen);
 
 /* Execute a command. Always completes through cmd->done_cb, possibly before
  * returning (GOOD/CHECK CONDITION answered from memory) or later (I/O). */
