@@ -648,7 +648,7 @@ static void test_gesn(void)
     struct blk_drive *cd;
     struct t_env *e = cd_env(&cd);
     struct scsi_lun *lu = scsi_bus_find_lun(e->bus, 0, CD_LUN);
-    uint8_t b[64], st;
+    uint8_t b[512], st;
     struct tcmd t;
 
     /* polled only */
