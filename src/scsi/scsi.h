@@ -160,7 +160,8 @@ int scsi_bus_remove_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
                         void (*done_cb)(void *opaque), void *opaque);
 bool scsi_bus_has_target(const struct scsi_bus *bus, uint8_t target);
 struct scsi_lun *scsi_bus_find_lun(const struct scsi_bus *bus, uint8_t target, uint16_t lun);
-/* The drive size changed (after blk_resize): queue UA 2A/09 and notify. */
+/* The drive size changed (after blk_resize): queue UA 2A/09 and notify
+ * (SCSI_DEV_HD; nothing for a CD-ROM). */
 void scsi_bus_capacity_changed(struct scsi_bus *bus, uint8_t target, uint16_t lun);
 
 /* Removable media (SCSI_DEV_CD, or removable=true). The LU has a tray that is
