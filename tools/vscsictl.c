@@ -513,17 +513,54 @@ static void print_blockstats(const struct json_value *ret)
     json_free(rows);
 }
 
+/* query-block as a table; TRAY: open/closed (locked) for removable devices. */
+static void print_block(const struct json_value *ret)
+{
+    static const struct column cols[] = {
+        { "DRIVE", "device", false }, { "DEVICE", "qdev", false },
+        { "FORMAT", "drv", false }, { "RO", "ro", false },
+        { "SIZE", "size", true }, { "TRAY", "tray", false }, { "FILE", "file", false },
+    };
+    static const char *const from[][2] = {
+        { "device", "device" }, { "qdev", "qdev" }, { "drv", "inserted.drv" }, { "ro", "inserted.ro" },
+        { "size", "inserted.image.virtual-size" }, { "file", "inserted.file" },
+    };
+    struct json_value *rows = json_new_array();
+    bool oom = !rows;
+
+    for (size_t i = 0; !oom && i < json_array_len(ret); i++) {
+        const struct json_value *r = json_array_at(ret, i), *open = json_obj_get(r, "tray_open");
+        const struct json_value *locked = json_obj_get(r, "locked");
+        struct json_value *row = json_new_object();
+
+        oom = !row || json_array_append(rows, row) < 0;
+        for (size_t k = 0; !oom && k < sizeof(from) / sizeof(from[0]); k++) {
+            const struct json_value *v = lookup(r, from[k][1]);
+            struct json_value *copy = json_is(v, JSON_STRING) ? json_new_str(v->u.str.s) :
+                                      json_is(v, JSON_BOOL) ? json_new_bool(v->u.b) :
+                                      json_is(v, JSON_INT) ? json_new_int(v->u.i) : NULL;
+            bool scalar = json_is(v, JSON_STRING) || json_is(v, JSON_BOOL) || json_is(v, JSON_INT);
+
+            if (scalar)     /* anything else is left out of the table */
+                oom = !copy || json_obj_add(row, from[k][0], copy) < 0;
+        }
+        if (!oom && json_is(open, JSON_BOOL))
+            oom = json_obj_add(row, "tray", json_new_str(
+                      open->u.b ? "open" : json_is(locked, JSON_BOOL) && locked->u.b ? "locked"
+                                                                                    : "closed")) < 0;
+    }
+    if (oom)
+        die("out of memory");
+    print_table(rows, cols, sizeof(cols) / sizeof(cols[0]));
+    json_free(rows);
+}
+
 static void print_human(const char *cmd, const struct json_value *ret)
 {
     static const struct column scsi_cols[] = {
         { "ID", "id", false }, { "TYPE", "driver", false }, { "SCSI-ID", "scsi-id", false },
         { "LUN", "lun", false }, { "SIZE", "size", true }, { "RO", "read-only", false },
         { "DRIVE", "drive", false }, { "SERIAL", "serial", false },
-    };
-    static const struct column block_cols[] = {
-        { "DRIVE", "device", false }, { "DEVICE", "qdev", false },
-        { "FORMAT", "inserted.drv", false }, { "RO", "inserted.ro", false },
-        { "SIZE", "inserted.image.virtual-size", true }, { "FILE", "inserted.file", false },
     };
 
     if (json_is(ret, JSON_OBJECT) && ret->u.obj.n == 0)
@@ -533,7 +570,7 @@ static void print_human(const char *cmd, const struct json_value *ret)
         return;
     }
     if (!strcmp(cmd, "query-block") && json_is(ret, JSON_ARRAY)) {
-        print_table(ret, block_cols, sizeof(block_cols) / sizeof(block_cols[0]));
+        print_block(ret);
         return;
     }
     if (!strcmp(cmd, "query-blockstats") && json_is(ret, JSON_ARRAY)) {
