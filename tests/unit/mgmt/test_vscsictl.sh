@@ -213,7 +213,7 @@ vscsid)
         expect "insert-medium" 0 "cd: tray open, medium $DIR/a.iso" $V insert-medium cd n2
         expect "blockdev-del lent" 1 "the medium in drive 'iso'" $V blockdev-del node-name=n2
         expect "close-tray" 0 "cd: tray closed, medium $DIR/a.iso" $V close-tray cd
-        expect "block table cd" 0 "iso      cd      raw      yes  4M    closed  $DIR/a.iso" $V query-block
+        expect "block table cd" 0 "iso    cd      raw      yes  4M    closed  $DIR/a.iso" $V query-block
         expect "eject --force" 0 "cd: tray open, no medium" $V eject cd --force
         expect "blockdev-del node" 0 "drive n2 deleted" $V blockdev-del node-name=n2
         expect "device_del cd" 0 "device cd deleted" $V device_del id=cd
