@@ -750,9 +750,10 @@ static int remove_medium(struct media_target *t, char *err, size_t errlen)
     return 0;
 }
 
-/* blk (a node's medium when lender is set, else the drive's own) into the tray. */
+/* blk (a node's medium when lender is set, else the drive's own, opened from
+ * file) into the tray. */
 static int insert_medium(struct media_target *t, struct blk_drive *blk, struct drive_entry *lender,
-                         char *err, size_t errlen)
+                         const char *file, char *err, size_t errlen)
 {
     struct device_entry *dev = t->dev;
     struct drive_entry *drv = t->drv;
@@ -778,8 +779,8 @@ static int insert_medium(struct media_target *t, struct blk_drive *blk, struct d
     if (lender)
         lender->lent_to = drv;
     if (dev && dev->d->ctrl)
-        log_info("device %s: medium %s inserted", dev->conf.id,
-                 lender ? lender->conf.id : drv->conf.filename);
+        log_info("device %s: medium %s inserted%s", dev->conf.id, lender ? lender->conf.id : file,
+                 dev->want_insert ? " (goes in once the old one is free)" : "");
     return 0;
 }
 
@@ -863,14 +864,14 @@ int vscsid_insert_medium(struct vscsid *d, const char *dev_id, const char *drive
         return r;
     /* check before opening anything */
     if ((t.dev && !tray_open(&t)) || t.drv->blk)
-        return insert_medium(&t, NULL, NULL, err, errlen);
+        return insert_medium(&t, NULL, NULL, NULL, err, errlen);
     nc = malloc(sizeof(*nc));
     if (!nc) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     r = open_medium(t.drv, filename, format, ro, nc, &blk, err, errlen);
-    if (r == 0 && (r = insert_medium(&t, blk, NULL, err, errlen)) < 0)
+    if (r == 0 && (r = insert_medium(&t, blk, NULL, filename, err, errlen)) < 0)
         blk_close(blk);
     if (r == 0)
         set_conf(t.drv, nc);
@@ -903,7 +904,7 @@ int vscsid_insert_node(struct vscsid *d, const char *dev_id, const char *node, c
     }
     if ((r = need_removable(&t, err, errlen)) < 0)
         return r;
-    return insert_medium(&t, x->blk, x, err, errlen);
+    return insert_medium(&t, x->blk, x, NULL, err, errlen);
 }
 
 int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive_id,
@@ -927,7 +928,7 @@ int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive
     if (r < 0)
         goto out;
     if ((r = open_tray(&t, force, err, errlen)) < 0 || (r = remove_medium(&t, err, errlen)) < 0 ||
-        (r = insert_medium(&t, blk, NULL, err, errlen)) < 0) {
+        (r = insert_medium(&t, blk, NULL, filename, err, errlen)) < 0) {
         blk_close(blk);
         goto out;
     }
@@ -969,16 +970,23 @@ int vscsid_find_drive(struct vscsid *d, const char *id, struct vscsid_drive_info
     return 0;
 }
 
+static void device_info(const struct device_entry *e, struct vscsid_device_info *out)
+{
+    const struct device_entry *lu_dev = e->path_of ? e->path_of : e;
+
+    *out = (struct vscsid_device_info){
+        .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
+        .deleting = e->deleting, .medium_draining = lu_dev->draining,
+    };
+}
+
 int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_info *out)
 {
     struct device_entry *e = find_device(d, id);
 
     if (!e)
         return -ENOENT;
-    *out = (struct vscsid_device_info){
-        .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
-        .deleting = e->deleting,
-    };
+    device_info(e, out);
     return 0;
 }
 
@@ -1152,11 +1160,11 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
                           void *opaque)
 {
     for (struct device_entry *e = d->devices; e; e = e->next) {
-        struct vscsid_device_info info = {
-            .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
-            .deleting = e->deleting,
-        };
-        int r = fn(opaque, &info);
+        struct vscsid_device_info info;
+        int r;
+
+        device_info(e, &info);
+        r = fn(opaque, &info);
         if (r)
             return r;
     }
