@@ -784,13 +784,16 @@ static int insert_medium(struct media_target *t, struct blk_drive *blk, struct d
     return 0;
 }
 
-/* Open filename as the drive's next medium, with the drive's other options. */
+/* Open filename as the drive's next medium, with the drive's other options;
+ * *ncp (to free) gets those options, for set_conf once the medium is in. */
 static int open_medium(const struct drive_entry *drv, const char *filename, const char *format,
-                       enum vscsid_ro_mode ro, struct drive_conf *nc, struct blk_drive **blk,
+                       enum vscsid_ro_mode ro, struct drive_conf **ncp, struct blk_drive **blk,
                        char *err, size_t errlen)
 {
     bool cur_ro = drv->blk ? blk_is_readonly(drv->blk) : drv->conf.blk.readonly;
+    struct drive_conf *nc;
 
+    *ncp = NULL;
     if (!filename || !filename[0]) {
         snprintf(err, errlen, "no file name given");
         return -EINVAL;
@@ -802,6 +805,11 @@ static int open_medium(const struct drive_entry *drv, const char *filename, cons
     if (format && strlen(format) >= sizeof(nc->format)) {
         snprintf(err, errlen, "format '%.32s' is not supported (supported: raw)", format);
         return -ENOTSUP;
+    }
+    *ncp = nc = malloc(sizeof(*nc));
+    if (!nc) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
     }
     *nc = drv->conf;
     strcpy(nc->filename, filename);
@@ -865,12 +873,7 @@ int vscsid_insert_medium(struct vscsid *d, const char *dev_id, const char *drive
     /* check before opening anything */
     if ((t.dev && !tray_open(&t)) || t.drv->blk)
         return insert_medium(&t, NULL, NULL, NULL, err, errlen);
-    nc = malloc(sizeof(*nc));
-    if (!nc) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    r = open_medium(t.drv, filename, format, ro, nc, &blk, err, errlen);
+    r = open_medium(t.drv, filename, format, ro, &nc, &blk, err, errlen);
     if (r == 0 && (r = insert_medium(&t, blk, NULL, filename, err, errlen)) < 0)
         blk_close(blk);
     if (r == 0)
@@ -918,13 +921,8 @@ int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive
 
     if (r < 0)
         return r;
-    nc = malloc(sizeof(*nc));
-    if (!nc) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
     /* QEMU's order: the new medium opens first, so a bad file changes nothing */
-    r = open_medium(t.drv, filename, format, ro, nc, &blk, err, errlen);
+    r = open_medium(t.drv, filename, format, ro, &nc, &blk, err, errlen);
     if (r < 0)
         goto out;
     if ((r = open_tray(&t, force, err, errlen)) < 0 || (r = remove_medium(&t, err, errlen)) < 0 ||

@@ -169,6 +169,16 @@ static bool tray_moved(struct qmpc *q, const char *drive, const char *id, bool o
     return false;
 }
 
+/* blockdev-change-medium (extra: more arguments, ", 'k': v" or ""); the tray
+ * opens and closes. */
+static void change(struct qmpc *q, const char *id, const char *drive, const char *file, const char *extra)
+{
+    QMP_OK(q, "{'execute': 'blockdev-change-medium', 'arguments': {'id': '%s', 'filename': '%s'%s}}", id,
+           file, extra);
+    CHECK(tray_moved(q, drive, id, true));
+    CHECK(tray_moved(q, drive, id, false));
+}
+
 /* No DEVICE_TRAY_MOVED is pending (a query's reply comes before any later event). */
 static bool no_tray_event(struct qmpc *q)
 {
@@ -239,10 +249,7 @@ static void test_change_medium(void)
     CHECK_EQ(qmp_open(&q), 0);
     CHECK(vuf_scsi_clear_ua(h, 0, 1) == 0);
     gesn_drain(h, 1);
-    QMP_OK(&q, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cdrom0', 'filename': '%s',"
-               " 'format': 'raw'}}", g_iso_b);
-    CHECK(tray_moved(&q, "cd0", "cdrom0", true));
-    CHECK(tray_moved(&q, "cd0", "cdrom0", false));
+    change(&q, "cdrom0", "cd0", g_iso_b, ", 'format': 'raw'");
     CHECK(block_entry(&q, "cd0", e, sizeof(e)));
     CHECK(strstr(e, "\"tray_open\": false") && strstr(e, g_iso_b) && strstr(e, "\"ro\": true"));
     /* the guest: UA 28/00 once, then the new medium */
@@ -322,10 +329,7 @@ static void test_eject_and_insert(void)
              -EIO);
     CHECK(strstr(e, "the medium in drive 'cd0'") != NULL);
     /* back to A; the node is free again */
-    QMP_OK(&q, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cdrom0', 'filename': '%s'}}",
-           g_iso_a);
-    CHECK(tray_moved(&q, "cd0", "cdrom0", true));
-    CHECK(tray_moved(&q, "cd0", "cdrom0", false));
+    change(&q, "cdrom0", "cd0", g_iso_a, "");
     QMP_OK(&q, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'nodeN'}}");
     CHECK_EQ(tur_state(h, 1), UA_MEDIUM_CHANGED);
     read_check(h, 1, CD_BS, 0, 2, SEED_A);
@@ -382,10 +386,7 @@ static void test_locked_tray(void)
     CHECK_EQ(r.status, VUF_SAM_GOOD);
     CHECK(tray_moved(&q, "cd0", "cdrom0", false));
     CHECK_EQ(tur_state(h, 1), NOT_READY(1));
-    QMP_OK(&q, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cdrom0', 'filename': '%s'}}",
-           g_iso_a);
-    CHECK(tray_moved(&q, "cd0", "cdrom0", true));
-    CHECK(tray_moved(&q, "cd0", "cdrom0", false));
+    change(&q, "cdrom0", "cd0", g_iso_a, "");
     CHECK_EQ(tur_state(h, 1), UA_MEDIUM_CHANGED);
     /* the guest ejects (no lock now): the host hears of it */
     CHECK_EQ(cmd6(h, 1, 0x1b, 0x02, &r), 0);
@@ -413,10 +414,7 @@ static void test_empty_and_removable_disk(void)
     CHECK_EQ(tur_state(h, 2), NOT_READY(1));
     CHECK(block_entry(&q, "cd1", e, sizeof(e)));
     CHECK(strstr(e, "\"removable\": true") && strstr(e, "\"tray_open\": false") && !strstr(e, "inserted"));
-    QMP_OK(&q, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cdrom1', 'filename': '%s'}}",
-           g_iso_b);
-    CHECK(tray_moved(&q, "cd1", "cdrom1", true));
-    CHECK(tray_moved(&q, "cd1", "cdrom1", false));
+    change(&q, "cdrom1", "cd1", g_iso_b, "");
     CHECK_EQ(tur_state(h, 2), UA_MEDIUM_CHANGED);
     read_check(h, 2, CD_BS, 7, 3, SEED_B);
     QMP_OK(&q, "{'execute': 'eject', 'arguments': {'device': 'cd1'}}");
@@ -432,10 +430,7 @@ static void test_empty_and_removable_disk(void)
     CHECK(inq[1] & 0x80);
     CHECK(vuf_scsi_clear_ua(h, 0, 3) == 0);
     read_check(h, 3, BS, 0, 8, SEED_U);
-    QMP_OK(&q, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'usb', 'filename': '%s',"
-               " 'read-only-mode': 'read-only'}}", g_iso_n);
-    CHECK(tray_moved(&q, "u0", "usb", true));
-    CHECK(tray_moved(&q, "u0", "usb", false));
+    change(&q, "usb", "u0", g_iso_n, ", 'read-only-mode': 'read-only'");
     CHECK_EQ(tur_state(h, 3), UA_MEDIUM_CHANGED);
     CHECK_EQ(capacity10(h, 3, &r), ISO_N);
     read_check(h, 3, BS, 64, 8, SEED_N);
@@ -446,10 +441,7 @@ static void test_empty_and_removable_disk(void)
         CHECK_EQ(vuf_scsi_cmd(h, 0, 3, cdbw, 10, w, sizeof(w), NULL, 0, &r), 0);
         CHECK(sense_is(&r, 7, 0x27, 0x00, "WRITE to a read-only medium"));
     }
-    QMP_OK(&q, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'usb', 'filename': '%s',"
-               " 'read-only-mode': 'read-write'}}", g_usb);
-    CHECK(tray_moved(&q, "u0", "usb", true));
-    CHECK(tray_moved(&q, "u0", "usb", false));
+    change(&q, "usb", "u0", g_usb, ", 'read-only-mode': 'read-write'");
     CHECK_EQ(tur_state(h, 3), UA_MEDIUM_CHANGED);
     read_check(h, 3, BS, 0, 8, SEED_U);
     /* a disk that is not removable refuses */
@@ -457,25 +449,6 @@ static void test_empty_and_removable_disk(void)
     CHECK(strstr(e, "Device 'd0' is not removable") != NULL);
     qmp_close(&q);
     vuf_free(h);
-}
-
-/* Wait until the daemon is stopped by SIGSTOP (state T in /proc/PID/stat). */
-static void wait_stopped(pid_t pid)
-{
-    char path[64], st[512];
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(path, "r");
-        size_t n = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
-        if (f)
-            fclose(f);
-        st[n] = 0;
-        char *p = strrchr(st, ')');
-        if (p && p[1] == ' ' && p[2] == 'T')
-            return;
-        usleep(1000);
-    }
 }
 
 /* A change while READs are in flight: the daemon is frozen while they are
@@ -489,7 +462,7 @@ static void test_change_inflight(void)
     static uint8_t bufs[N][BLOCKS * CD_BS], want[BLOCKS * CD_BS];
     static uint8_t cdbs[N][10];
     /* both in one write: the listing shows the state right after the change */
-    static const char change[] = "{\"execute\": \"blockdev-change-medium\", \"arguments\": "
+    static const char change_req[] = "{\"execute\": \"blockdev-change-medium\", \"arguments\": "
                                  "{\"id\": \"cdrom0\", \"filename\": \"%s\"}}\r\n"
                                  "{\"execute\": \"query-scsi-devices\"}\r\n";
     struct vuf *h = media_session();
@@ -516,7 +489,7 @@ static void test_change_inflight(void)
             rq[i] = vuf_scsi_submit(h, &io);
             CHECK(rq[i] != NULL);
         }
-        snprintf(req, sizeof(req), change, round % 2 ? g_iso_a : g_iso_b);
+        snprintf(req, sizeof(req), change_req, round % 2 ? g_iso_a : g_iso_b);
         CHECK(send(q.fd, req, strlen(req), MSG_NOSIGNAL) > 0);
         usleep(20000);
         kill(g_d.proc.pid, SIGCONT);
