@@ -759,12 +759,13 @@ static int insert_medium(struct media_target *t, struct blk_drive *blk, struct d
     struct drive_entry *drv = t->drv;
     int r;
 
+    /* QEMU's words for an insertion name no device */
     if (dev && !tray_open(t)) {
-        snprintf(err, errlen, "Tray of device '%s' is not open", t->name);
+        snprintf(err, errlen, "Tray of the device is not open");
         return -EPERM;
     }
     if (drv->blk) {
-        snprintf(err, errlen, "There already is a medium in device '%s'", t->name);
+        snprintf(err, errlen, "There already is a medium in the device");
         return -EEXIST;
     }
     if (dev && dev->draining) {
@@ -905,8 +906,10 @@ int vscsid_insert_node(struct vscsid *d, const char *dev_id, const char *node, c
         snprintf(err, errlen, "Node '%s' has no medium", node);
         return -ENOMEDIUM;
     }
-    if ((r = need_removable(&t, err, errlen)) < 0)
-        return r;
+    if (t.dev && !dev_removable(t.dev)) {
+        snprintf(err, errlen, "Device is not removable");
+        return -ENOTSUP;
+    }
     return insert_medium(&t, x->blk, x, NULL, err, errlen);
 }
 
@@ -917,7 +920,7 @@ int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive
     struct media_target t;
     struct drive_conf *nc;
     struct blk_drive *blk;
-    int r = find_removable(d, dev_id, drive_id, &t, err, errlen);
+    int r = find_target(d, dev_id, drive_id, &t, err, errlen);
 
     if (r < 0)
         return r;
@@ -925,7 +928,8 @@ int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive
     r = open_medium(t.drv, filename, format, ro, &nc, &blk, err, errlen);
     if (r < 0)
         goto out;
-    if ((r = open_tray(&t, force, err, errlen)) < 0 || (r = remove_medium(&t, err, errlen)) < 0 ||
+    if ((r = need_removable(&t, err, errlen)) < 0 || (r = open_tray(&t, force, err, errlen)) < 0 ||
+        (r = remove_medium(&t, err, errlen)) < 0 ||
         (r = insert_medium(&t, blk, NULL, filename, err, errlen)) < 0) {
         blk_close(blk);
         goto out;

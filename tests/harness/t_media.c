@@ -310,7 +310,7 @@ static void test_eject_and_insert(void)
                " 'read-only': true, 'file': {'driver': 'file', 'filename': '%s'}}}", g_iso_n);
     CHECK_EQ(qmp_do(&q, true, e, sizeof(e), "{'execute': 'blockdev-insert-medium', 'arguments':"
                     " {'id': 'cdrom0', 'node-name': 'nodeN'}}"), -EIO);
-    CHECK(strstr(e, "Tray of device 'cdrom0' is not open") != NULL);
+    CHECK(strstr(e, "Tray of the device is not open") != NULL);
     /* libvirt: open (force), remove, insert the node, close */
     QMP_OK(&q, "{'execute': 'blockdev-open-tray', 'arguments': {'id': 'cdrom0', 'force': true}}");
     CHECK(tray_moved(&q, "cd0", "cdrom0", true));

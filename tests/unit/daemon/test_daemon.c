@@ -212,7 +212,7 @@ static void test_media_drives(void)
     CHECK(drive(&f, "cd0").blk == di.blk && !strcmp(drive(&f, "cd0").medium->filename, f.img[0]));
     CHECK_EQ(vscsid_insert_medium(f.d, NULL, "cd0", f.img[1], NULL, VSCSID_RO_RETAIN, f.err,
                                   sizeof(f.err)), -EEXIST);
-    CHECK(err_has(&f, "There already is a medium in device 'cd0'"));
+    CHECK(err_has(&f, "There already is a medium in the device"));
     CHECK_EQ(vscsid_remove_medium(f.d, NULL, "cd0", f.err, sizeof(f.err)), 0);
     CHECK(!drive(&f, "cd0").blk);
     CHECK_EQ(vscsid_remove_medium(f.d, NULL, "cd0", f.err, sizeof(f.err)), 0);  /* none: fine */
@@ -254,6 +254,9 @@ static void test_media_drives(void)
     CHECK_EQ(vscsid_insert_node(f.d, "hd0", "d0", f.err, sizeof(f.err)), -EBUSY);
     CHECK(err_has(&f, "Node 'd0' is already in use"));
     CHECK_EQ(vscsid_insert_node(f.d, "hd0", "cd0", f.err, sizeof(f.err)), -ENOTSUP);
+    CHECK(err_has(&f, "Device is not removable"));
+    CHECK_EQ(vscsid_change_medium(f.d, "hd0", NULL, "/nonexistent/x", NULL, VSCSID_RO_RETAIN, true, f.err,
+                                  sizeof(f.err)), -ENOENT);      /* QEMU opens the file first */
     CHECK(drive(&f, "d0").blk && !drive(&f, "d0").has_tray);
     CHECK_EQ(f.nevents, 0);
     CHECK_EQ(vscsid_del_drive(f.d, "cd0", f.err, sizeof(f.err)), 0);
@@ -293,7 +296,7 @@ static void test_media_cd(void)
     /* a closed tray takes nothing and gives nothing */
     CHECK_EQ(vscsid_insert_medium(f.d, "cd", NULL, f.img[0], NULL, VSCSID_RO_RETAIN, f.err,
                                   sizeof(f.err)), -EPERM);
-    CHECK(err_has(&f, "Tray of device 'cd' is not open"));
+    CHECK(err_has(&f, "Tray of the device is not open"));       /* QEMU's words */
     CHECK_EQ(vscsid_remove_medium(f.d, NULL, "cd0", f.err, sizeof(f.err)), -EPERM);
     CHECK(err_has(&f, "Tray of device 'cd0' is not open"));
     CHECK_EQ(f.nevents, 0);

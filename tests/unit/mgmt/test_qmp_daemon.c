@@ -383,7 +383,7 @@ static void test_media(void)
     CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd', 'node-name': 'zz'}}"),
                   "GenericError", "Node 'zz' not found", NULL));
     CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd', 'node-name': 'nb'}}"),
-                  "GenericError", "Tray of device 'cd' is not open", NULL));
+                  "GenericError", "Tray of the device is not open", NULL));
     CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd',"
                            " 'filename': '%s/none.iso'}}", g_dir), "GenericError", "none.iso", "No such file"));
     CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd', 'filename': '%s',"
