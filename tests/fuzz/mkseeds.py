@@ -157,6 +157,13 @@ out('fuzz_qmp', 'json_edge', qmp("{'execute': 'query-version', 'id': [1, 2.5e3, 
                                  "\"\\u00e9\\ud83d\\ude00\\n\"]}\x1b{\"a\":{\"b\":[[[]]]}}", mode=3, split=7))
 out('fuzz_qmp', 'errors', qmp('{"execute":"nope"}{"execute":"query-block","arguments":{"x":1}}'
                               '{"exec":1}[1,2]"str"{"execute":"quit"}', mode=1))
+out('fuzz_qmp', 'media', qmp('{"execute":"blockdev-open-tray","arguments":{"id":"cd1","force":true}}'
+                             '{"execute":"blockdev-remove-medium","arguments":{"id":"cd1"}}'
+                             '{"execute":"blockdev-insert-medium","arguments":{"id":"cd1","node-name":"drive5"}}'
+                             '{"execute":"blockdev-close-tray","arguments":{"device":"drive1"}}'
+                             '{"execute":"blockdev-change-medium","arguments":{"id":"cd1","filename":"/x.iso",'
+                             '"format":"raw","read-only-mode":"read-write","force":false}}'
+                             '{"execute":"eject","arguments":{"device":"drive1","force":true}}', mode=1))
 
 # ---- fuzz_vhost_msg ----
 UVA = 0x7f0000000000
