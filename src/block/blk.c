@@ -175,6 +175,11 @@ fail:
 
 void blk_close(struct blk_drive *d)
 {
+    /* As QEMU does on close: what was written reaches stable storage before
+     * the image is let go (an ejected medium, a deleted drive, shutdown). */
+    if (d && d->fd >= 0 && !d->readonly && d->cache != BLK_CACHE_UNSAFE && fdatasync(d->fd) < 0)
+        log_warn("drive %s: flush on close of '%s' failed: %s", d->id, d->filename,
+                 strerror(errno));
     drive_free(d);
 }
 

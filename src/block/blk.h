@@ -47,7 +47,8 @@ struct blk_opts {
 
 /* Open a drive. Returns 0, or -errno with a one-line human message in err. */
 int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, size_t errlen);
-/* Close; all requests must have completed. */
+/* Close; all requests must have completed. A writable drive (but cache=unsafe)
+ * is flushed first (fdatasync), as QEMU flushes an image it closes. */
 void blk_close(struct blk_drive *d);
 
 const char *blk_id(const struct blk_drive *d);
