@@ -526,11 +526,11 @@ int scsi_lun_open_tray(struct scsi_lun *lu, bool force)
     if (lu->tray_open)
         return 0;
     if (lun_locked(lu)) {
-        if (!force) {
-            /* MMC-6 6.7.2.4: the guest learns that someone wants the medium */
-            media_event(lu, MEC_EJECT_REQUEST);
+        /* MMC-6 6.7.2.4: the guest learns that someone wants the medium
+         * (also when forced, as QEMU's scsi-cd reports it then too) */
+        media_event(lu, MEC_EJECT_REQUEST);
+        if (!force)
             return -EBUSY;
-        }
         for (unsigned i = 0; i < lu->nnexus; i++) {
             lu->nexus[i].prevent = false;
             lu->nexus[i].persistent = false;

@@ -896,6 +896,8 @@ static void test_tray_host(void)
     CHECK(ms.has_medium);
     CHECK_EQ(scsi_lun_open_tray(lu, false), 0);
     CHECK_EQ(tray1.calls, 1);
+    /* the guest hears of the request even when forced (QEMU does the same) */
+    CHECK_EQ(media_event(e, CD_LUN, &st), 1);   /* EJECT REQUEST */
     CHECK_EQ(media_event(e, CD_LUN, &st), 3);   /* MEDIA REMOVAL */
     CHECK_EQ(st, 0x01);
     t_run(e, &t, CD_LUN, tur, 6, SCSI_DIR_NONE, NULL, 0);
