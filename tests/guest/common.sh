@@ -38,6 +38,23 @@ ensure_pkgs() {
         { apt-get update -qq >&2 && apt-get install -qq -y --no-install-recommends "${missing[@]}" >&2; }
 }
 
+# qemu_resolve [QEMU]: set QEMU to the binary's absolute path (default $VSCSI_QEMU or
+# qemu-system-x86_64, installed when missing) and QEMU_DATA to the -L options a QEMU
+# unpacked from a .deb (dpkg-deb -x, get-qemu10.sh) needs to find its firmware.
+qemu_resolve() {
+    local qroot
+    QEMU=${1:-${VSCSI_QEMU:-qemu-system-x86_64}}
+    QEMU_DATA=()
+    if [ "$QEMU" = qemu-system-x86_64 ] && ! command -v "$QEMU" >/dev/null; then
+        ensure_pkgs qemu-system-x86
+    fi
+    QEMU=$(command -v "$QEMU") || die "no QEMU at $QEMU"
+    qroot=$(cd "$(dirname "$QEMU")/../.." && pwd)
+    if [ "$qroot" != / ] && [ -d "$qroot/usr/share/qemu" ]; then
+        QEMU_DATA=(-L "$qroot/usr/share/qemu" -L /usr/share/seabios -L /usr/share/qemu)
+    fi
+}
+
 # Seconds since the epoch with milliseconds, for timing reports.
 now() { date +%s.%N | cut -c1-14; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }

@@ -78,16 +78,7 @@ done
 # The guest (cheap no-op when its stamp matches); prints the folder of the image.
 GUEST_IMG=$("$GUEST_SRC_DIR/build-guest.sh" "$GUEST_OUT_DIR")
 
-QEMU_DATA=()
-if [ "$QEMU" = qemu-system-x86_64 ] && ! command -v "$QEMU" >/dev/null; then
-    ensure_pkgs qemu-system-x86
-fi
-QEMU=$(command -v "$QEMU") || die "no QEMU at $QEMU"
-# A QEMU unpacked from a .deb (dpkg-deb -x) does not find its firmware by itself.
-qroot=$(cd "$(dirname "$QEMU")/../.." && pwd)
-if [ "$qroot" != / ] && [ -d "$qroot/usr/share/qemu" ]; then
-    QEMU_DATA=(-L "$qroot/usr/share/qemu" -L /usr/share/seabios -L /usr/share/qemu)
-fi
+qemu_resolve "$QEMU"   # sets QEMU and QEMU_DATA
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/run-guest.XXXXXX")
 QPID=
