@@ -5,7 +5,8 @@
 # and boots images built by images.sh, whose boot code prints a marker ("NAME dl=XX", XX the
 # BIOS drive number) on COM1 and ends QEMU through isa-debug-exit (status 33):
 #   disk      default machine (i440fx): a disk at 0:0 boots, as drive 80
-#   q35       the same on q35
+#   q35       the same on q35 (SeaBIOS drives the controller as a virtio 1.0 device)
+#   legacy    disable-modern=on: SeaBIOS's legacy (0.9.5) virtio path, no VERSION_1
 #   tpgt      q35, a decoy disk at 0:0 and the boot disk at 2:0 with boot_tpgt=2: QEMU's
 #             bootorder names target 2 LUN 0, and SeaBIOS boots it, not the first disk
 #   lun300    a disk at 3:300 only (no LUN 0 on any target; REPORT LUNS to an absent LUN 0,
@@ -39,7 +40,9 @@ fw_boot() {
     local sock=$E2E_TMP/$name.sock serial=$E2E_LOGDIR/$name.serial bios=$E2E_LOGDIR/$name.bios
     local args=() qargs=() qpid rc=0 start why='' line
     [[ $ctrl =~ boot_tpgt=([0-9]+) ]] && tpgt=${BASH_REMATCH[1]}
-    [ "$E2E_BACKEND" = builtin ] && qargs+=(-device "virtio-scsi-pci,id=vs0")
+    # QEMU's virtio-scsi-pci has no bootindex (its devices have): the rest of CTRL_OPTS only.
+    [ "$E2E_BACKEND" = builtin ] &&
+        qargs+=(-device "virtio-scsi-pci,id=vs0$(sed -E 's/,boot_tpgt=[0-9]+//' <<< "$ctrl")")
     for spec in "$@"; do
         IFS=: read -r t l kind img <<< "$spec"
         dev=scsi-hd drv=''
@@ -128,6 +131,11 @@ img_boot_disk "$T/d.img" VSCSI-BOOT-L300 4M
 
 fw_boot disk VSCSI-BOOT-A "" "" 0:0:hd:"$T/a.img"
 fw_boot q35 VSCSI-BOOT-A "-M q35" "" 0:0:hd:"$T/a.img"
+fw_boot legacy VSCSI-BOOT-A "" ",disable-modern=on" 0:0:hd:"$T/a.img"
+grep -aq 'using legacy (0.9.5) virtio mode' "$E2E_LOGDIR/legacy.bios" ||
+    e2e_fail "legacy: SeaBIOS did not drive the controller in legacy mode"
+grep -aq 'using modern (1.0) virtio mode' "$E2E_LOGDIR/q35.bios" ||
+    e2e_fail "q35: SeaBIOS did not drive the controller in modern mode"
 fw_boot tpgt VSCSI-BOOT-T2 "-M q35" ",boot_tpgt=2" 0:0:hd:"$T/b.img" 2:0:hd:"$T/c.img"
 fw_boot lun300 VSCSI-BOOT-L300 "-M q35" "" 3:300:hd:"$T/d.img"
 # SeaBIOS keeps the flat-space address method in the LUN it looks up (0x412c for 300).
