@@ -429,8 +429,8 @@ static void accept_cb(void *opaque, int fd, uint32_t events)
 
 /* ---- daemon events ---- */
 
-/* QEMU's DEVICE_DELETED data: the id and the device's QOM path (for a device
- * with an id QEMU's is /machine/peripheral/ID; tools match either). */
+/* QEMU's event data. DEVICE_DELETED: the id and the device's QOM path (for a
+ * device with an id QEMU's is /machine/peripheral/ID; tools match either). */
 static void daemon_event_cb(void *opaque, const struct vscsid_event *ev)
 {
     struct qmp_server *s = opaque;
@@ -449,6 +449,20 @@ static void daemon_event_cb(void *opaque, const struct vscsid_event *ev)
             qmp_server_event(s, "DEVICE_DELETED", json_buf_str(&b));
         else
             log_err("qmp: DEVICE_DELETED %s: out of memory; not sent", ev->device);
+        json_buf_free(&b);
+        break;
+    case VSCSID_EVENT_TRAY_MOVED:
+        /* QEMU's data: "device" is the BlockBackend (drive) name, "id" the device's */
+        json_buf_init(&b, 0);
+        json_buf_begin_object(&b);
+        json_buf_kv_str(&b, "device", ev->drive ? ev->drive : "");
+        json_buf_kv_str(&b, "id", ev->device);
+        json_buf_kv_bool(&b, "tray-open", ev->tray_open);
+        json_buf_end_object(&b);
+        if (!b.err)
+            qmp_server_event(s, "DEVICE_TRAY_MOVED", json_buf_str(&b));
+        else
+            log_err("qmp: DEVICE_TRAY_MOVED %s: out of memory; not sent", ev->device);
         json_buf_free(&b);
         break;
     }

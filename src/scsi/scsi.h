@@ -96,6 +96,7 @@ struct scsi_cmd {
     uint64_t sense_info;        /* INFORMATION field when SCSI_CMDF_INFO is set */
     size_t priv_len;            /* bytes of priv charged to the LUN's buffer budget */
     struct scsi_cmd *next_deferred;     /* waiting behind COMPARE AND WRITE */
+    struct blk_drive *medium;   /* the medium the command started with (counted), or NULL */
 };
 
 /* Device configuration, from --device or QMP device_add. */
@@ -252,7 +253,7 @@ struct scsi_lun_info {
     uint16_t lun;
     enum scsi_dev_type type;
     const char *id;
-    struct blk_drive *drive;
+    struct blk_drive *drive;    /* the medium in the tray; NULL: none (removable LUs) */
 };
 /* Calls fn for each LUN in (target, lun) order; stops when fn returns non-zero. */
 int scsi_bus_foreach_lun(const struct scsi_bus *bus,
