@@ -148,13 +148,16 @@ mount -t iso9660 -o ro "$sr0" /mnt/cd || vs_die "cannot mount $sr0"
 [ "$(md5sum < /mnt/cd/a.bin | cut -d' ' -f1)" = "$MD5A" ] || vs_die "a.bin differs from the host's"
 vs_info "sr0: a.bin matches the host's checksum; size $(blockdev --getsize64 "$sr0")"
 has_none "$sr1" || vs_die "$sr1: the empty drive does not say 'No medium found'"
-sg_raw_expect "$sg1" 'Medium not present' 00 00 00 00 00 00
-# writes to a CD are refused: DATA PROTECT / WRITE PROTECTED or ILLEGAL REQUEST / INVALID
-# COMMAND OPERATION CODE (MMC: a CD-ROM drive has no WRITE)
+sg_raw_expect "$sg1" "$EMPTY_SENSE" 00 00 00 00 00 00
+# writes to a CD are refused with WRITE_SENSE (vscsid: ILLEGAL REQUEST / INVALID COMMAND
+# OPERATION CODE, 05/20/00: a CD-ROM drive has no write commands, MMC-6 4.1.2; QEMU:
+# DATA PROTECT / WRITE PROTECTED, 07/27/00)
 head -c 2048 /dev/zero > /tmp/blk
 out=$(sg_raw -v -s 2048 -i /tmp/blk "$sg0" 2a 00 00 00 00 00 00 00 01 00 2>&1) && vs_die "WRITE(10) to the CD succeeded"
-echo "$out" | grep -Eq 'Write protected|Invalid command operation code' || { echo "$out"; vs_die "WRITE(10): unexpected sense"; }
-vs_info "WRITE(10): $(echo "$out" | grep -E -m1 'Write protected|Invalid command operation code' | sed 's/^ *//')"
+for want in $WRITE_SENSE; do
+    echo "$out" | grep -q "$(echo "$want" | tr _ ' ')" || { echo "$out"; vs_die "WRITE(10): no '$want' in the sense"; }
+done
+vs_info "WRITE(10): $(echo "$out" | grep -E -m1 'Sense key' | sed 's/^ *//'), $(echo "$out" | grep -E -m1 'Additional sense' | sed 's/^ *//')"
 # READ TOC/PMA/ATIP: formats 0 (TOC), 1 (session info), 2 (full TOC), LBA and MSF
 for f in 00 01 02; do
     for msf in 00 02; do
@@ -162,6 +165,7 @@ for f in 00 01 02; do
             vs_die "READ TOC format $f (byte 1 $msf) failed: $(sg_raw -v -r 2048 "$sg0" 43 $msf $f 00 00 00 00 08 00 00 2>&1 | tail -n 3)"
     done
 done
+sg_raw_expect "$sg0" 'Illegal Request' 43 00 0f 00 00 00 00 08 00 00
 sg_raw_expect "$sg0" 'Invalid field in cdb' 43 00 0f 00 00 00 00 08 00 00
 vs_info "READ TOC formats 0-2 work; format 0xf: Invalid field in cdb"
 echo "STEP mounted"
@@ -211,9 +215,16 @@ echo "STEP done"
 EOF
 )
 
-removal_events=1
-[ "$E2E_BACKEND" = vscsid ] || removal_events=0
-e2e_guest_bg cd "$script" --append block.events_dfl_poll_msecs=2000 --env "REMOVAL_EVENTS=$removal_events" \
+# What differs between vscsid and QEMU's scsi-cd (the reference): the sense of a write,
+# of an empty closed drive, and media events while the tray is open.
+if [ "$E2E_BACKEND" = vscsid ]; then
+    gargs=(--env REMOVAL_EVENTS=1 --env "WRITE_SENSE=Illegal_Request Invalid_command_operation_code"
+           --env "EMPTY_SENSE=Medium not present - tray closed")
+else
+    gargs=(--env REMOVAL_EVENTS=0 --env "WRITE_SENSE=Data_Protect Write_protected"
+           --env "EMPTY_SENSE=Medium not present")
+fi
+e2e_guest_bg cd "$script" --append block.events_dfl_poll_msecs=2000 "${gargs[@]}" \
     --env "MD5A=$(md5 "$T/a.bin")" --env "MD5B=$(md5 "$T/b.bin")" --env "MD5RAW=$(md5 "$T/raw.bin")"
 if [ "$E2E_BACKEND" = builtin ]; then
     wait_socket "$T/events.qmp" 30
@@ -241,6 +252,31 @@ wait_tray() {
         sleep 0.1
     done
 }
+# tray_state QDEV: "locked=B tray_open=B medium=yes|no" from query-block.
+tray_state() {
+    local row
+    # one line per element of the returned array (brace depth outside strings)
+    row=$(ctl --json query-block | awk '{
+        for (i = 1; i <= length($0); i++) {
+            c = substr($0, i, 1)
+            if (instr) { if (esc) esc = 0; else if (c == "\\") esc = 1; else if (c == "\"") instr = 0 }
+            else if (c == "\"") instr = 1
+            else if (c == "{") depth++
+            else if (c == "}") { depth--; if (depth == 0) { printf "}\n"; continue } }
+            if (depth > 0 && c != " ") printf "%s", c
+        }
+    }' | grep "\"qdev\":\"$1\"") ||
+        e2e_fail "query-block has no drive of $1"
+    printf 'locked=%s tray_open=%s medium=%s\n' \
+        "$(grep -o '"locked":[a-z]*' <<< "$row" | cut -d: -f2)" \
+        "$(grep -o '"tray_open":[a-z]*' <<< "$row" | cut -d: -f2)" \
+        "$(grep -q '"inserted":' <<< "$row" && echo yes || echo no)"
+}
+expect_tray() {   # QDEV WANT
+    local got
+    got=$(tray_state "$1")
+    [ "$got" = "$2" ] || e2e_fail "query-block $1: $got, want $2"
+}
 # expect_error WANT ARGS...: the QMP command fails, with a message matching WANT (grep -E).
 expect_error() {
     local want=$1 out
@@ -251,6 +287,8 @@ expect_error() {
 }
 
 wait_serial cd 0 "STEP mounted" 120
+expect_tray cd0 "locked=true tray_open=false medium=yes"   # the guest's mount locked it
+expect_tray cd1 "locked=false tray_open=false medium=no"
 # 2.
 pos=$(serial_pos cd)
 expect_error "is locked and force was not specified" eject id=cd0
@@ -259,6 +297,7 @@ wait_serial cd "$pos" "STEP ejreq" 40
 pos=$(serial_pos cd) epos=$(event_pos)
 ctl_ok eject id=cd0 force=true
 wait_tray "$epos" cd0 true 10
+expect_tray cd0 "locked=false tray_open=true medium=no"
 wait_serial cd "$pos" "STEP forced" 40
 # 4.
 pos=$(serial_pos cd) epos=$(event_pos)
@@ -280,6 +319,7 @@ wait_serial cd "$pos" "STEP raw" 40
 # 7. the guest ejects right after "STEP raw"
 wait_serial cd "$pos" "STEP guest-ejected" 40
 wait_tray "$EV_AT" cd0 true 10
+expect_tray cd0 "locked=false tray_open=true medium=yes"
 expect_error "$T/missing.iso" blockdev-change-medium id=cd0 filename="$T/missing.iso" format=raw
 pos=$(serial_pos cd) epos=$(event_pos)
 ctl_ok blockdev-close-tray id=cd0
@@ -300,7 +340,7 @@ wait_tray "$epos" cd1 false 10
 wait_serial cd "$pos" "STEP done" 40
 
 rc=0
-e2e_guest_wait cd 60 || rc=$?
+e2e_guest_wait cd || rc=$?
 daemon_stop events || true   # ends by itself when a QEMU QMP socket closes
 [ "$rc" = 0 ] || e2e_fail "guest failed (rc $rc): $(guest_fail_reason cd)"
 guest_output cd | grep -a '^guest:' | sed 's/^/  /'
