@@ -98,6 +98,7 @@ wait_qemu() {
 # kill -0 alone is true for a zombie, and a foreground QEMU is our child until reaped.
 pid_alive() {
     local state
+    [ -n "$1" ] || return 1   # (/proc//stat is /proc/stat)
     state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
     [ -n "$state" ] && [ "$state" != Z ]
 }
