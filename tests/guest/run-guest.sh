@@ -11,8 +11,9 @@
 #                            ...) to the device. Repeatable: one controller each.
 #   --builtin-scsi IMG[,OPT=V...]
 #                            a LUN on QEMU's own virtio-scsi-pci (one controller for all of
-#                            them), for comparison: scsi-id=, lun=, id=, driver= (scsi-hd|scsi-cd)
-#                            go to the device, the rest (discard=unmap, format=, ...) to -drive
+#                            them), for comparison: scsi-id=, lun=, id=, removable=, driver=
+#                            (scsi-hd|scsi-cd) go to the device, the rest (discard=unmap,
+#                            format=, ...) to -drive
 #   --qemu PATH              QEMU binary (default $VSCSI_QEMU or qemu-system-x86_64); for a
 #                            tree unpacked from a .deb, its usr/share/qemu is added with -L
 #   --qemu-arg ARG           extra QEMU argument; repeatable
@@ -175,7 +176,7 @@ if [ ${#BUILTIN[@]} -gt 0 ]; then
         for p in "${parts[@]:1}"; do
             case $p in
             driver=*) driver=${p#driver=} ;;
-            scsi-id=*|lun=*|id=*|serial=*|wwn=*|logical_block_size=*|physical_block_size=*) dev="$dev,$p" ;;
+            scsi-id=*|lun=*|id=*|serial=*|wwn=*|removable=*|logical_block_size=*|physical_block_size=*) dev="$dev,$p" ;;
             format=*) fmt=",$p" ;;
             *) drv="$drv,$p" ;;
             esac

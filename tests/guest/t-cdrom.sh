@@ -4,7 +4,8 @@
 # GET EVENT STATUS NOTIFICATION + TEST UNIT READY by itself; after each host-side change
 # the guest opens nothing until the kernel has reported the change (a DISK_MEDIA_CHANGE
 # or DISK_EJECT_REQUEST uevent, seen with busybox uevent), then checks what it reads.
-# LUNs: 0:0 cd0 with ISO A (a.bin, random, checksum from the host), 0:1 cd1, an empty drive.
+# LUNs: 0:0 cd0 with ISO A (a.bin, random, checksum from the host), 0:1 cd1, an empty drive,
+# 0:2 rd0, a scsi-hd with removable=on (image R1).
 #  1. the guest mounts sr0 (isofs, which locks the tray) and reads a.bin; sr1 says
 #     "medium not present"; INQUIRY says CD-ROM, removable; WRITE(10) is refused (sense
 #     07/27/00 or 05/20/00); READ TOC formats 0-2 work, a bad format gets 05/24/00;
@@ -20,7 +21,9 @@
 #     blockdev-change-medium with a missing file is a QMP error; host blockdev-close-tray
 #     brings the medium back; the guest's `eject` + `eject -t` open and close the tray;
 #  8. on cd1: blockdev-open-tray, blockdev-remove-medium, blockdev-add + blockdev-insert-
-#     medium of ISO B, blockdev-close-tray: the guest reads b.bin from sr1.
+#     medium of ISO B, blockdev-close-tray: the guest reads b.bin from sr1;
+#  9. rd0 (removable disk, RMB=1): blockdev-change-medium to image R2; the sd driver's own
+#     polling (TEST UNIT READY) finds it and the guest reads R2's label.
 # VSCSI_E2E_BACKEND=builtin runs the same against QEMU's own scsi-cd (QMP of QEMU), as a
 # reference for what the guest sees; QEMU reports no media event while the tray is open,
 # so there the guest finds removals (3, 5) by opening the drive instead of by itself.
@@ -38,6 +41,10 @@ head -c 700K /dev/urandom > "$T/b.bin"
 head -c 1M /dev/urandom > "$T/raw.bin"   # a medium that is no ISO image (512 CD blocks)
 img_data_iso "$T/a.iso" VSCSI_A "$T/a.bin"
 img_data_iso "$T/b.iso" VSCSI_B "$T/b.bin"
+for r in r1 r2; do
+    e2e_image "$T/$r.img" 4M
+    printf 'vscsi-%s\n' "$r" | dd of="$T/$r.img" conv=notrunc status=none
+done
 md5() { md5sum < "$1" | cut -d' ' -f1; }
 
 EVENTS=$E2E_LOGDIR/events.log   # vscsictl --json events: one QMP event a line
@@ -48,6 +55,7 @@ if [ "$E2E_BACKEND" = vscsid ]; then
     daemon_start vscsid "$VSCSID" --socket "$VSCSID_SOCK" --qmp "$VSCSID_QMP" \
         --drive "id=drv0,media=cdrom,file=$T/a.iso" --device scsi-cd,drive=drv0,scsi-id=0,lun=0,id=cd0 \
         --drive id=drv1,media=cdrom --device scsi-cd,drive=drv1,scsi-id=0,lun=1,id=cd1 \
+        --drive "id=drv2,file=$T/r1.img" --device scsi-hd,drive=drv2,scsi-id=0,lun=2,id=rd0,removable=on \
         ${VSCSID_ARGS:-}
     wait_socket "$VSCSID_SOCK" 10 vscsid
     wait_socket "$VSCSID_QMP" 10 vscsid
@@ -58,6 +66,7 @@ else
     # QMP monitor (a QMP socket serves one client at a time).
     VSCSID_QMP=$T/cd.qmp
     GUEST_ARGS=(--builtin-scsi "$T/a.iso,scsi-id=0,lun=0,driver=scsi-cd,media=cdrom,id=cd0"
+                --builtin-scsi "$T/r1.img,scsi-id=0,lun=2,id=rd0,removable=on"
                 --qemu-arg -drive --qemu-arg "if=none,id=drv1,media=cdrom"
                 --qemu-arg -device --qemu-arg "scsi-cd,drive=drv1,bus=vs0.0,scsi-id=0,lun=1,id=cd1"
                 --qemu-arg -qmp --qemu-arg "unix:$T/events.qmp,server=on,wait=off")
@@ -92,6 +101,9 @@ has_iso() {   # DEV FILE MD5
 }
 has_data() {  # DEV MD5 BYTES
     [ "$(dd if="$1" bs=2048 count=$(( $3 / 2048 )) 2>/dev/null | md5sum | cut -d' ' -f1)" = "$2" ]
+}
+has_label() { # DEV LABEL (the first line of sector 0)
+    [ "$(dd if="$1" bs=512 count=1 iflag=direct 2>/dev/null | head -n 1)" = "$2" ]
 }
 has_none() {  # DEV
     dd if="$1" of=/dev/null bs=2048 count=1 2>&1 | grep -q 'No medium found'
@@ -136,6 +148,7 @@ sg_raw_expect() {
 
 sr0=$(vs_need_disk 0 0); sg0=$(vs_need_sg 0 0)
 sr1=$(vs_need_disk 0 1); sg1=$(vs_need_sg 0 1)
+rd=$(vs_need_disk 0 2)
 vs_show
 # 1. what the guest sees at boot
 [ "$(cat /sys/module/block/parameters/events_dfl_poll_msecs)" = 2000 ] || vs_die "block.events_dfl_poll_msecs is not 2000"
@@ -147,6 +160,8 @@ echo "$inq" | grep -q 'RMB=1' || vs_die "INQUIRY: not removable: $inq"
 mount -t iso9660 -o ro "$sr0" /mnt/cd || vs_die "cannot mount $sr0"
 [ "$(md5sum < /mnt/cd/a.bin | cut -d' ' -f1)" = "$MD5A" ] || vs_die "a.bin differs from the host's"
 vs_info "sr0: a.bin matches the host's checksum; size $(blockdev --getsize64 "$sr0")"
+[ "$(cat "/sys/block/${rd#/dev/}/removable")" = 1 ] || vs_die "$rd (removable=on) is not removable"
+has_label "$rd" vscsi-r1 || vs_die "$rd does not read R1's label"
 has_none "$sr1" || vs_die "$sr1: the empty drive does not say 'No medium found'"
 sg_raw_expect "$sg1" "$EMPTY_SENSE" 00 00 00 00 00 00
 # writes to a CD are refused with WRITE_SENSE (vscsid: ILLEGAL REQUEST / INVALID COMMAND
@@ -211,6 +226,10 @@ echo "STEP guest-tray"
 
 # 8. the medium swapped step by step on cd1
 wait_change "$sr1" 30 has_iso "$sr1" b.bin "$MD5B"
+echo "STEP swapped"
+
+# 9. the removable disk gets another image
+wait_change "$rd" 30 has_label "$rd" vscsi-r2
 echo "STEP done"
 EOF
 )
@@ -337,6 +356,12 @@ ctl_ok blockdev-add node-name=isob driver=raw read-only=true file.driver=file fi
 ctl_ok blockdev-insert-medium id=cd1 node-name=isob
 ctl_ok blockdev-close-tray id=cd1
 wait_tray "$epos" cd1 false 10
+wait_serial cd "$pos" "STEP swapped" 40
+# 9.
+pos=$(serial_pos cd) epos=$(event_pos)
+ctl_ok blockdev-change-medium id=rd0 filename="$T/r2.img" format=raw
+wait_tray "$epos" rd0 true 10
+wait_tray "$EV_AT" rd0 false 10
 wait_serial cd "$pos" "STEP done" 40
 
 rc=0
