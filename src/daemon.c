@@ -750,20 +750,22 @@ static int remove_medium(struct media_target *t, char *err, size_t errlen)
     return 0;
 }
 
-/* blk (a node's medium when lender is set, else the drive's own) into the tray. */
+/* blk (a node's medium when lender is set, else the drive's own, opened from
+ * file) into the tray. */
 static int insert_medium(struct media_target *t, struct blk_drive *blk, struct drive_entry *lender,
-                         char *err, size_t errlen)
+                         const char *file, char *err, size_t errlen)
 {
     struct device_entry *dev = t->dev;
     struct drive_entry *drv = t->drv;
     int r;
 
+    /* QEMU's words for an insertion name no device */
     if (dev && !tray_open(t)) {
-        snprintf(err, errlen, "Tray of device '%s' is not open", t->name);
+        snprintf(err, errlen, "Tray of the device is not open");
         return -EPERM;
     }
     if (drv->blk) {
-        snprintf(err, errlen, "There already is a medium in device '%s'", t->name);
+        snprintf(err, errlen, "There already is a medium in the device");
         return -EEXIST;
     }
     if (dev && dev->draining) {
@@ -778,18 +780,21 @@ static int insert_medium(struct media_target *t, struct blk_drive *blk, struct d
     if (lender)
         lender->lent_to = drv;
     if (dev && dev->d->ctrl)
-        log_info("device %s: medium %s inserted", dev->conf.id,
-                 lender ? lender->conf.id : drv->conf.filename);
+        log_info("device %s: medium %s inserted%s", dev->conf.id, lender ? lender->conf.id : file,
+                 dev->want_insert ? " (goes in once the old one is free)" : "");
     return 0;
 }
 
-/* Open filename as the drive's next medium, with the drive's other options. */
+/* Open filename as the drive's next medium, with the drive's other options;
+ * *ncp (to free) gets those options, for set_conf once the medium is in. */
 static int open_medium(const struct drive_entry *drv, const char *filename, const char *format,
-                       enum vscsid_ro_mode ro, struct drive_conf *nc, struct blk_drive **blk,
+                       enum vscsid_ro_mode ro, struct drive_conf **ncp, struct blk_drive **blk,
                        char *err, size_t errlen)
 {
     bool cur_ro = drv->blk ? blk_is_readonly(drv->blk) : drv->conf.blk.readonly;
+    struct drive_conf *nc;
 
+    *ncp = NULL;
     if (!filename || !filename[0]) {
         snprintf(err, errlen, "no file name given");
         return -EINVAL;
@@ -801,6 +806,11 @@ static int open_medium(const struct drive_entry *drv, const char *filename, cons
     if (format && strlen(format) >= sizeof(nc->format)) {
         snprintf(err, errlen, "format '%.32s' is not supported (supported: raw)", format);
         return -ENOTSUP;
+    }
+    *ncp = nc = malloc(sizeof(*nc));
+    if (!nc) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
     }
     *nc = drv->conf;
     strcpy(nc->filename, filename);
@@ -863,14 +873,9 @@ int vscsid_insert_medium(struct vscsid *d, const char *dev_id, const char *drive
         return r;
     /* check before opening anything */
     if ((t.dev && !tray_open(&t)) || t.drv->blk)
-        return insert_medium(&t, NULL, NULL, err, errlen);
-    nc = malloc(sizeof(*nc));
-    if (!nc) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    r = open_medium(t.drv, filename, format, ro, nc, &blk, err, errlen);
-    if (r == 0 && (r = insert_medium(&t, blk, NULL, err, errlen)) < 0)
+        return insert_medium(&t, NULL, NULL, NULL, err, errlen);
+    r = open_medium(t.drv, filename, format, ro, &nc, &blk, err, errlen);
+    if (r == 0 && (r = insert_medium(&t, blk, NULL, filename, err, errlen)) < 0)
         blk_close(blk);
     if (r == 0)
         set_conf(t.drv, nc);
@@ -901,9 +906,11 @@ int vscsid_insert_node(struct vscsid *d, const char *dev_id, const char *node, c
         snprintf(err, errlen, "Node '%s' has no medium", node);
         return -ENOMEDIUM;
     }
-    if ((r = need_removable(&t, err, errlen)) < 0)
-        return r;
-    return insert_medium(&t, x->blk, x, err, errlen);
+    if (t.dev && !dev_removable(t.dev)) {
+        snprintf(err, errlen, "Device is not removable");
+        return -ENOTSUP;
+    }
+    return insert_medium(&t, x->blk, x, NULL, err, errlen);
 }
 
 int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive_id,
@@ -913,21 +920,17 @@ int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive
     struct media_target t;
     struct drive_conf *nc;
     struct blk_drive *blk;
-    int r = find_removable(d, dev_id, drive_id, &t, err, errlen);
+    int r = find_target(d, dev_id, drive_id, &t, err, errlen);
 
     if (r < 0)
         return r;
-    nc = malloc(sizeof(*nc));
-    if (!nc) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
     /* QEMU's order: the new medium opens first, so a bad file changes nothing */
-    r = open_medium(t.drv, filename, format, ro, nc, &blk, err, errlen);
+    r = open_medium(t.drv, filename, format, ro, &nc, &blk, err, errlen);
     if (r < 0)
         goto out;
-    if ((r = open_tray(&t, force, err, errlen)) < 0 || (r = remove_medium(&t, err, errlen)) < 0 ||
-        (r = insert_medium(&t, blk, NULL, err, errlen)) < 0) {
+    if ((r = need_removable(&t, err, errlen)) < 0 || (r = open_tray(&t, force, err, errlen)) < 0 ||
+        (r = remove_medium(&t, err, errlen)) < 0 ||
+        (r = insert_medium(&t, blk, NULL, filename, err, errlen)) < 0) {
         blk_close(blk);
         goto out;
     }
@@ -969,16 +972,23 @@ int vscsid_find_drive(struct vscsid *d, const char *id, struct vscsid_drive_info
     return 0;
 }
 
+static void device_info(const struct device_entry *e, struct vscsid_device_info *out)
+{
+    const struct device_entry *lu_dev = e->path_of ? e->path_of : e;
+
+    *out = (struct vscsid_device_info){
+        .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
+        .deleting = e->deleting, .medium_draining = lu_dev->draining,
+    };
+}
+
 int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_info *out)
 {
     struct device_entry *e = find_device(d, id);
 
     if (!e)
         return -ENOENT;
-    *out = (struct vscsid_device_info){
-        .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
-        .deleting = e->deleting,
-    };
+    device_info(e, out);
     return 0;
 }
 
@@ -1152,11 +1162,11 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
                           void *opaque)
 {
     for (struct device_entry *e = d->devices; e; e = e->next) {
-        struct vscsid_device_info info = {
-            .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
-            .deleting = e->deleting,
-        };
-        int r = fn(opaque, &info);
+        struct vscsid_device_info info;
+        int r;
+
+        device_info(e, &info);
+        r = fn(opaque, &info);
         if (r)
             return r;
     }

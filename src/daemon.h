@@ -147,6 +147,7 @@ struct vscsid_device_info {
     const char *drive_id;
     struct blk_drive *blk;
     bool deleting;                  /* device_del accepted, commands still draining */
+    bool medium_draining;           /* a removed medium is still used by commands */
 };
 /* Lookup by id: 0 and *out filled, or -ENOENT. */
 int vscsid_find_drive(struct vscsid *d, const char *id, struct vscsid_drive_info *out);

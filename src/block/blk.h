@@ -47,7 +47,8 @@ struct blk_opts {
 
 /* Open a drive. Returns 0, or -errno with a one-line human message in err. */
 int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, size_t errlen);
-/* Close; all requests must have completed. */
+/* Close; all requests must have completed. A writable drive (but cache=unsafe)
+ * is flushed first (fdatasync), as QEMU flushes an image it closes. */
 void blk_close(struct blk_drive *d);
 
 const char *blk_id(const struct blk_drive *d);
@@ -74,6 +75,7 @@ struct blk_stats {
     uint64_t read_bytes, write_bytes;
     uint64_t errors;            /* requests completed with ret < 0 */
     uint64_t bounces;           /* requests copied through an aligned buffer (O_DIRECT) */
+    uint64_t inline_ops;        /* requests done inline in the loop (memory-backed files) */
     /* Sum of latencies, blk_submit to completion (CLOCK_MONOTONIC), in ns. */
     uint64_t read_ns, write_ns, flush_ns, discard_ns, write_zeroes_ns;
 };

@@ -185,6 +185,9 @@ static void write_device(struct json_buf *ret, const struct vscsid_device_info *
     /* device_del accepted, commands on it still in flight (DEVICE_DELETED follows) */
     if (info->deleting)
         json_buf_kv_bool(ret, "deleting", true);
+    /* a medium taken out is still read by commands; the next steps wait for them */
+    if (info->medium_draining)
+        json_buf_kv_bool(ret, "medium-draining", true);
     json_buf_end_object(ret);
 }
 

@@ -382,9 +382,11 @@ void scsi_bus_capacity_changed(struct scsi_bus *bus, uint8_t target, uint16_t lu
 {
     struct scsi_lun *lu = scsi_bus_find_lun(bus, target, lun);
 
-    if (!lu)
+    /* SBC-4 4.x: CAPACITY DATA HAS CHANGED to every I_T nexus, on every path.
+     * SPC-4 lists 2A/09 for direct-access devices only: a CD-ROM reports
+     * nothing (as QEMU), its guest rereads the capacity with a new medium. */
+    if (!lu || lu->type != SCSI_DEV_HD)
         return;
-    /* SBC-4 4.x: CAPACITY DATA HAS CHANGED to every I_T nexus, on every path */
     scsi_lun_ua_add(lu, SENSE_UA_CAPACITY_CHANGED);
     scsi_lun_notify(lu, SCSI_EV_CAPACITY_CHANGED);
 }
@@ -822,7 +824,7 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
          * medium with DATA PROTECT, also one it implements only when writable
          * (UNMAP on a read-only drive: SBC-4 4.11, libiscsi ReadOnly). */
         r = (op->flags & SCSI_OPF_WRITE) && scsi_lun_write_protected(lu) ? SENSE_WRITE_PROTECTED
-                                                                   : SENSE_INVALID_OPCODE;
+                                                                         : SENSE_INVALID_OPCODE;
         goto done;
     }
     cmd->op = op;

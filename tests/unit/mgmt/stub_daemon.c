@@ -168,14 +168,15 @@ int vscsid_remove_medium(struct vscsid *d, const char *dev_id, const char *drive
     return t < 0 ? t : 0;
 }
 
-static int stub_insert(struct vscsid *d, int t, const char *name, char *err, size_t errlen)
+/* QEMU's words for an insertion name no device */
+static int stub_insert(struct vscsid *d, int t, char *err, size_t errlen)
 {
     if (t == 1 && !d->tray_open) {
-        snprintf(err, errlen, "Tray of device '%s' is not open", name);
+        snprintf(err, errlen, "Tray of the device is not open");
         return -EPERM;
     }
     if (t == 1 && !d->cd_empty) {
-        snprintf(err, errlen, "There already is a medium in device '%s'", name);
+        snprintf(err, errlen, "There already is a medium in the device");
         return -EEXIST;
     }
     if (t == 1)
@@ -191,7 +192,7 @@ int vscsid_insert_medium(struct vscsid *d, const char *dev_id, const char *drive
 
     note(d, "insert", dev_id, drive_id);
     (void)filename, (void)format, (void)ro;
-    return t < 0 ? t : stub_insert(d, t, dev_id ? dev_id : drive_id, err, errlen);
+    return t < 0 ? t : stub_insert(d, t, err, errlen);
 }
 
 int vscsid_insert_node(struct vscsid *d, const char *dev_id, const char *node, char *err,
@@ -216,10 +217,10 @@ int vscsid_insert_node(struct vscsid *d, const char *dev_id, const char *node, c
         return -EBUSY;
     }
     if (t == 0) {
-        snprintf(err, errlen, "Device '%s' is not removable", dev_id);
+        snprintf(err, errlen, "Device is not removable");
         return -ENOTSUP;
     }
-    return stub_insert(d, t, dev_id, err, errlen);
+    return stub_insert(d, t, err, errlen);
 }
 
 /* A file under /nonexistent cannot be opened. */

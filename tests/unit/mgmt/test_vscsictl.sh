@@ -130,7 +130,7 @@ stub)
     expect "remove-medium" 0 "cd1: tray open, no medium" $V remove-medium cd1
     expect "block table empty" 0 "drive1   cd1     -       -   -     open  -" $V query-block
     expect "insert-medium" 0 "cd1: tray open, medium null-co://" $V insert-medium cd1 drive7
-    expect "insert-medium full" 1 "vscsictl: There already is a medium in device 'cd1'" $V insert-medium cd1 drive7
+    expect "insert-medium full" 1 "vscsictl: There already is a medium in the device" $V insert-medium cd1 drive7
     expect "close-tray" 0 "cd1: tray closed, medium null-co://" $V close-tray cd1
     expect "remove-medium closed" 1 "vscsictl: Tray of device 'cd1' is not open" $V remove-medium cd1
     expect "eject" 0 "cd1: tray open, no medium" $V eject cd1
