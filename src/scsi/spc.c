@@ -121,7 +121,10 @@ static size_t inquiry_standard(const struct scsi_cmd *cmd, uint8_t *b)
         memcpy(&b[16], lu->product, 16);
         memcpy(&b[32], lu->revision, 4);
     } else {
-        memcpy(&b[8], "VSCSI   ", 8);
+        /* T10 VENDOR IDENTIFICATION: 8 ASCII bytes, space padded, no NUL */
+        static const char vendor_id[8] = "VSCSI   ";
+
+        memcpy(&b[8], vendor_id, sizeof(vendor_id));
         memset(&b[16], ' ', 20);
     }
     put_be16(&b[58], 0x00a0);   /* SAM-5 */
