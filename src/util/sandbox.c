@@ -32,6 +32,7 @@
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #endif
 
@@ -141,9 +142,16 @@ static int build(scmp_filter_ctx ctx, unsigned *n)
     r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
                          SCMP_A0(SCMP_CMP_MASKED_EQ, thread, thread));
     /* clone3 passes its flags in memory, where seccomp cannot look: glibc
-     * falls back to clone when clone3 says ENOSYS. */
-    if (!r)
-        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+     * falls back to clone when clone3 says ENOSYS. By number when this
+     * libseccomp predates clone3 (else the default action would kill every
+     * pthread_create on a newer kernel). */
+    int clone3_nr = seccomp_syscall_resolve_name("clone3");
+#ifdef __NR_clone3
+    if (clone3_nr == __NR_SCMP_ERROR)
+        clone3_nr = __NR_clone3;
+#endif
+    if (!r && clone3_nr != __NR_SCMP_ERROR)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), clone3_nr, 0);
     /* Memory: no executable mappings at run time (nothing loads code). */
     if (!r)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
