@@ -218,6 +218,7 @@ void blk_get_stats(const struct blk_drive *d, struct blk_stats *out)
     out->write_bytes = __atomic_load_n(&s->write_bytes, __ATOMIC_RELAXED);
     out->errors = __atomic_load_n(&s->errors, __ATOMIC_RELAXED);
     out->bounces = __atomic_load_n(&s->bounces, __ATOMIC_RELAXED);
+    out->inline_ops = __atomic_load_n(&s->inline_ops, __ATOMIC_RELAXED);
     out->read_ns = __atomic_load_n(&s->read_ns, __ATOMIC_RELAXED);
     out->write_ns = __atomic_load_n(&s->write_ns, __ATOMIC_RELAXED);
     out->flush_ns = __atomic_load_n(&s->flush_ns, __ATOMIC_RELAXED);
@@ -599,6 +600,9 @@ int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req)
         null_submit(ctx, req);
     } else if (req_is_trivial(d, req)) {
         blk_complete_later(ctx, req, 0);
+    } else if (d->mem_backed) {
+        blk_stat_add(&d->stats.inline_ops, 1);
+        blk_complete_later(ctx, req, blk_file_exec(req));
     } else if (ctx->ring_ok && d->aio == BLK_AIO_IO_URING) {
         uring_submit(ctx, req);
     } else {

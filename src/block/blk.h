@@ -74,6 +74,7 @@ struct blk_stats {
     uint64_t read_bytes, write_bytes;
     uint64_t errors;            /* requests completed with ret < 0 */
     uint64_t bounces;           /* requests copied through an aligned buffer (O_DIRECT) */
+    uint64_t inline_ops;        /* requests done inline in the loop (memory-backed files) */
     /* Sum of latencies, blk_submit to completion (CLOCK_MONOTONIC), in ns. */
     uint64_t read_ns, write_ns, flush_ns, discard_ns, write_zeroes_ns;
 };

@@ -34,6 +34,9 @@ struct blk_drive {
     bool direct;                /* opened with O_DIRECT */
     bool discard_unmap;
     bool null_no_read_zeroes;
+    bool mem_backed;            /* buffered file on tmpfs/ramfs: I/O is a memory copy
+                                 * done inline in the submitting loop (io_uring would
+                                 * punt every request to an io-wq thread: no NOWAIT) */
     uint32_t dio_align;         /* 1 unless direct */
     uint32_t host_bs;
     uint64_t size;              /* atomic */

@@ -426,29 +426,38 @@ static void accept_cb(void *opaque, int fd, uint32_t events)
 
 /* ---- daemon events ---- */
 
-/* QEMU's DEVICE_DELETED data: the id and the device's QOM path (for a device
- * with an id QEMU's is /machine/peripheral/ID; tools match either). */
+/* QEMU's event data. DEVICE_DELETED: the id and the device's QOM path (for a
+ * device with an id QEMU's is /machine/peripheral/ID; tools match either). */
 static void daemon_event_cb(void *opaque, const struct vscsid_event *ev)
 {
     struct qmp_server *s = opaque;
+    const char *name = "?";
     struct json_buf b;
     char path[128];
 
+    json_buf_init(&b, 0);
+    json_buf_begin_object(&b);
     switch (ev->type) {
     case VSCSID_EVENT_DEVICE_DELETED:
-        json_buf_init(&b, 0);
-        json_buf_begin_object(&b);
+        name = "DEVICE_DELETED";
         json_buf_kv_str(&b, "device", ev->device);
         snprintf(path, sizeof(path), "/machine/peripheral/%s", ev->device);
         json_buf_kv_str(&b, "path", path);
-        json_buf_end_object(&b);
-        if (!b.err)
-            qmp_server_event(s, "DEVICE_DELETED", json_buf_str(&b));
-        else
-            log_err("qmp: DEVICE_DELETED %s: out of memory; not sent", ev->device);
-        json_buf_free(&b);
+        break;
+    case VSCSID_EVENT_TRAY_MOVED:
+        /* "device" is the BlockBackend (drive) name, "id" the device's */
+        name = "DEVICE_TRAY_MOVED";
+        json_buf_kv_str(&b, "device", ev->drive ? ev->drive : "");
+        json_buf_kv_str(&b, "id", ev->device);
+        json_buf_kv_bool(&b, "tray-open", ev->tray_open);
         break;
     }
+    json_buf_end_object(&b);
+    if (!b.err)
+        qmp_server_event(s, name, json_buf_str(&b));
+    else
+        log_err("qmp: %s %s: out of memory; not sent", name, ev->device);
+    json_buf_free(&b);
 }
 
 /* ---- listening socket ---- */

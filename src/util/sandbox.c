@@ -80,10 +80,12 @@ static const char *const allow_any[] = {
     /* Block I/O without io_uring (block/file.c, the thread pool and
      * aio=threads): positional reads and writes, RWF_DSYNC writes, flushes,
      * hole punching and zeroing (fallocate), SEEK_DATA/SEEK_HOLE for GET LBA
-     * STATUS, sizes (fstat; ftruncate above grows a file on block_resize).
-     * ioctl is filtered below. */
+     * STATUS; probing an image opened at run time: its size (fstat; ftruncate
+     * above grows a file on block_resize) and whether it lives in memory
+     * (fstatfs: tmpfs/ramfs files are served inline). ioctl is filtered
+     * below. */
     "pread64", "preadv", "preadv2", "pwrite64", "pwritev", "pwritev2",
-    "fsync", "fdatasync", "fallocate", "lseek", "fstat", "newfstatat",
+    "fsync", "fdatasync", "fallocate", "lseek", "fstat", "newfstatat", "fstatfs",
 
     /* Files opened at run time: images (blockdev-add, and whatever opens
      * media later), pr-state files (scsi/pr.c writes PATH.tmp, fsyncs and

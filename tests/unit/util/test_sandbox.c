@@ -20,6 +20,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -135,6 +136,7 @@ static void do_runtime(void)
     struct epoll_event ev = { .events = EPOLLIN };
     struct timespec ts;
     struct stat st;
+    struct statfs sfs;
     pthread_t th;
     void *ret;
     uint64_t v = 1, size;
@@ -164,7 +166,7 @@ static void do_runtime(void)
     MUST(fdatasync(fd) == 0 && fsync(fd) == 0);
     MUST(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1 << 20, 4096) == 0);
     MUST(lseek(fd, 0, SEEK_DATA) >= 0);
-    MUST(fstat(fd, &st) == 0 && ftruncate(fd, 2 << 20) == 0);
+    MUST(fstat(fd, &st) == 0 && fstatfs(fd, &sfs) == 0 && ftruncate(fd, 2 << 20) == 0);
     MUST(ioctl(fd, BLKGETSIZE64, &size) < 0 && errno == ENOTTY);   /* allowed, not a bdev */
     close(fd);
     /* pr-state: temporary file, renamed over the old one */
