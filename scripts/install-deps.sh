@@ -3,7 +3,9 @@
 # bookworm. Idempotent: packages already present are not touched.
 set -euo pipefail
 
-build_pkgs=(gcc meson ninja-build pkg-config liburing-dev)
+# libseccomp: the --sandbox allow-list (optional at build time: without it
+# vscsid runs unsandboxed and says so); libseccomp2 is its run-time library.
+build_pkgs=(gcc meson ninja-build pkg-config liburing-dev libseccomp-dev libseccomp2)
 test_pkgs=(qemu-system-x86 qemu-system-common seabios sg3-utils fio libiscsi-bin lsscsi
            cpio kmod gzip util-linux eject xorriso)
 

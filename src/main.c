@@ -19,6 +19,7 @@
 #include "util/log.h"
 #include "util/loop.h"
 #include "util/opts.h"
+#include "util/sandbox.h"
 #include "vscsi-config.h"
 
 #define EXIT_USAGE 2
@@ -65,6 +66,12 @@ static void usage(FILE *f)
 "                        open (with --group NAME for a group other than NAME's)\n"
 "  --socket-group NAME   vhost-user sockets get group NAME and mode 0660, so a\n"
 "                        QEMU running in that group can connect\n"
+"  --sandbox on|off      seccomp allow-list once start-up is over: any other\n"
+"                        system call kills vscsid (SIGSYS). Default: on when\n"
+"                        vscsid was built with libseccomp and the kernel takes\n"
+"                        the filter, else a warning and no sandbox; with\n"
+"                        --sandbox=on that is a start-up error instead.\n"
+"                        Off in sanitizer builds (their leak check needs ptrace)\n"
 "  -v, --verbose         more log output (repeat for debug)\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n");
@@ -140,6 +147,45 @@ static int drop_privileges(uid_t uid, gid_t gid)
     return 0;
 }
 
+enum { SANDBOX_DEFAULT, SANDBOX_ON, SANDBOX_OFF };
+
+/* --sandbox: install the seccomp allow-list (src/util/sandbox.c) now that
+ * every socket and image of the command line is open and privileges are
+ * dropped. By default a sandbox that cannot be had is a warning; with
+ * --sandbox=on it is an error. */
+static int start_sandbox(int mode)
+{
+    char err[256];
+    int n;
+
+    if (mode == SANDBOX_OFF) {
+        log_info("sandbox: off (--sandbox=off)");
+        return 0;
+    }
+#ifdef VSCSI_SANITIZER_BUILD
+    /* ASan's leak check at exit stops the threads with ptrace from a cloned
+     * tracer process, and a report may start a symbolizer (fork + exec):
+     * what the sandbox kills. Sanitizer builds run without it. */
+    if (mode == SANDBOX_ON) {
+        log_err("sandbox: not available in a sanitizer build (--sandbox=on)");
+        return -1;
+    }
+    log_info("sandbox: off in this sanitizer build (the leak check needs ptrace and fork)");
+    return 0;
+#endif
+    n = sandbox_enable(err, sizeof(err));
+    if (n > 0) {
+        log_info("sandbox: on, %d system calls allowed; any other kills vscsid (SIGSYS)", n);
+        return 0;
+    }
+    if (mode == SANDBOX_ON) {
+        log_err("sandbox: cannot be enabled: %s (--sandbox=on)", err);
+        return -1;
+    }
+    log_warn("sandbox: not available: %s; running without it (--sandbox=off silences this)", err);
+    return 0;
+}
+
 struct sig_state {
     struct ev_loop *loop;
     int signals;
@@ -171,6 +217,7 @@ int main(int argc, char **argv)
         { "user", required_argument, NULL, 'u' },
         { "group", required_argument, NULL, 'g' },
         { "socket-group", required_argument, NULL, 'G' },
+        { "sandbox", required_argument, NULL, 'S' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -193,7 +240,7 @@ int main(int argc, char **argv)
     gid_t run_gid = 0, sock_gid = 0;
     struct sig_state sigs = { 0 };
     sigset_t mask;
-    int c, sfd = -1, rc = 1;
+    int c, sfd = -1, rc = 1, sandbox = SANDBOX_DEFAULT;
 
     while ((c = getopt_long(argc, argv, "s:q:vhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -249,6 +296,14 @@ int main(int argc, char **argv)
             break;
         case 'G':
             socket_group = optarg;
+            break;
+        case 'S':
+            if (!strcmp(optarg, "on"))
+                sandbox = SANDBOX_ON;
+            else if (!strcmp(optarg, "off"))
+                sandbox = SANDBOX_OFF;
+            else
+                return usage_error("--sandbox %s: expected on or off", optarg);
             break;
         case 'C':
             if (nctrls == sizeof(ctrls) / sizeof(ctrls[0]))
@@ -381,6 +436,8 @@ int main(int argc, char **argv)
             "    -device vhost-user-scsi-pci,chardev=vscsi0 ...\n",
             realpath(nctrls && !ctrl.socket_path[0] ? ctrls[0].socket_path : ctrl.socket_path, abs_socket)
                 ? abs_socket : (ctrl.socket_path[0] ? ctrl.socket_path : ctrls[0].socket_path));
+    if (start_sandbox(sandbox) < 0)
+        goto out;
     if (ev_loop_run(loop) < 0)
         log_err("event loop failed: %s", strerror(errno));
 

@@ -201,6 +201,19 @@ struct proc_sample {
     bool ok;
 };
 
+/* A number after "name" at the start of line (/proc status files: "Name:   123 kB"). */
+static bool proc_field(const char *line, const char *name, unsigned long long *v)
+{
+    size_t n = strlen(name);
+    char *end;
+
+    if (strncmp(line, name, n))
+        return false;
+    errno = 0;
+    *v = strtoull(line + n, &end, 10);
+    return !errno && end != line + n;
+}
+
 static void proc_sample(pid_t pid, struct proc_sample *s)
 {
     char path[320], line[256];
@@ -219,7 +232,7 @@ static void proc_sample(pid_t pid, struct proc_sample *s)
         FILE *f = fopen(path, "r");
         if (f) {
             unsigned long long run = 0;
-            if (fscanf(f, "%llu", &run) == 1)
+            if (fgets(line, sizeof(line), f) && proc_field(line, "", &run))
                 s->run_ns += run;
             fclose(f);
         }
@@ -228,8 +241,8 @@ static void proc_sample(pid_t pid, struct proc_sample *s)
         if (f) {
             while (fgets(line, sizeof(line), f)) {
                 unsigned long long v;
-                if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
-                    sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+                if (proc_field(line, "voluntary_ctxt_switches:", &v) ||
+                    proc_field(line, "nonvoluntary_ctxt_switches:", &v))
                     s->ctxsw += v;
             }
             fclose(f);
@@ -242,7 +255,7 @@ static void proc_sample(pid_t pid, struct proc_sample *s)
     if (f) {
         while (fgets(line, sizeof(line), f)) {
             unsigned long long v;
-            if (sscanf(line, "VmRSS: %llu", &v) == 1)
+            if (proc_field(line, "VmRSS:", &v))
                 s->rss_kib = v;
         }
         fclose(f);
@@ -616,6 +629,9 @@ static int setup_queues(struct bench *b)
     unsigned first = c->blk ? 0 : VUF_SCSI_REQQ;
     uint64_t data_stride = ((uint64_t)c->bs + 4095) & ~4095ull;
 
+    if (!c->bs || !c->queues || !c->threads)
+        return -EINVAL;         /* the option checks rule these out; the divisions below need it */
+
     for (unsigned i = 0; i < c->threads; i++) {
         b->t[i].b = b;
         b->t[i].id = i;
@@ -892,6 +908,18 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
     return 0;
 }
 
+/* Seconds: a finite number, more than 0 (or 0 as well with zero_ok). */
+static int parse_seconds(const char *s, bool zero_ok, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < 0 || (v == 0 && !zero_ok))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
 enum {
     O_SPAWN = 256, O_PID, O_PROTO, O_RW, O_RWMIX, O_BS, O_IODEPTH, O_QUEUES, O_THREADS,
     O_QSIZE, O_RUNTIME, O_RAMP, O_IOS, O_TARGET, O_LUN, O_SIZE, O_OFFSET, O_POLL, O_EVENT,
@@ -933,7 +961,12 @@ static int parse_args(struct cfg *c, int argc, char **argv)
         switch (o) {
         case 's': c->socket = optarg; break;
         case O_SPAWN: c->spawn = optarg; break;
-        case O_PID: c->pid = (pid_t)atoi(optarg); bad = c->pid <= 0; break;
+        case O_PID: {
+            unsigned pid;
+            bad = parse_uint(optarg, 1, INT32_MAX, &pid) < 0;
+            c->pid = bad ? 0 : (pid_t)pid;
+            break;
+        }
         case O_PROTO:
             if (!strcmp(optarg, "scsi"))
                 c->blk = false;
@@ -954,14 +987,15 @@ static int parse_args(struct cfg *c, int argc, char **argv)
         case O_RWMIX: bad = parse_uint(optarg, 0, 100, &c->rwmix) < 0; break;
         case O_BS:
             bad = parse_size(optarg, &v) < 0 || v < 512 || v > (64u << 20) || v % 512;
-            c->bs = (uint32_t)v;
+            if (!bad)
+                c->bs = (uint32_t)v;
             break;
         case O_IODEPTH: bad = parse_uint(optarg, 1, 32768, &c->iodepth) < 0; break;
         case O_QUEUES: bad = parse_uint(optarg, 1, 128, &c->queues) < 0; break;
         case O_THREADS: bad = parse_uint(optarg, 1, MAX_THREADS, &c->threads) < 0; break;
         case O_QSIZE: bad = parse_uint(optarg, 2, 32768, &c->qsize) < 0; break;
-        case O_RUNTIME: c->runtime = atof(optarg); bad = c->runtime <= 0; break;
-        case O_RAMP: c->ramp = atof(optarg); bad = c->ramp < 0; ramp_set = true; break;
+        case O_RUNTIME: bad = parse_seconds(optarg, false, &c->runtime) < 0; break;
+        case O_RAMP: bad = parse_seconds(optarg, true, &c->ramp) < 0; ramp_set = true; break;
         case O_IOS: bad = parse_size(optarg, &c->ios) < 0 || !c->ios; break;
         case O_TARGET: bad = parse_uint(optarg, 0, 255, &c->target) < 0; break;
         case O_LUN: bad = parse_uint(optarg, 0, 16383, &c->lun) < 0; break;
@@ -992,7 +1026,12 @@ static int parse_args(struct cfg *c, int argc, char **argv)
         }
         case O_LABEL: c->label = optarg; break;
         case O_JSON: c->json = true; break;
-        case O_TIMEOUT: c->timeout_ms = atoi(optarg); bad = c->timeout_ms <= 0; break;
+        case O_TIMEOUT: {
+            unsigned ms;
+            bad = parse_uint(optarg, 1, INT32_MAX, &ms) < 0;
+            c->timeout_ms = bad ? c->timeout_ms : (int)ms;
+            break;
+        }
         case 'q': c->quiet = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -EINVAL;

@@ -896,17 +896,19 @@ int main(int argc, char **argv)
     if (optind >= argc)
         die_usage("missing COMMAND (try query-commands)");
     cmd = argv[optind++];
+    /* compared once: the two streaming modes need a connection (a path) */
+    const bool events = !strcmp(cmd, "events"), raw = !strcmp(cmd, "raw");
     w = find_wrapper(cmd, argc - optind, argv + optind);
     if (!w && (mo.force || mo.format || mo.ro_mode))
         die_usage("--force, --format and --read-only-mode go with eject, change-medium and "
                   "open-tray ID (or give force=true etc. as KEY=VALUE)");
     if ((!path || !path[0]) && !dry_run)
         die_usage("missing --qmp PATH (the path given to vscsid --qmp)");
-    if (dry_run && (!strcmp(cmd, "events") || !strcmp(cmd, "raw")))
+    if (dry_run && (events || raw))
         die_usage("--dry-run works with commands only");
     signal(SIGPIPE, SIG_IGN);
 
-    if (!strcmp(cmd, "events")) {
+    if (events) {
         if (optind < argc)
             die_usage("events takes no arguments");
         conn_open(&conn, path);
@@ -924,7 +926,7 @@ int main(int argc, char **argv)
         }
     }
 
-    if (!strcmp(cmd, "raw")) {
+    if (raw) {
         char err[160];
         struct json_value *v;
         const char *text;

@@ -35,16 +35,12 @@ static int cmd_qmp_capabilities(struct qmp_req *req, const struct json_value *ar
 /* Our version in QEMU's VersionInfo shape. */
 static int cmd_query_version(struct qmp_req *req, const struct json_value *args, struct json_buf *ret)
 {
-    unsigned major = 0, minor = 0, micro = 0;
-
-    if (sscanf(VSCSI_VERSION, "%u.%u.%u", &major, &minor, &micro) < 1)
-        major = minor = micro = 0;
     json_buf_begin_object(ret);
     json_buf_add_key(ret, "qemu");
     json_buf_begin_object(ret);
-    json_buf_kv_uint(ret, "micro", micro);
-    json_buf_kv_uint(ret, "minor", minor);
-    json_buf_kv_uint(ret, "major", major);
+    json_buf_kv_uint(ret, "micro", VSCSI_VERSION_MICRO);
+    json_buf_kv_uint(ret, "minor", VSCSI_VERSION_MINOR);
+    json_buf_kv_uint(ret, "major", VSCSI_VERSION_MAJOR);
     json_buf_end_object(ret);
     json_buf_kv_str(ret, "package", "vscsid " VSCSI_VERSION);
     json_buf_end_object(ret);

@@ -343,11 +343,8 @@ static void client_cb(void *opaque, int fd, uint32_t events)
 
 static void greet(struct qmp_client *c)
 {
-    unsigned major = 0, minor = 0, micro = 0;
     struct json_buf b;
 
-    if (sscanf(VSCSI_VERSION, "%u.%u.%u", &major, &minor, &micro) < 1)
-        major = minor = micro = 0;
     json_buf_init(&b, 0);
     json_buf_begin_object(&b);
     json_buf_add_key(&b, "QMP");
@@ -356,9 +353,9 @@ static void greet(struct qmp_client *c)
     json_buf_begin_object(&b);
     json_buf_add_key(&b, "qemu");
     json_buf_begin_object(&b);
-    json_buf_kv_uint(&b, "micro", micro);
-    json_buf_kv_uint(&b, "minor", minor);
-    json_buf_kv_uint(&b, "major", major);
+    json_buf_kv_uint(&b, "micro", VSCSI_VERSION_MICRO);
+    json_buf_kv_uint(&b, "minor", VSCSI_VERSION_MINOR);
+    json_buf_kv_uint(&b, "major", VSCSI_VERSION_MAJOR);
     json_buf_end_object(&b);
     json_buf_kv_str(&b, "package", "vscsid " VSCSI_VERSION);
     json_buf_end_object(&b);

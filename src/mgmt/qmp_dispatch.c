@@ -151,36 +151,44 @@ int qmp_arg_int(struct qmp_req *req, const struct json_value *args, const char *
     return 1;
 }
 
-/* Check the request envelope (qmp-spec "Issuing Commands"); QEMU's wording. */
-static int check_envelope(struct qmp_req *req, const struct json_value *msg, const char **name,
-                          const struct json_value **args)
+/* Check the request envelope (qmp-spec "Issuing Commands"); QEMU's wording.
+ * Returns the command name, or NULL with the error set (the name itself is
+ * the success signal, so no caller can use it after a failed check). */
+static const char *check_envelope(struct qmp_req *req, const struct json_value *msg,
+                                  const struct json_value **args)
 {
     const struct json_value *exec = NULL;
+    const char *why = NULL;
 
-    if (!json_is(msg, JSON_OBJECT))
-        return qmp_req_error(req, QMP_ERR_GENERIC, "QMP input must be a JSON object");
-    for (size_t i = 0; i < msg->u.obj.n; i++) {
+    if (!json_is(msg, JSON_OBJECT)) {
+        qmp_req_error(req, QMP_ERR_GENERIC, "QMP input must be a JSON object");
+        return NULL;
+    }
+    for (size_t i = 0; i < msg->u.obj.n && !why; i++) {
         const char *key = msg->u.obj.members[i].key;
         const struct json_value *v = msg->u.obj.members[i].value;
         if (!strcmp(key, "execute")) {
             if (!json_is(v, JSON_STRING))
-                return qmp_req_error(req, QMP_ERR_GENERIC, "QMP input member 'execute' must be a string");
+                why = "QMP input member 'execute' must be a string";
             exec = v;
         } else if (!strcmp(key, "arguments")) {
             if (!json_is(v, JSON_OBJECT))
-                return qmp_req_error(req, QMP_ERR_GENERIC,
-                                     "QMP input member 'arguments' must be an object");
+                why = "QMP input member 'arguments' must be an object";
             *args = v;
         } else if (strcmp(key, "id")) {
             /* no "exec-oob"/"control": the out-of-band capability is not offered */
-            return qmp_req_error(req, QMP_ERR_GENERIC, "QMP input member '%.*s' is unexpected",
-                                 NAME_MAX_SHOWN, key);
+            qmp_req_error(req, QMP_ERR_GENERIC, "QMP input member '%.*s' is unexpected",
+                          NAME_MAX_SHOWN, key);
+            return NULL;
         }
     }
-    if (!exec)
-        return qmp_req_error(req, QMP_ERR_GENERIC, "QMP input lacks member 'execute'");
-    *name = json_get_str(exec);
-    return 0;
+    if (!why && !exec)
+        why = "QMP input lacks member 'execute'";
+    if (why) {
+        qmp_req_error(req, QMP_ERR_GENERIC, "%s", why);
+        return NULL;
+    }
+    return json_get_str(exec);
 }
 
 static void write_reply(struct qmp_req *req, const struct json_value *id, const struct json_buf *ret,
@@ -226,7 +234,8 @@ void qmp_dispatch(struct qmp_req *req, bool *command_mode, const char *text, siz
         goto out;
     }
     id = json_obj_get(msg, "id");
-    if (check_envelope(req, msg, &name, &args) < 0)
+    name = check_envelope(req, msg, &args);
+    if (!name)
         goto reply;
     req->cmd_name = name;
     cmd = qmp_find_command(name);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/opts.h"
 
 #define PR_MAX_REG      64          /* registrations per LU (05/55/04 beyond) */
 #define PR_PARAM_MAX    4096        /* PERSISTENT RESERVE OUT parameter list */
@@ -204,29 +205,38 @@ static int pr_load(struct scsi_pr *pr, char *err, size_t errlen)
     }
     memset(&st, 0, sizeof(st));
     while (fgets(line, sizeof(line), f)) {
-        unsigned v, t, a;
-        uint32_t n;
-        uint64_t key;
+        /* "keyword N [N [N]]": numbers decimal or 0x hex, each range-checked
+         * (sscanf would wrap an overflowing number silently). */
+        char *w[5], *save = NULL;
+        uint64_t n[3];
+        unsigned nw = 0;
+        bool ok = true;
 
         lineno++;
         if (line[0] == '#' || line[0] == '\n')
             continue;
-        if (sscanf(line, "version %u", &v) == 1 && v == 1) {
+        for (char *t = strtok_r(line, " \t\n", &save); t && nw < 5; t = strtok_r(NULL, " \t\n", &save))
+            w[nw++] = t;
+        for (unsigned i = 1; i < nw && i < 4; i++)
+            ok = ok && parse_u64(w[i], &n[i - 1]) == 0;
+        ok = ok && nw >= 2 && nw <= 4;
+        if (ok && nw == 2 && !strcmp(w[0], "version") && n[0] == 1) {
             version = true;
-        } else if (sscanf(line, "generation %" SCNu32, &n) == 1) {
-            st.generation = n;
-        } else if (sscanf(line, "aptpl %u", &v) == 1 && v <= 1) {
-            st.aptpl = v;
-        } else if (sscanf(line, "reg %" SCNu32 " %" SCNx64 " %u", &n, &key, &a) == 3 && key &&
-                   a <= 1 && st.nreg < PR_MAX_REG && reg_find(&st, n) < 0) {
-            st.reg[st.nreg].nexus = n;
-            st.reg[st.nreg].key = key;
-            st.reg[st.nreg].all_tg_pt = a;
+        } else if (ok && nw == 2 && !strcmp(w[0], "generation") && n[0] <= UINT32_MAX) {
+            st.generation = (uint32_t)n[0];
+        } else if (ok && nw == 2 && !strcmp(w[0], "aptpl") && n[0] <= 1) {
+            st.aptpl = n[0];
+        } else if (ok && nw == 4 && !strcmp(w[0], "reg") && n[0] <= UINT32_MAX && n[1] &&
+                   n[2] <= 1 && st.nreg < PR_MAX_REG && reg_find(&st, (uint32_t)n[0]) < 0) {
+            st.reg[st.nreg].nexus = (uint32_t)n[0];
+            st.reg[st.nreg].key = n[1];
+            st.reg[st.nreg].all_tg_pt = n[2];
             st.nreg++;
-        } else if (sscanf(line, "reservation %u %" SCNu32, &t, &n) == 2 && type_valid(t)) {
+        } else if (ok && nw == 3 && !strcmp(w[0], "reservation") && n[0] <= UINT8_MAX &&
+                   type_valid((unsigned)n[0]) && n[1] <= UINT32_MAX) {
             st.reserved = true;
-            st.type = (uint8_t)t;
-            st.holder = n;
+            st.type = (uint8_t)n[0];
+            st.holder = (uint32_t)n[1];
         } else {
             snprintf(err, errlen, "pr-state=%s: line %u is not understood; remove the file to start "
                      "without reservations", pr->path, lineno);

@@ -122,7 +122,10 @@ static size_t inquiry_standard(const struct scsi_cmd *cmd, uint8_t *b)
         memcpy(&b[16], lu->product, 16);
         memcpy(&b[32], lu->revision, 4);
     } else {
-        memcpy(&b[8], "VSCSI   ", 8);
+        /* T10 VENDOR IDENTIFICATION: 8 ASCII bytes, space padded, no NUL */
+        static const char vendor_id[8] = "VSCSI   ";
+
+        memcpy(&b[8], vendor_id, sizeof(vendor_id));
         memset(&b[16], ' ', 20);
     }
     put_be16(&b[58], 0x00a0);   /* SAM-5 */
@@ -597,6 +600,9 @@ static int mode_select_page(struct scsi_cmd *cmd, const uint8_t *pg, size_t off,
     len = mode_page(lu, code, MODE_PC_CURRENT, cur);
     if (!len)
         return scsi_invalid_param(cmd, (unsigned)off, 5);
+    /* bytes the changeable page does not describe are not changeable (a
+     * page built in another file, mmc.c, may not cover all of len) */
+    memset(chg, 0, sizeof(chg));
     mode_page(lu, code, MODE_PC_CHANGEABLE, chg);
     if (plen != len - 2)
         return scsi_invalid_param(cmd, (unsigned)off + 1, 7);

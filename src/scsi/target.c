@@ -460,7 +460,10 @@ static void inflight_unlink(struct scsi_cmd *cmd)
 void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
 {
     struct scsi_lun *lu = cmd->lu;
-    bool tracked = cmd->flags & SCSI_CMDF_INFLIGHT;
+    /* Tracked: linked into its LUN's in-flight list (inflight_link), so never
+     * without a LUN; commands for no LUN (or the REPORT LUNS well-known LUN)
+     * are not tracked. */
+    bool tracked = lu && (cmd->flags & SCSI_CMDF_INFLIGHT);
     bool aborted = cmd->flags & SCSI_CMDF_ABORTED;
     struct scsi_target *tgt = cmd->tgt;     /* the path's: cmd is not ours after done_cb */
     uint32_t gate;

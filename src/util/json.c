@@ -131,14 +131,29 @@ struct json_value *json_new_str(const char *s)
     return v;
 }
 
+/* The empty container is spelled out although calloc zeroed it: clang's
+ * analyzer does not see a zero fill through a union member, takes the count
+ * for unknown, and then reports the first element as read uninitialized. */
 struct json_value *json_new_array(void)
 {
-    return new_value(JSON_ARRAY);
+    struct json_value *v = new_value(JSON_ARRAY);
+
+    if (v) {
+        v->u.arr.items = NULL;
+        v->u.arr.n = v->u.arr.cap = 0;
+    }
+    return v;
 }
 
 struct json_value *json_new_object(void)
 {
-    return new_value(JSON_OBJECT);
+    struct json_value *v = new_value(JSON_OBJECT);
+
+    if (v) {
+        v->u.obj.members = NULL;
+        v->u.obj.n = v->u.obj.cap = 0;
+    }
+    return v;
 }
 
 void json_free(struct json_value *v)

@@ -606,15 +606,22 @@ static void test_aptpl(void)
         scsi_bus_free(bus);
         fake_drive_free(d);
     }
-    /* a file we did not write is refused with a message */
-    f = fopen(path, "w");
-    fputs("version 1\ngarbage\n", f);
-    fclose(f);
-    {
+    /* a file we did not write is refused with a message: garbage, numbers
+     * out of range (not wrapped), trailing words */
+    static const char *const bad[] = {
+        "garbage\n", "generation 4294967296\n", "reg 4294967298 0x1 0\n", "aptpl 1 0\n",
+        "reservation 257 2\n", "version 1x\n", "reg 2 0x1\n", "generation -1\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct scsi_bus *bus = scsi_bus_new();
         struct blk_drive *d = fake_drive_new(MiB);
 
+        f = fopen(path, "w");
+        fprintf(f, "version 1\n%s", bad[i]);
+        fclose(f);
         CHECK_EQ(scsi_bus_add_lun(bus, 0, 0, &cfg, d, err, sizeof(err)), -EINVAL);
+        if (!strstr(err, "line 2"))
+            fprintf(stderr, "pr-state line '%s' was not refused: %s\n", bad[i], err);
         CHECK(strstr(err, "line 2") != NULL);
         scsi_bus_free(bus);
         fake_drive_free(d);
