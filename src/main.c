@@ -72,6 +72,8 @@ static void usage(FILE *f)
 "                        the filter, else a warning and no sandbox; with\n"
 "                        --sandbox=on that is a start-up error instead.\n"
 "                        Off in sanitizer builds (their leak check needs ptrace)\n"
+"  --log-file PATH       log to PATH (appended, UTC timestamps) instead of stderr;\n"
+"                        SIGHUP reopens it (after logrotate has moved it)\n"
 "  -v, --verbose         more log output (repeat for debug)\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n");
@@ -198,6 +200,16 @@ static void signal_cb(void *opaque, int fd, uint32_t events)
 
     (void)events;
     while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            char err[300];
+
+            /* logrotate moved the file away: continue in a new one */
+            if (log_reopen(err, sizeof(err)) < 0)
+                log_warn("SIGHUP: %s; still logging to the old file", err);
+            else
+                log_info("received SIGHUP, log file reopened");
+            continue;
+        }
         s->signals++;
         log_info("received %s, shutting down", strsignal((int)si.ssi_signo));
         ev_loop_stop(s->loop);
@@ -218,6 +230,7 @@ int main(int argc, char **argv)
         { "group", required_argument, NULL, 'g' },
         { "socket-group", required_argument, NULL, 'G' },
         { "sandbox", required_argument, NULL, 'S' },
+        { "log-file", required_argument, NULL, 'L' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -297,6 +310,10 @@ int main(int argc, char **argv)
         case 'G':
             socket_group = optarg;
             break;
+        case 'L':
+            if (log_open_file(optarg, err, sizeof(err)) < 0)
+                return usage_error("--log-file: %s", err);
+            break;
         case 'S':
             if (!strcmp(optarg, "on"))
                 sandbox = SANDBOX_ON;
@@ -347,6 +364,7 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
 
     loop = ev_loop_new();
@@ -455,5 +473,6 @@ out:
     if (sfd >= 0)
         close(sfd);
     ev_loop_free(loop);
+    log_close_file();
     return rc;
 }
