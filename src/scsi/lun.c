@@ -107,6 +107,8 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
     lu->optable = &sbc_optable;
     lu->drive = drive;
     lu->removable = cfg->removable;
+    lu->io_error_cb = cfg->io_error_cb;
+    lu->io_error_opaque = cfg->io_error_opaque;
     lu->medium_present = true;
     lu->block_size = lbs;
     lu->block_shift = (uint8_t)__builtin_ctz(lbs);

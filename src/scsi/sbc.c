@@ -56,8 +56,7 @@ static int submit(struct scsi_cmd *cmd, blk_done_cb *cb, bool is_write)
 {
     int ret;
 
-    cmd->breq.done_cb = cb;
-    cmd->breq.opaque = cmd;
+    scsi_io_prepare(cmd, cb);      /* I/O errors go through the LU's policy */
     ret = blk_submit(cmd->blk_ctx, cmd->lu->drive, &cmd->breq);
     if (ret < 0)
         return sense_from_errno(ret, is_write);

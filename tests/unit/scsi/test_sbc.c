@@ -302,13 +302,13 @@ static void test_errors(void)
     e->drive->fail_count = 1;
     cdb_rw10(c, 0x28, 0, 1);
     t_run(e, &t, 0, c, 10, SCSI_DIR_FROM_DEV, b, 512);
-    check_sense(&t, 3, 0x11, 0);
+    check_sense(&t, 0x0b, 0, 0x06);     /* QEMU's answer to EIO */
     CHECK_EQ(t.c.xfer_len, 0);
     e->drive->fail_errno = EIO;
     e->drive->fail_count = 1;
     cdb_rw10(c, 0x2a, 0, 1);
     t_run(e, &t, 0, c, 10, SCSI_DIR_TO_DEV, b, 512);
-    check_sense(&t, 3, 0x0c, 0);
+    check_sense(&t, 0x0b, 0, 0x06);
     e->drive->fail_errno = ENOSPC;
     e->drive->fail_count = 1;
     t_run(e, &t, 0, c, 10, SCSI_DIR_TO_DEV, b, 512);
@@ -335,7 +335,7 @@ static void test_errors(void)
         e->drive->fail_errno = EIO;
         e->drive->fail_count = 1;
         t_run(e, &t, 0, s10, 10, SCSI_DIR_NONE, NULL, 0);
-        check_sense(&t, 3, 0x0c, 0);
+        check_sense(&t, 0x0b, 0, 0x06);
     }
     t_env_free(e);
 }
@@ -667,7 +667,7 @@ static void test_unmap(void)
     e->drive->fail_errno = EIO;
     e->drive->fail_count = 1;
     unmap(e, &t, pl, 40, 0);
-    check_sense(&t, 3, 0x0c, 0);
+    check_sense(&t, 0x0b, 0, 0x06);
     t_env_free(e);
 }
 
