@@ -55,6 +55,8 @@ struct vscsid {
         void *opaque;
     } sinks[VSCSID_MAX_SINKS];
     bool freeing;
+    bool quiesced;
+    enum vscsid_run_state run_state;
 };
 
 struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen)
@@ -160,6 +162,7 @@ int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err,
     e->conf.blk.id = e->conf.id;
     e->conf.blk.filename = e->conf.filename[0] ? e->conf.filename : NULL;
     e->conf.blk.format = e->conf.format[0] ? e->conf.format : NULL;
+    e->conf.blk.inject = e->conf.inject[0] ? e->conf.inject : NULL;
     ret = blk_open(&e->conf.blk, &e->blk, err, errlen);
     if (ret < 0) {
         free(e);
@@ -195,6 +198,8 @@ int vscsid_del_drive(struct vscsid *d, const char *id, char *err, size_t errlen)
     free(e);
     return 0;
 }
+
+static enum scsi_io_error_action device_io_error_cb(void *opaque, const struct scsi_io_error *e);
 
 int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *err, size_t errlen)
 {
@@ -265,6 +270,8 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
     dev->conf.scsi.vendor = dev->conf.vendor[0] ? dev->conf.vendor : NULL;
     dev->conf.scsi.product = dev->conf.product[0] ? dev->conf.product : NULL;
     dev->conf.scsi.version = dev->conf.version[0] ? dev->conf.version : NULL;
+    dev->conf.scsi.io_error_cb = device_io_error_cb;    /* the drive's werror/rerror */
+    dev->conf.scsi.io_error_opaque = dev;
     if (first)
         ret = scsi_bus_add_path(bus->bus, conf->target, conf->lun, first->bus->bus, first->conf.target,
                                 first->conf.lun, err, errlen);
@@ -292,13 +299,18 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
     return 0;
 }
 
+static void emit_event(struct vscsid *d, const struct vscsid_event *ev)
+{
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS && !d->freeing; i++)
+        if (d->sinks[i].cb)
+            d->sinks[i].cb(d->sinks[i].opaque, ev);
+}
+
 static void emit(struct vscsid *d, enum vscsid_event_type type, const char *device)
 {
     struct vscsid_event ev = { .type = type, .device = device };
 
-    for (unsigned i = 0; i < VSCSID_MAX_SINKS && !d->freeing; i++)
-        if (d->sinks[i].cb)
-            d->sinks[i].cb(d->sinks[i].opaque, &ev);
+    emit_event(d, &ev);
 }
 
 int vscsid_add_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
@@ -505,6 +517,8 @@ int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *
     b->ctrl = vscsi_ctrl_new(d->loop, d->blk_ctx, b->bus, &cfg, err, errlen);
     if (!b->ctrl)
         return -EINVAL;
+    if (d->run_state != VSCSID_RUNNING)
+        vscsi_ctrl_pause(b->ctrl, true);
     if (b == d->buses)
         d->ctrl = b->ctrl;
     if (conf->poll_us) {
@@ -535,6 +549,7 @@ unsigned vscsid_inflight(const struct vscsid *d)
 
 void vscsid_quiesce(struct vscsid *d)
 {
+    d->quiesced = true;
     /* no polling while draining: the loop must block so waits take real time */
     ev_loop_set_poller(d->loop, NULL, 0);
     for (struct bus_entry *b = d->buses; b; b = b->next)
@@ -554,8 +569,14 @@ int vscsid_drain(struct vscsid *d, int timeout_ms)
 {
     uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 
-    while ((vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx)) && mono_ms() < deadline)
+    while ((vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx)) && mono_ms() < deadline) {
+        /* held by a stop policy (now, or since the queues stopped): answered
+         * RESET, the guest sends them again (to the next daemon) */
+        for (struct bus_entry *b = d->buses; b; b = b->next)
+            if (scsi_bus_held_count(b->bus))
+                scsi_bus_reset_held(b->bus, NULL, NULL);
         ev_loop_run_once(d->loop, 10);
+    }
     return vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx) ? -ETIMEDOUT : 0;
 }
 
@@ -636,6 +657,110 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
             return r;
     }
     return 0;
+}
+
+/* ---- run state and I/O error policy ---- */
+
+static const char *const run_state_names[] = {
+    [VSCSID_RUNNING] = "running", [VSCSID_PAUSED] = "paused", [VSCSID_IO_ERROR] = "io-error",
+};
+
+enum vscsid_run_state vscsid_run_state(const struct vscsid *d)
+{
+    return d->run_state;
+}
+
+static void pause_all(struct vscsid *d, bool paused)
+{
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        if (b->ctrl)
+            vscsi_ctrl_pause(b->ctrl, paused);
+}
+
+/* QEMU's vm_stop: only a running VM stops (and says so once). */
+static void vm_stop(struct vscsid *d, enum vscsid_run_state state)
+{
+    if (d->run_state != VSCSID_RUNNING)
+        return;
+    d->run_state = state;
+    pause_all(d, true);
+    log_info("guest I/O stopped (%s)%s", run_state_names[state],
+             state == VSCSID_IO_ERROR ? "; the failed requests are held until cont" : "");
+    emit(d, VSCSID_EVENT_STOP, NULL);
+}
+
+void vscsid_stop(struct vscsid *d)
+{
+    vm_stop(d, VSCSID_PAUSED);
+}
+
+void vscsid_cont(struct vscsid *d)
+{
+    unsigned held = vscsid_held(d);
+
+    if (d->run_state == VSCSID_RUNNING)
+        return;
+    d->run_state = VSCSID_RUNNING;
+    for (struct drive_entry *e = d->drives; e; e = e->next)
+        blk_iostatus_reset(e->blk);
+    log_info("guest I/O resumed%s", held ? "; retrying the held requests" : "");
+    emit(d, VSCSID_EVENT_RESUME, NULL);
+    /* held requests first, in order, then what the guests queued meanwhile */
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        scsi_bus_retry_held(b->bus);
+    /* a retry refused at once may have stopped us again */
+    if (d->run_state == VSCSID_RUNNING)
+        pause_all(d, false);
+}
+
+unsigned vscsid_held(const struct vscsid *d)
+{
+    unsigned n = 0;
+
+    for (const struct bus_entry *b = d->buses; b; b = b->next)
+        n += scsi_bus_held_count(b->bus);
+    return n;
+}
+
+/* The LU's I/O error hook: the drive's policy decides, the event tells the
+ * management plane (QEMU sends BLOCK_IO_ERROR for every action), a stop
+ * holds the request and stops every controller. */
+static enum scsi_io_error_action device_io_error_cb(void *opaque, const struct scsi_io_error *e)
+{
+    struct device_entry *dev = opaque;
+    struct vscsid *d = dev->d;
+    struct blk_drive *blk = dev->drive->blk;
+    struct vscsid_io_error info = {
+        .drive = dev->drive->conf.id, .device = dev->conf.id, .is_read = e->is_read, .err = e->err,
+        .action = blk_error_action(blk, e->is_read, e->err),
+    };
+    struct vscsid_event ev = { .type = VSCSID_EVENT_IO_ERROR, .device = dev->conf.id, .io_error = &info };
+
+    /* status first, then BLOCK_IO_ERROR, then STOP (QEMU's order) */
+    if (info.action == BLK_ACTION_STOP)
+        blk_iostatus_set_err(blk, e->err);
+    emit_event(d, &ev);
+    switch (info.action) {
+    case BLK_ACTION_STOP:
+        vm_stop(d, VSCSID_IO_ERROR);
+        return SCSI_IOERR_HOLD;
+    case BLK_ACTION_IGNORE:
+        return SCSI_IOERR_IGNORE;
+    case BLK_ACTION_REPORT:
+        break;
+    }
+    return SCSI_IOERR_REPORT;
+}
+
+int vscsid_set_inject(struct vscsid *d, const char *drive, const char *rules, char *err, size_t errlen)
+{
+    struct drive_entry *e = find_drive(d, drive);
+
+    if (!e) {
+        snprintf(err, errlen, "drive '%s' not found", drive);
+        return -ENOENT;
+    }
+    return blk_set_inject(e->blk, rules, err, errlen);
 }
 
 void vscsid_request_shutdown(struct vscsid *d)

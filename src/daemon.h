@@ -19,6 +19,7 @@ struct drive_conf {
     struct blk_opts blk;        /* blk.filename/format point into owned strings */
     char filename[4096];
     char format[16];
+    char inject[1024];          /* blk.inject: fault injection rules (tests), "" = none */
 };
 
 struct device_conf {
@@ -99,16 +100,47 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
  * sink runs on the loop thread, possibly from inside a builder function. */
 enum vscsid_event_type {
     VSCSID_EVENT_DEVICE_DELETED,    /* device: its removal (vscsid_del_device) completed */
+    VSCSID_EVENT_IO_ERROR,          /* io_error: a request failed; the drive's policy acted */
+    VSCSID_EVENT_STOP,              /* the run state left running (stop, or an I/O error) */
+    VSCSID_EVENT_RESUME,            /* running again (vscsid_cont) */
+};
+struct vscsid_io_error {
+    const char *drive;              /* drive id */
+    const char *device;             /* id of the device the request came through */
+    bool is_read;                   /* read (rerror) or write/flush/discard (werror) */
+    int err;                        /* positive errno */
+    enum blk_error_action action;
 };
 struct vscsid_event {
     enum vscsid_event_type type;
     const char *device;             /* device id */
+    const struct vscsid_io_error *io_error;     /* VSCSID_EVENT_IO_ERROR */
 };
 typedef void vscsid_event_cb(void *opaque, const struct vscsid_event *ev);
 /* Up to VSCSID_MAX_SINKS sinks (one per management socket). 0 or -ENOSPC. */
 #define VSCSID_MAX_SINKS 4
 int vscsid_add_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
 void vscsid_del_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
+
+/* Run state, VM-wide like QEMU's (vm_stop stops every device): while not
+ * running no controller takes requests from its guest (vscsi_ctrl_pause);
+ * requests already taken complete, except those held by werror/rerror=stop.
+ * An I/O error whose drive policy says stop holds the request and, when
+ * running, moves to IO_ERROR (events IO_ERROR then STOP). */
+enum vscsid_run_state { VSCSID_RUNNING, VSCSID_PAUSED, VSCSID_IO_ERROR };
+enum vscsid_run_state vscsid_run_state(const struct vscsid *d);
+/* QMP stop: PAUSED (event STOP) when running; no change otherwise. */
+void vscsid_stop(struct vscsid *d);
+/* QMP cont: back to running (event RESUME; drives' I/O status reset), every
+ * held request resubmitted, each device's in arrival order, then the
+ * controllers take requests again. A retry that fails with a stop policy
+ * stops again. Nothing happens when running. */
+void vscsid_cont(struct vscsid *d);
+/* Requests held by a stop policy, all controllers. */
+unsigned vscsid_held(const struct vscsid *d);
+/* Replace a drive's fault injection rules (blk_set_inject; "" clears).
+ * -ENOENT, -EINVAL with a message. */
+int vscsid_set_inject(struct vscsid *d, const char *drive, const char *rules, char *err, size_t errlen);
 
 /* Ask the daemon to shut down gracefully (QMP quit, signals). */
 void vscsid_request_shutdown(struct vscsid *d);

@@ -117,6 +117,8 @@ static void write_drive(struct json_buf *ret, const struct vscsid_drive_info *in
         json_buf_kv_uint(ret, "virtual-size", blk_size(info->blk));
         json_buf_end_object(ret);
         json_buf_end_object(ret);
+        /* QEMU's BlockDeviceIoStatus: failed/nospace after a stop, until cont */
+        json_buf_kv_str(ret, "io-status", blk_io_status_name(blk_iostatus(info->blk)));
     }
     json_buf_end_object(ret);
 }
