@@ -472,6 +472,22 @@ static long vm_rss_kb(pid_t pid)
     return kb;
 }
 
+/* The daemon runs with AddressSanitizer (libasan mapped). */
+static bool uses_asan(pid_t pid)
+{
+    char path[64], line[512];
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    f = fopen(path, "r");
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = strstr(line, "libasan") != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 #define MANY 128
 
 /* 256 writes in flight on two queues, all held; then an error flood with
@@ -532,7 +548,8 @@ static void test_many_and_flood(void)
     rss1 = vm_rss_kb(g_d.proc.pid);
     fprintf(stderr, "  vscsid VmRSS: %ld kB after 256 held writes, %ld kB after 5120 more errors\n",
             rss0, rss1);
-    CHECK(rss0 > 0 && rss1 > 0 && rss1 - rss0 < 4 * 1024);
+    /* ASan keeps freed blocks in quarantine (the events' buffers): ~11 MB here */
+    CHECK(rss0 > 0 && rss1 > 0 && rss1 - rss0 < (uses_asan(g_d.proc.pid) ? 32 : 4) * 1024);
     status_is("running", true);
     vuf_free(h);
 }
