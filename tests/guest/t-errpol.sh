@@ -44,7 +44,7 @@ want=$((MB * 1048576))
 [ "$bytes" = "r=$want w=$want " ] || vs_die "fio moved $bytes bytes, want $want each way"
 vs_info "fio verify ok ($bytes)"
 echo "STEP fio-done"
-if dmesg | grep -E "${d0#/dev/}|$hctl0" | grep -iE "error|fail|sense|abort|reset|timing out"; then
+if dmesg | grep -E "${d0#/dev/}|$hctl0" | grep -E "[Ee]rror|FAILED|Sense Key|[Aa]bort|[Rr]eset|timing out"; then
     vs_die "the kernel logged trouble with $d0"
 fi
 # rerror=report: the bad block fails, its neighbours read
