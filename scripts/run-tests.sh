@@ -108,7 +108,7 @@ if [ "${VSCSI_SKIP_GUEST:-0}" != 1 ] && [ "${VSCSI_SKIP_ASAN_GUEST:-0}" != 1 ] &
     run_guest_suite "guest (asan)" ASAN_OPTIONS=detect_leaks=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ISCSI_STRICT=1 \
         VSCSID="$PWD/build-asan/vscsid" tests/guest/run-all.sh \
-        ${VSCSI_ASAN_GUEST_TESTS:-t-luns t-pattern t-fio-verify t-qemu-restart t-resize t-iscsi-test-cu}
+        ${VSCSI_ASAN_GUEST_TESTS:-t-luns t-pattern t-fio-verify t-qemu-restart t-resize t-iscsi-test-cu t-errpol}
 fi
 
 echo
