@@ -3,6 +3,7 @@
  * docs/robustness.md). A filter in blk_submit, ahead of every driver. */
 #include "block/blk_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "util/opts.h"
@@ -245,8 +246,8 @@ unsigned blk_get_inject(struct blk_drive *d, struct blk_inject_info *out, unsign
                      (unsigned long long)r->len);
         if (r->remaining == UINT64_MAX)
             snprintf(count, sizeof(count), "inf");
-        else
-            snprintf(count, sizeof(count), "%llu", (unsigned long long)(r->remaining + r->hits));
+        else    /* the count given: what is left plus what was spent */
+            snprintf(count, sizeof(count), "%" PRIu64, r->remaining + r->hits);
         snprintf(out[i].rule, sizeof(out[i].rule), "%s:%s%s:count=%s", ops_name(r->ops),
                  errno_name(r->err), range, count);
         out[i].hits = r->hits;

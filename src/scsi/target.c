@@ -497,7 +497,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
         cmd->priv_len = 0;
     }
 
-    if (!tracked) {
+    if (!tracked || !lu) {     /* tracked commands have an LU; said for the analyzer */
         cmd->done_cb(cmd);
         return;
     }
