@@ -2,8 +2,10 @@
  * scsi_bus_tmf) for the SBC/SPC opcode tables, on two in-memory LUNs (512
  * and 4096-byte blocks; tests/unit/scsi/fake_blk.c) plus an absent LUN. The
  * input is a sequence of commands (CDB, CDB field length, direction, buffer
- * size, split into iovecs, data-out bytes), block-layer progress, TMFs and
- * injected I/O errors; commands overlap, as with a real queue.
+ * size, split into iovecs, data-out bytes), block-layer progress, TMFs,
+ * injected I/O errors, the 4096-byte LUN's I/O error policy (report, ignore,
+ * hold) and its held commands (retried, or reset by the transport); commands
+ * overlap, as with a real queue.
  *
  * Buffers are malloc'd to their exact size so ASan sees any access past a
  * guest buffer. Oracle: every command completes exactly once, never reports
@@ -30,6 +32,23 @@ struct ftmf {
     struct scsi_tmf tmf;
     int done;
 };
+
+static enum scsi_io_error_action g_action;
+
+/* The LU owner's error hook (the daemon's in vscsid): a fuzz-chosen action. */
+static enum scsi_io_error_action io_error_cb(void *opaque, const struct scsi_io_error *e)
+{
+    (void)opaque;
+    if (e->err <= 0)
+        abort();
+    return g_action;
+}
+
+static bool odd_tag(void *opaque, const struct scsi_cmd *cmd)
+{
+    (void)opaque;
+    return cmd->tag & 1;
+}
 
 static void tmf_done(struct scsi_tmf *tmf)
 {
@@ -60,19 +79,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fz f = { data, size };
     struct t_env *e = t_env_new(64 << 10, 512, true);
     struct scsi_dev_config cfg4k = { .type = SCSI_DEV_HD, .id = "disk1",
-                                     .logical_block_size = 4096, .physical_block_size = 4096 };
+                                     .logical_block_size = 4096, .physical_block_size = 4096,
+                                     .io_error_cb = io_error_cb };
     unsigned ntmf = 0;
     uint64_t tag = 1;
 
     memset(cmds, 0, sizeof(cmds));
     memset(tmfs, 0, sizeof(tmfs));
+    g_action = SCSI_IOERR_REPORT;
     if (!t_add_lun(e, 0, 1, &cfg4k, 256 << 10))
         abort();
 
     for (unsigned ops = 0; fz_left(&f) && ops < MAX_OPS; ops++) {
         uint8_t op = fz_u8(&f);
 
-        switch (op % 5) {
+        switch (op % 6) {
         case 0:
         case 1: {                                       /* submit a command */
             unsigned slot;
@@ -137,6 +158,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             d->fail_count = 1 + (sel >> 6);
             break;
         }
+        case 5: {                                       /* error policy, held commands */
+            uint8_t sel = fz_u8(&f);
+
+            switch (sel & 3) {
+            case 0:
+                g_action = (enum scsi_io_error_action)((sel >> 2) % 3);
+                break;
+            case 1:
+                scsi_bus_retry_held(e->bus);
+                break;
+            case 2:
+                scsi_bus_reset_held(e->bus, NULL, NULL);
+                break;
+            default:
+                scsi_bus_reset_held(e->bus, odd_tag, NULL);
+                break;
+            }
+            break;
+        }
         }
         /* Reap finished commands so their slots can be reused. */
         for (unsigned i = 0; i < MAX_CMDS; i++) {
@@ -148,6 +188,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     fake_ctx_run(e->ctx, 0);
+    /* held commands: retried with errors reported now (the injected errors
+     * run out), so every command ends */
+    g_action = SCSI_IOERR_REPORT;
+    scsi_bus_retry_held(e->bus);
+    fake_ctx_run(e->ctx, 0);
+    if (scsi_bus_held_count(e->bus))
+        abort();
     for (unsigned i = 0; i < MAX_CMDS; i++) {
         if (cmds[i].used) {
             check_done(&cmds[i]);

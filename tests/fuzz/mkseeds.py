@@ -106,6 +106,14 @@ tmf = scsi_cmd([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], 2, 4096)
 tmf += scsi_cmd([0x2a, 0, 0, 0, 0, 8, 0, 0, 8, 0], 1, 4096, data=pat)
 tmf += bytes([3, 0, 1]) + bytes([3, 5 | (0 << 3), 0]) + bytes([4, 0x05]) + RUN + RUN
 out('fuzz_scsi', 'tmf_errors', tmf)
+HOLD, RETRY, RESET = bytes([5, 2 << 2]), bytes([5, 1]), bytes([5, 2])
+EIO_LUN1 = bytes([4, 0x21])       # the 4096-byte LUN: the next request of any op fails with EIO
+held = HOLD + EIO_LUN1 + scsi_cmd([0x2a, 0, 0, 0, 0, 1, 0, 0, 1, 0], 1, 4096, lun=1, data=pat)
+held += RUN + RETRY + RUN
+held += EIO_LUN1 + scsi_cmd([0x88, 0] + [0] * 7 + [2, 0, 0, 0, 1, 0, 0], 2, 4096, lun=1) + RUN + RESET
+held += EIO_LUN1 + scsi_cmd([0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], lun=1) + RUN
+held += bytes([3, 5 | (1 << 3), 0]) + RUN
+out('fuzz_scsi', 'held', held)
 
 # ---- fuzz_qmp ----
 
