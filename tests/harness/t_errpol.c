@@ -455,23 +455,6 @@ static int qmp_connect_daemon(void)
     return 0;
 }
 
-static long vm_rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
 /* The daemon runs with AddressSanitizer (libasan mapped). */
 static bool uses_asan(pid_t pid)
 {

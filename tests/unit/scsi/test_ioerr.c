@@ -39,18 +39,6 @@ static struct blk_drive *setup(struct t_env **pe, struct hook *h)
     return d;
 }
 
-static void cdb_rw10(uint8_t *c, uint8_t op, uint32_t lba, uint16_t n)
-{
-    memset(c, 0, 10);
-    c[0] = op;
-    c[2] = (uint8_t)(lba >> 24);
-    c[3] = (uint8_t)(lba >> 16);
-    c[4] = (uint8_t)(lba >> 8);
-    c[5] = (uint8_t)lba;
-    c[7] = (uint8_t)(n >> 8);
-    c[8] = (uint8_t)n;
-}
-
 static void fail_next(struct blk_drive *d, int err, unsigned count)
 {
     d->fail_errno = err;

@@ -20,18 +20,6 @@ static void cdb_rw16(uint8_t *c, uint8_t op, uint64_t lba, uint32_t n)
     c[13] = (uint8_t)n;
 }
 
-static void cdb_rw10(uint8_t *c, uint8_t op, uint32_t lba, uint16_t n)
-{
-    memset(c, 0, 10);
-    c[0] = op;
-    c[2] = (uint8_t)(lba >> 24);
-    c[3] = (uint8_t)(lba >> 16);
-    c[4] = (uint8_t)(lba >> 8);
-    c[5] = (uint8_t)lba;
-    c[7] = (uint8_t)(n >> 8);
-    c[8] = (uint8_t)n;
-}
-
 static void test_read_capacity(void)
 {
     /* 10 MiB + 100 bytes: the partial block is not reported */
