@@ -4,8 +4,8 @@
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config liburing-dev)
-test_pkgs=(qemu-system-x86 qemu-system-common sg3-utils fio libiscsi-bin lsscsi
-           cpio kmod gzip util-linux)
+test_pkgs=(qemu-system-x86 qemu-system-common seabios sg3-utils fio libiscsi-bin lsscsi
+           cpio kmod gzip util-linux eject xorriso)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && pkgs+=("${test_pkgs[@]}")

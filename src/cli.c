@@ -7,8 +7,8 @@
 #include "util/opts.h"
 
 static const char *const drive_keys =
-    "file, id, format, cache, readonly, discard, aio, driver, size, read-zeroes, werror, rerror, "
-    "inject";
+    "file, id, format, cache, readonly, discard, aio, driver, size, read-zeroes, media, werror, "
+    "rerror, inject";
 static const char *const device_keys =
     "drive, scsi-id, lun, id, serial, wwn, vendor, product, ver, logical_block_size, "
     "physical_block_size, removable, pr-state, bus, path-of";
@@ -126,8 +126,9 @@ int cli_drive_from_opts(struct opts *o, struct drive_conf *conf, const char *wha
     static const char *const discard_modes[] = { "ignore", "unmap", "off", "on", NULL };
     static const char *const aio_modes[] = { "io_uring", "threads", NULL };
     static const char *const drivers[] = { "file", "null", NULL };
+    static const char *const media[] = { "disk", "cdrom", NULL };
     int v, ret;
-    bool ro;
+    bool ro, ro_off;
 
     memset(conf, 0, sizeof(*conf));
     conf->blk.cache = BLK_CACHE_WRITEBACK;
@@ -151,9 +152,13 @@ int cli_drive_from_opts(struct opts *o, struct drive_conf *conf, const char *wha
         goto out;
     if (ret)
         conf->blk.aio = (enum blk_aio)v;
+    if ((ret = opts_get_enum(o, "media", media, &v, what, err, errlen)) < 0)
+        goto out;
+    conf->cdrom = ret && v == 1;
     if ((ret = opts_get_bool(o, "readonly", &ro, what, err, errlen)) < 0)
         goto out;
-    conf->blk.readonly = ret && ro;
+    ro_off = ret && !ro;
+    conf->blk.readonly = (ret && ro) || conf->cdrom;
     if ((ret = opts_get_size(o, "size", &conf->blk.size, what, err, errlen)) < 0)
         goto out;
     if ((ret = opts_get_bool(o, "read-zeroes", &ro, what, err, errlen)) < 0)
@@ -175,8 +180,20 @@ int cli_drive_from_opts(struct opts *o, struct drive_conf *conf, const char *wha
         snprintf(err, errlen, "%s: missing id= (devices refer to the drive by it)", what);
         goto out;
     }
-    if (conf->blk.driver == BLK_DRIVER_FILE && !conf->filename[0]) {
-        snprintf(err, errlen, "%s id=%s: missing file=PATH (or use driver=null,size=N)", what, conf->id);
+    if (conf->blk.driver == BLK_DRIVER_FILE && !conf->filename[0] && !conf->cdrom) {
+        snprintf(err, errlen, "%s id=%s: missing file=PATH (or use driver=null,size=N; only "
+                 "media=cdrom may be empty)", what, conf->id);
+        goto out;
+    }
+    if (conf->cdrom && ro_off) {
+        /* never quietly: a CD-ROM drive is read-only */
+        snprintf(err, errlen, "%s id=%s: media=cdrom is read-only; drop readonly=off", what,
+                 conf->id);
+        goto out;
+    }
+    if (conf->cdrom && conf->blk.discard_unmap) {
+        snprintf(err, errlen, "%s id=%s: media=cdrom is read-only and cannot discard; drop "
+                 "discard=", what, conf->id);
         goto out;
     }
     if (conf->blk.driver == BLK_DRIVER_NULL && !conf->blk.size) {
@@ -198,14 +215,21 @@ const char *cli_device_help(void)
     return "Device types (--device TYPE,drive=ID,scsi-id=T,lun=L,...):\n"
            "  scsi-hd     virtual SCSI disk (SBC-4)\n"
            "  scsi-disk   alias of scsi-hd\n"
+           "  scsi-cd     CD/DVD-ROM drive (MMC-6): read-only, 2048-byte blocks, a tray\n"
+           "              whose medium can be changed (eject, blockdev-change-medium);\n"
+           "              its drive may be empty (--drive id=ID,media=cdrom)\n"
            "Properties: drive (required), scsi-id (0-255, default 0), lun (0-16383, default 0),\n"
            "  id, serial, wwn (0xHEX, NAA), vendor (8 chars), product (16 chars), ver (4 chars),\n"
            "  logical_block_size (512|4096), physical_block_size (power of two >= logical),\n"
-           "  removable (on|off), pr-state (file keeping persistent reservations made with\n"
-           "  APTPL=1 across restarts; without it APTPL is refused),\n"
+           "  removable (on|off: media can be ejected and changed, and the drive may be\n"
+           "  empty), pr-state (file keeping persistent reservations made with\n"
+           "  APTPL=1 across restarts; without it APTPL is refused; scsi-hd only),\n"
            "  bus (the id of a --controller; default: the --socket one),\n"
            "  path-of (the id of another device: this one is a second path to the same\n"
-           "  logical unit, on another controller; takes only bus, scsi-id, lun, id)\n";
+           "  logical unit, on another controller; takes only bus, scsi-id, lun, id)\n"
+           "scsi-cd takes the same properties; its blocks are 2048 bytes (logical_block_size\n"
+           "  and physical_block_size may only say 2048), it is always removable, and its\n"
+           "  product defaults to \"VSCSI CD-ROM\".\n";
 }
 
 int cli_parse_device(const char *str, struct device_conf *conf, char *err, size_t errlen)
@@ -233,7 +257,7 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
 {
     const char *type;
     uint64_t v;
-    bool b;
+    bool b, cd = false;
     int ret;
 
     memset(conf, 0, sizeof(*conf));
@@ -245,9 +269,13 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
         snprintf(err, errlen, "%s: missing driver= (the device type, e.g. scsi-hd)", what);
         goto out;
     }
-    if (strcmp(type, "scsi-hd") && strcmp(type, "scsi-disk")) {
-        snprintf(err, errlen, "%s: unknown device type '%s' (supported: scsi-hd, scsi-disk)", what,
-                 type);
+    if (!strcmp(type, "scsi-cd")) {
+        cd = true;
+        conf->scsi.type = SCSI_DEV_CD;
+        conf->scsi.logical_block_size = 2048;
+    } else if (strcmp(type, "scsi-hd") && strcmp(type, "scsi-disk")) {
+        snprintf(err, errlen, "%s: unknown device type '%s' (supported: scsi-hd, scsi-disk, "
+                 "scsi-cd)", what, type);
         goto out;
     }
     if ((ret = get_str(o, "id", conf->id, sizeof(conf->id), what, err, errlen)) < 0 ||
@@ -274,7 +302,13 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
         goto out;
     if ((ret = opts_get_u64(o, "logical_block_size", 512, 4096, &v, what, err, errlen)) < 0)
         goto out;
-    if (ret) {
+    if (ret && cd && v != 2048) {
+        snprintf(err, errlen, "%s: logical_block_size=%llu: a scsi-cd has 2048-byte blocks", what,
+                 (unsigned long long)v);
+        ret = -EINVAL;
+        goto out;
+    }
+    if (ret && !cd) {
         if (v != 512 && v != 4096) {
             snprintf(err, errlen, "%s: logical_block_size=%llu: expected 512 or 4096", what,
                      (unsigned long long)v);
@@ -286,6 +320,12 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
     conf->scsi.physical_block_size = conf->scsi.logical_block_size;
     if ((ret = opts_get_u64(o, "physical_block_size", 512, 1u << 20, &v, what, err, errlen)) < 0)
         goto out;
+    if (ret && cd && v != 2048) {
+        snprintf(err, errlen, "%s: physical_block_size=%llu: a scsi-cd has 2048-byte blocks", what,
+                 (unsigned long long)v);
+        ret = -EINVAL;
+        goto out;
+    }
     if (ret) {
         if ((v & (v - 1)) || v < conf->scsi.logical_block_size) {
             snprintf(err, errlen, "%s: physical_block_size=%llu: expected a power of two "
@@ -298,7 +338,20 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
     }
     if ((ret = opts_get_bool(o, "removable", &b, what, err, errlen)) < 0)
         goto out;
-    conf->scsi.removable = ret && b;
+    if (ret && cd && !b) {
+        snprintf(err, errlen, "%s: removable=off: a scsi-cd is always removable", what);
+        ret = -EINVAL;
+        goto out;
+    }
+    conf->scsi.removable = (ret && b) || cd;
+    if (cd && conf->scsi.pr_state[0]) {
+        snprintf(err, errlen, "%s: pr-state=: persistent reservations are for scsi-hd, not scsi-cd",
+                 what);
+        ret = -EINVAL;
+        goto out;
+    }
+    if (cd && !conf->product[0])
+        snprintf(conf->product, sizeof(conf->product), "VSCSI CD-ROM");
     if ((ret = reject_unused(o, what, device_keys, err, errlen)) < 0)
         goto out;
     ret = -EINVAL;
@@ -319,7 +372,8 @@ int cli_device_from_opts(struct opts *o, struct device_conf *conf, const char *w
         goto out;
     }
     if (!conf->drive[0]) {
-        snprintf(err, errlen, "%s: missing drive=ID (the id of a drive)", what);
+        snprintf(err, errlen, "%s: missing drive=ID (the id of a drive%s)", what,
+                 cd ? "; an empty CD-ROM drive: --drive id=ID,media=cdrom" : "");
         goto out;
     }
     ret = 0;

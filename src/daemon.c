@@ -11,9 +11,13 @@
 #include "virtio_scsi/vscsi.h"
 
 struct drive_entry {
-    struct drive_conf conf;
-    struct blk_drive *blk;
+    struct drive_conf conf;         /* for a medium changed at run time: its options */
+    struct blk_drive *blk;          /* the medium; NULL: empty (media=cdrom, or ejected) */
+    struct drive_entry *lender;     /* blk is that node's (vscsid_insert_node), not ours */
+    struct drive_entry *lent_to;    /* our blk is the medium in that drive */
     char used_by[64];               /* device id, "" when unattached */
+    enum blk_io_status io_status;   /* QEMU's BlockBackend iostatus: the first error that stopped */
+    struct device_entry *user;      /* ... and that device */
     struct drive_entry *next;
 };
 
@@ -35,6 +39,14 @@ struct device_entry {
     unsigned npaths;                /* devices that are paths to this one's LU */
     struct vscsid *d;
     bool deleting;                  /* off the bus, waiting for its commands */
+    /* Removable media (the LU's own device, never a path). While the SCSI
+     * layer drains a removed medium, what the management asked for next is
+     * kept here and done once the old medium is free. */
+    bool draining;
+    bool want_insert;               /* then drive->blk goes into the LU */
+    bool want_close;                /* then the tray closes */
+    struct blk_drive *old_blk;      /* the medium being drained */
+    struct drive_entry *old_lender; /* ... and the node it belongs to (NULL: ours) */
     struct device_entry *next;
 };
 
@@ -140,6 +152,27 @@ static struct device_entry *find_device(struct vscsid *d, const char *id)
     return NULL;
 }
 
+/* Let go of a medium: close it, or give it back to the node it came from. */
+static void release_medium(struct blk_drive *blk, struct drive_entry *lender)
+{
+    if (lender)
+        lender->lent_to = NULL;
+    else
+        blk_close(blk);
+}
+
+static void drop_medium(struct drive_entry *e)
+{
+    release_medium(e->blk, e->lender);
+    e->blk = NULL;
+    e->lender = NULL;
+}
+
+static bool dev_removable(const struct device_entry *dev)
+{
+    return dev->conf.scsi.type == SCSI_DEV_CD || dev->conf.scsi.removable;
+}
+
 int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err, size_t errlen)
 {
     struct drive_entry *e;
@@ -163,8 +196,17 @@ int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err,
     e->conf.blk.filename = e->conf.filename[0] ? e->conf.filename : NULL;
     e->conf.blk.format = e->conf.format[0] ? e->conf.format : NULL;
     e->conf.blk.inject = e->conf.inject[0] ? e->conf.inject : NULL;
-    ret = blk_open(&e->conf.blk, &e->blk, err, errlen);
-    if (ret < 0) {
+    if (conf->cdrom)
+        e->conf.blk.readonly = true;
+    if (conf->blk.driver == BLK_DRIVER_FILE && !conf->filename[0]) {
+        if (!conf->cdrom) {
+            snprintf(err, errlen, "drive '%s' has no file (only a media=cdrom drive may be empty)",
+                     conf->id);
+            free(e);
+            return -EINVAL;
+        }
+        /* an empty drive: a CD-ROM tray with no disc */
+    } else if ((ret = blk_open(&e->conf.blk, &e->blk, err, errlen)) < 0) {
         free(e);
         return ret;
     }
@@ -192,11 +234,33 @@ int vscsid_del_drive(struct vscsid *d, const char *id, char *err, size_t errlen)
                                       : "; device_del it first");
         return -EBUSY;
     }
+    if (e->lent_to) {
+        snprintf(err, errlen, "drive '%s' is the medium in drive '%s'%s%s%s; remove it from there "
+                 "first (eject)", id, e->lent_to->conf.id, e->lent_to->used_by[0] ? " (device '" : "",
+                 e->lent_to->used_by, e->lent_to->used_by[0] ? "')" : "");
+        return -EBUSY;
+    }
     *pp = e->next;
     d->ndrives--;
-    blk_close(e->blk);
+    drop_medium(e);
     free(e);
     return 0;
+}
+
+static void emit(struct vscsid *d, const struct vscsid_event *ev)
+{
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS && !d->freeing; i++)
+        if (d->sinks[i].cb)
+            d->sinks[i].cb(d->sinks[i].opaque, ev);
+}
+
+/* The SCSI layer moved a tray (the guest's START STOP UNIT, or ours). */
+static void tray_moved_cb(void *opaque, bool tray_open)
+{
+    struct device_entry *dev = opaque;
+
+    emit(dev->d, &(struct vscsid_event){ .type = VSCSID_EVENT_TRAY_MOVED, .device = dev->conf.id,
+                                         .drive = dev->drive->conf.id, .tray_open = tray_open });
 }
 
 static enum scsi_io_error_action device_io_error_cb(void *opaque, const struct scsi_io_error *e);
@@ -222,6 +286,11 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
         }
         if (first->path_of)
             first = first->path_of;
+        if (first->conf.scsi.type != conf->scsi.type) {
+            snprintf(err, errlen, "path-of=%s: that device is a %s; a path to it must be one too",
+                     conf->path_of, first->conf.scsi.type == SCSI_DEV_CD ? "scsi-cd" : "scsi-hd");
+            return -EINVAL;
+        }
         drv = first->drive;
     } else {
         drv = find_drive(d, conf->drive);
@@ -236,6 +305,21 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
                  "a drive can back only one device (a second path to it: path-of=%s)",
                  conf->drive, drv->used_by, drv->used_by);
         return -EBUSY;
+    }
+    if (!first && drv->lent_to) {
+        snprintf(err, errlen, "drive '%s' is the medium in drive '%s'; a drive can back only one "
+                 "device", conf->drive, drv->lent_to->conf.id);
+        return -EBUSY;
+    }
+    if (!first && !drv->blk && conf->scsi.type != SCSI_DEV_CD && !conf->scsi.removable) {
+        snprintf(err, errlen, "drive '%s' has no medium: a scsi-hd needs one (or removable=on, or "
+                 "scsi-cd)", conf->drive);
+        return -ENOMEDIUM;
+    }
+    if (!first && conf->scsi.type == SCSI_DEV_CD && drv->conf.blk.discard_unmap) {
+        snprintf(err, errlen, "drive '%s' has discard=unmap, which a CD-ROM cannot do (read-only); "
+                 "drop it from the drive", conf->drive);
+        return -EINVAL;
     }
     if (conf->id[0] && find_device(d, conf->id)) {
         snprintf(err, errlen, "a device with id '%s' exists already; choose another id", conf->id);
@@ -270,25 +354,32 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
     dev->conf.scsi.vendor = dev->conf.vendor[0] ? dev->conf.vendor : NULL;
     dev->conf.scsi.product = dev->conf.product[0] ? dev->conf.product : NULL;
     dev->conf.scsi.version = dev->conf.version[0] ? dev->conf.version : NULL;
+    if (!first && dev_removable(dev)) {
+        dev->conf.scsi.tray_cb = tray_moved_cb;
+        dev->conf.scsi.tray_opaque = dev;
+    }
+    dev->drive = drv;
+    dev->d = d;
     dev->conf.scsi.io_error_cb = device_io_error_cb;    /* the drive's werror/rerror */
     dev->conf.scsi.io_error_opaque = dev;
     if (first)
         ret = scsi_bus_add_path(bus->bus, conf->target, conf->lun, first->bus->bus, first->conf.target,
                                 first->conf.lun, err, errlen);
     else
-        ret = scsi_bus_add_lun(bus->bus, conf->target, conf->lun, &dev->conf.scsi, drv->blk, err, errlen);
+        ret = scsi_bus_add_lun(bus->bus, conf->target, conf->lun, &dev->conf.scsi, drv->blk, err,
+                               errlen);
     if (ret < 0) {
         free(dev);
         return ret;
     }
-    dev->drive = drv;
     dev->bus = bus;
     dev->path_of = first;
-    dev->d = d;
-    if (first)
+    if (first) {
         first->npaths++;
-    else
+    } else {
         snprintf(drv->used_by, sizeof(drv->used_by), "%s", dev->conf.id);
+        drv->user = dev;
+    }
     dev->next = d->devices;
     d->devices = dev;
     d->ndevices++;
@@ -297,20 +388,6 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
         log_info("device %s added at scsi-id=%u,lun=%u (drive %s)", dev->conf.id, conf->target,
                  conf->lun, drv->conf.id);
     return 0;
-}
-
-static void emit_event(struct vscsid *d, const struct vscsid_event *ev)
-{
-    for (unsigned i = 0; i < VSCSID_MAX_SINKS && !d->freeing; i++)
-        if (d->sinks[i].cb)
-            d->sinks[i].cb(d->sinks[i].opaque, ev);
-}
-
-static void emit(struct vscsid *d, enum vscsid_event_type type, const char *device)
-{
-    struct vscsid_event ev = { .type = type, .device = device };
-
-    emit_event(d, &ev);
 }
 
 int vscsid_add_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
@@ -343,12 +420,14 @@ static void device_deleted_cb(void *opaque)
     if (*pp)
         *pp = dev->next;
     d->ndevices--;
-    if (dev->path_of)
+    if (dev->path_of) {
         dev->path_of->npaths--;
-    else
+    } else {
         dev->drive->used_by[0] = 0;
+        dev->drive->user = NULL;
+    }
     log_info("device %s (scsi-id=%u,lun=%u) removed", dev->conf.id, dev->conf.target, dev->conf.lun);
-    emit(d, VSCSID_EVENT_DEVICE_DELETED, dev->conf.id);
+    emit(d, &(struct vscsid_event){ .type = VSCSID_EVENT_DEVICE_DELETED, .device = dev->conf.id });
     free(dev);
 }
 
@@ -368,6 +447,11 @@ int vscsid_del_device(struct vscsid *d, const char *id, char *err, size_t errlen
     if (dev->npaths) {
         snprintf(err, errlen, "device '%s' has %u other path(s) (path-of=%s); remove them first", id,
                  dev->npaths, id);
+        return -EBUSY;
+    }
+    if (dev->draining) {
+        snprintf(err, errlen, "device '%s' is changing its medium (commands still in flight on the "
+                 "old one); try again", id);
         return -EBUSY;
     }
     dev->deleting = true;
@@ -402,7 +486,16 @@ int vscsid_resize_drive(struct vscsid *d, const char *id, uint64_t size, char *e
         snprintf(err, errlen, "drive '%s' not found", id);
         return -ENOENT;
     }
-    dev = device_of_drive(d, drv);
+    if (!drv->blk) {
+        snprintf(err, errlen, "drive '%s' has no medium", id);
+        return -ENOMEDIUM;
+    }
+    /* a node whose medium is in another drive: that drive's device sees the change */
+    dev = device_of_drive(d, drv->lent_to ? drv->lent_to : drv);
+    if (dev && dev->draining) {
+        snprintf(err, errlen, "device '%s' is changing its medium; try again", dev->conf.id);
+        return -EBUSY;
+    }
     lbs = dev && dev->conf.scsi.logical_block_size ? dev->conf.scsi.logical_block_size : 512;
     if (!size || size % lbs) {
         if (dev)
@@ -446,16 +539,461 @@ int vscsid_resize_drive(struct vscsid *d, const char *id, uint64_t size, char *e
     return ret;
 }
 
+/* ------------------------------------------------------------ removable media */
+
+/* What a media command acts on: a drive, and the device it backs (NULL: no
+ * device, so no tray). */
+struct media_target {
+    struct drive_entry *drv;
+    struct device_entry *dev;
+    struct scsi_lun *lu;
+    const char *name;               /* as the caller named it, for messages */
+};
+
+static struct scsi_lun *lun_of(const struct device_entry *dev)
+{
+    return scsi_bus_find_lun(dev->bus->bus, dev->conf.target, dev->conf.lun);
+}
+
+static int find_target(struct vscsid *d, const char *dev_id, const char *drive_id,
+                       struct media_target *t, char *err, size_t errlen)
+{
+    struct device_entry *dev = NULL;
+    struct drive_entry *drv = NULL;
+
+    *t = (struct media_target){ .name = dev_id ? dev_id : drive_id ? drive_id : "" };
+    if (!dev_id == !drive_id) {
+        snprintf(err, errlen, "name the device by its id or by its drive's id (exactly one)");
+        return -EINVAL;
+    }
+    if (drive_id && (drv = find_drive(d, drive_id)))
+        dev = drv->user;
+    else
+        dev = find_device(d, t->name);      /* a device id is accepted for the drive too */
+    if (!drv && !dev) {
+        snprintf(err, errlen, "Device '%s' not found", t->name);
+        return -ENODEV;
+    }
+    if (dev && dev->deleting) {
+        snprintf(err, errlen, "device '%s' is being removed", dev->conf.id);
+        return -EBUSY;
+    }
+    if (dev && dev->path_of)
+        dev = dev->path_of;                 /* a path: the LU is its first device's */
+    if (dev)
+        drv = dev->drive;
+    if (!dev && drv->lent_to) {
+        snprintf(err, errlen, "drive '%s' is the medium in drive '%s'; name that one", drv->conf.id,
+                 drv->lent_to->conf.id);
+        return -EBUSY;
+    }
+    t->drv = drv;
+    t->dev = dev;
+    if (dev && !(t->lu = lun_of(dev))) {
+        snprintf(err, errlen, "device '%s': the SCSI bus has no LUN %u:%u", dev->conf.id,
+                 dev->conf.target, dev->conf.lun);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int need_removable(const struct media_target *t, char *err, size_t errlen)
+{
+    if (!t->dev || dev_removable(t->dev))
+        return 0;
+    snprintf(err, errlen, "Device '%s' is not removable", t->name);
+    return -ENOTSUP;
+}
+
+static int find_removable(struct vscsid *d, const char *dev_id, const char *drive_id,
+                          struct media_target *t, char *err, size_t errlen)
+{
+    int r = find_target(d, dev_id, drive_id, t, err, errlen);
+
+    return r < 0 ? r : need_removable(t, err, errlen);
+}
+
+/* The tray as the management sees it: a close waiting for a drain counts as done. */
+static void tray_state(const struct device_entry *dev, struct scsi_lun *lu, bool *open, bool *locked)
+{
+    struct scsi_medium_state st;
+
+    scsi_lun_get_medium(lu, &st);
+    *open = st.tray_open && !(dev->draining && dev->want_close);
+    *locked = st.locked;
+}
+
+static bool tray_open(const struct media_target *t)
+{
+    bool open, locked;
+
+    tray_state(t->dev, t->lu, &open, &locked);
+    return open;
+}
+
+static int open_tray(struct media_target *t, bool force, char *err, size_t errlen)
+{
+    int r;
+
+    if (!t->dev)
+        return 0;       /* no tray: nothing to move (QEMU ignores it too) */
+    r = scsi_lun_open_tray(t->lu, force);
+    if (r == -EBUSY) {
+        snprintf(err, errlen, "Device '%s' is locked and force was not specified, wait for tray to "
+                 "open and try again", t->name);
+        return -EINPROGRESS;    /* the guest was asked to open it */
+    }
+    if (r < 0) {
+        snprintf(err, errlen, "cannot open the tray of device '%s': %s", t->name, strerror(-r));
+        return r;
+    }
+    t->dev->want_close = false;
+    return 0;
+}
+
+static int close_tray(struct media_target *t, char *err, size_t errlen)
+{
+    int r;
+
+    if (!t->dev)
+        return 0;
+    if (t->dev->draining) {
+        t->dev->want_close = true;      /* once the old medium is out */
+        return 0;
+    }
+    r = scsi_lun_close_tray(t->lu);
+    if (r < 0)
+        snprintf(err, errlen, "cannot close the tray of device '%s': %s", t->name, strerror(-r));
+    return r;
+}
+
+/* Into the LU, whose tray is open and empty. A guest that closed the tray
+ * while an old medium drained gets it opened again. */
+static int lu_insert(struct media_target *t, struct blk_drive *blk, char *err, size_t errlen)
+{
+    char serr[256] = "";
+    int r = scsi_lun_insert_medium(t->lu, blk, serr, sizeof(serr));
+
+    if (r == -EINVAL && scsi_lun_open_tray(t->lu, true) == 0)
+        r = scsi_lun_insert_medium(t->lu, blk, serr, sizeof(serr));
+    if (r < 0)
+        snprintf(err, errlen, "cannot insert the medium into device '%s': %s", t->name,
+                 serr[0] ? serr : strerror(-r));
+    return r;
+}
+
+/* The SCSI layer no longer uses the removed medium. */
+static void medium_removed_cb(void *opaque, struct blk_drive *blk)
+{
+    struct device_entry *dev = opaque;
+    struct media_target t = { .drv = dev->drive, .dev = dev, .name = dev->conf.id };
+    char err[512];
+
+    release_medium(blk, dev->old_lender);
+    dev->old_blk = NULL;
+    dev->old_lender = NULL;
+    dev->draining = false;
+    if (dev->d->freeing || !(t.lu = lun_of(dev)))
+        return;
+    if (dev->want_insert) {
+        dev->want_insert = false;
+        if (lu_insert(&t, t.drv->blk, err, sizeof(err)) < 0) {
+            log_warn("%s", err);
+            drop_medium(t.drv);
+        }
+    }
+    if (dev->want_close) {
+        dev->want_close = false;
+        if (close_tray(&t, err, sizeof(err)) < 0)
+            log_warn("%s", err);
+    }
+}
+
+static int remove_medium(struct media_target *t, char *err, size_t errlen)
+{
+    struct device_entry *dev = t->dev;
+    struct drive_entry *drv = t->drv;
+    struct scsi_medium_state st;
+    int r;
+
+    if (!dev) {
+        drop_medium(drv);
+        return 0;
+    }
+    if (!tray_open(t)) {
+        snprintf(err, errlen, "Tray of device '%s' is not open", t->name);
+        return -EPERM;
+    }
+    if (dev->draining) {
+        /* the old medium is still leaving; one waiting to go in just goes */
+        if (dev->want_insert)
+            drop_medium(drv);
+        dev->want_insert = false;
+        return 0;
+    }
+    scsi_lun_get_medium(t->lu, &st);
+    if (!st.has_medium)
+        return 0;       /* nothing in the tray: fine (QEMU: success) */
+    /* "retain" in a later change means the mode of this medium */
+    if (drv->blk)
+        drv->conf.blk.readonly = blk_is_readonly(drv->blk);
+    dev->old_blk = drv->blk;
+    dev->old_lender = drv->lender;
+    drv->blk = NULL;
+    drv->lender = NULL;
+    dev->draining = true;
+    /* done_cb may run before this returns (no command uses the medium) */
+    r = scsi_lun_remove_medium(t->lu, medium_removed_cb, dev);
+    if (r < 0) {
+        dev->draining = false;
+        drv->blk = dev->old_blk;
+        drv->lender = dev->old_lender;
+        dev->old_blk = NULL;
+        dev->old_lender = NULL;
+        snprintf(err, errlen, "cannot remove the medium of device '%s': %s", t->name, strerror(-r));
+        return r;
+    }
+    if (dev->d->ctrl)
+        log_info("device %s: medium removed", dev->conf.id);
+    return 0;
+}
+
+/* blk (a node's medium when lender is set, else the drive's own, opened from
+ * file) into the tray. */
+static int insert_medium(struct media_target *t, struct blk_drive *blk, struct drive_entry *lender,
+                         const char *file, char *err, size_t errlen)
+{
+    struct device_entry *dev = t->dev;
+    struct drive_entry *drv = t->drv;
+    int r;
+
+    /* QEMU's words for an insertion name no device */
+    if (dev && !tray_open(t)) {
+        snprintf(err, errlen, "Tray of the device is not open");
+        return -EPERM;
+    }
+    if (drv->blk) {
+        snprintf(err, errlen, "There already is a medium in the device");
+        return -EEXIST;
+    }
+    if (dev && dev->draining) {
+        dev->want_insert = true;        /* goes in once the old medium is out */
+    } else if (dev) {
+        r = lu_insert(t, blk, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    drv->blk = blk;
+    drv->lender = lender;
+    if (lender)
+        lender->lent_to = drv;
+    if (dev && dev->d->ctrl)
+        log_info("device %s: medium %s inserted%s", dev->conf.id, lender ? lender->conf.id : file,
+                 dev->want_insert ? " (goes in once the old one is free)" : "");
+    return 0;
+}
+
+/* Open filename as the drive's next medium, with the drive's other options;
+ * *ncp (to free) gets those options, for set_conf once the medium is in. */
+static int open_medium(const struct drive_entry *drv, const char *filename, const char *format,
+                       enum vscsid_ro_mode ro, struct drive_conf **ncp, struct blk_drive **blk,
+                       char *err, size_t errlen)
+{
+    bool cur_ro = drv->blk ? blk_is_readonly(drv->blk) : drv->conf.blk.readonly;
+    struct drive_conf *nc;
+
+    *ncp = NULL;
+    if (!filename || !filename[0]) {
+        snprintf(err, errlen, "no file name given");
+        return -EINVAL;
+    }
+    if (strlen(filename) >= sizeof(nc->filename)) {
+        snprintf(err, errlen, "file name too long (at most %zu bytes)", sizeof(nc->filename) - 1);
+        return -ENAMETOOLONG;
+    }
+    if (format && strlen(format) >= sizeof(nc->format)) {
+        snprintf(err, errlen, "format '%.32s' is not supported (supported: raw)", format);
+        return -ENOTSUP;
+    }
+    *ncp = nc = malloc(sizeof(*nc));
+    if (!nc) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    *nc = drv->conf;
+    strcpy(nc->filename, filename);
+    snprintf(nc->format, sizeof(nc->format), "%s", format ? format : "");
+    nc->blk.id = drv->conf.id;
+    nc->blk.driver = BLK_DRIVER_FILE;
+    nc->blk.filename = nc->filename;
+    nc->blk.format = nc->format[0] ? nc->format : NULL;
+    nc->blk.readonly = ro == VSCSID_RO_RETAIN ? cur_ro : ro == VSCSID_RO_READ_ONLY;
+    nc->blk.size = 0;
+    nc->blk.null_no_read_zeroes = false;
+    /* the error policies are the drive's and stay; fault injection rules were
+     * the old medium's */
+    nc->inject[0] = 0;
+    nc->blk.inject = NULL;
+    return blk_open(&nc->blk, blk, err, errlen);
+}
+
+static void set_conf(struct drive_entry *drv, const struct drive_conf *nc)
+{
+    drv->conf = *nc;
+    drv->conf.blk.id = drv->conf.id;
+    drv->conf.blk.filename = drv->conf.filename;
+    drv->conf.blk.format = drv->conf.format[0] ? drv->conf.format : NULL;
+    drv->conf.blk.inject = drv->conf.inject[0] ? drv->conf.inject : NULL;
+}
+
+int vscsid_open_tray(struct vscsid *d, const char *dev_id, const char *drive_id, bool force,
+                     char *err, size_t errlen)
+{
+    struct media_target t;
+    int r = find_removable(d, dev_id, drive_id, &t, err, errlen);
+
+    return r < 0 ? r : open_tray(&t, force, err, errlen);
+}
+
+int vscsid_close_tray(struct vscsid *d, const char *dev_id, const char *drive_id, char *err,
+                      size_t errlen)
+{
+    struct media_target t;
+    int r = find_removable(d, dev_id, drive_id, &t, err, errlen);
+
+    return r < 0 ? r : close_tray(&t, err, errlen);
+}
+
+int vscsid_remove_medium(struct vscsid *d, const char *dev_id, const char *drive_id, char *err,
+                         size_t errlen)
+{
+    struct media_target t;
+    int r = find_removable(d, dev_id, drive_id, &t, err, errlen);
+
+    return r < 0 ? r : remove_medium(&t, err, errlen);
+}
+
+int vscsid_insert_medium(struct vscsid *d, const char *dev_id, const char *drive_id,
+                         const char *filename, const char *format, enum vscsid_ro_mode ro,
+                         char *err, size_t errlen)
+{
+    struct media_target t;
+    struct drive_conf *nc;
+    struct blk_drive *blk;
+    int r = find_removable(d, dev_id, drive_id, &t, err, errlen);
+
+    if (r < 0)
+        return r;
+    /* check before opening anything */
+    if ((t.dev && !tray_open(&t)) || t.drv->blk)
+        return insert_medium(&t, NULL, NULL, NULL, err, errlen);
+    r = open_medium(t.drv, filename, format, ro, &nc, &blk, err, errlen);
+    if (r == 0 && (r = insert_medium(&t, blk, NULL, filename, err, errlen)) < 0)
+        blk_close(blk);
+    if (r == 0)
+        set_conf(t.drv, nc);
+    free(nc);
+    return r;
+}
+
+int vscsid_insert_node(struct vscsid *d, const char *dev_id, const char *node, char *err,
+                       size_t errlen)
+{
+    struct media_target t;
+    struct drive_entry *x;
+    int r = find_target(d, dev_id, NULL, &t, err, errlen);
+
+    if (r < 0)
+        return r;
+    /* QEMU's order: the device, then the node, then the tray */
+    x = find_drive(d, node);
+    if (!x) {
+        snprintf(err, errlen, "Node '%s' not found", node);
+        return -ENOENT;
+    }
+    if (x == t.drv || x->used_by[0] || x->lent_to || x->lender) {
+        snprintf(err, errlen, "Node '%s' is already in use", node);
+        return -EBUSY;
+    }
+    if (!x->blk) {
+        snprintf(err, errlen, "Node '%s' has no medium", node);
+        return -ENOMEDIUM;
+    }
+    if (t.dev && !dev_removable(t.dev)) {
+        snprintf(err, errlen, "Device is not removable");
+        return -ENOTSUP;
+    }
+    return insert_medium(&t, x->blk, x, NULL, err, errlen);
+}
+
+int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive_id,
+                         const char *filename, const char *format, enum vscsid_ro_mode ro,
+                         bool force, char *err, size_t errlen)
+{
+    struct media_target t;
+    struct drive_conf *nc;
+    struct blk_drive *blk;
+    int r = find_target(d, dev_id, drive_id, &t, err, errlen);
+
+    if (r < 0)
+        return r;
+    /* QEMU's order: the new medium opens first, so a bad file changes nothing */
+    r = open_medium(t.drv, filename, format, ro, &nc, &blk, err, errlen);
+    if (r < 0)
+        goto out;
+    if ((r = need_removable(&t, err, errlen)) < 0 || (r = open_tray(&t, force, err, errlen)) < 0 ||
+        (r = remove_medium(&t, err, errlen)) < 0 ||
+        (r = insert_medium(&t, blk, NULL, filename, err, errlen)) < 0) {
+        blk_close(blk);
+        goto out;
+    }
+    set_conf(t.drv, nc);
+    r = close_tray(&t, err, errlen);
+out:
+    free(nc);
+    return r;
+}
+
+static void drive_info(struct drive_entry *e, struct vscsid_drive_info *out)
+{
+    struct device_entry *dev = e->user;
+
+    *out = (struct vscsid_drive_info){
+        .conf = &e->conf, .blk = e->blk,
+        .medium = e->lender ? &e->lender->conf : e->blk ? &e->conf : NULL,
+        .attached_to = e->used_by[0] ? e->used_by : NULL,
+        .lent_to = e->lent_to ? e->lent_to->conf.id : NULL,
+        .io_status = e->io_status,
+    };
+    /* a device being deleted is off the bus already: no tray to ask */
+    if (dev && !dev->deleting && dev_removable(dev)) {
+        struct scsi_lun *lu = lun_of(dev);
+
+        if (lu) {
+            out->has_tray = true;
+            tray_state(dev, lu, &out->tray_open, &out->locked);
+        }
+    }
+}
+
 int vscsid_find_drive(struct vscsid *d, const char *id, struct vscsid_drive_info *out)
 {
     struct drive_entry *e = find_drive(d, id);
 
     if (!e)
         return -ENOENT;
-    *out = (struct vscsid_drive_info){
-        .conf = &e->conf, .blk = e->blk, .attached_to = e->used_by[0] ? e->used_by : NULL,
-    };
+    drive_info(e, out);
     return 0;
+}
+
+static void device_info(const struct device_entry *e, struct vscsid_device_info *out)
+{
+    const struct device_entry *lu_dev = e->path_of ? e->path_of : e;
+
+    *out = (struct vscsid_device_info){
+        .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
+        .deleting = e->deleting, .medium_draining = lu_dev->draining,
+    };
 }
 
 int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_info *out)
@@ -464,10 +1002,7 @@ int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_in
 
     if (!e)
         return -ENOENT;
-    *out = (struct vscsid_device_info){
-        .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
-        .deleting = e->deleting,
-    };
+    device_info(e, out);
     return 0;
 }
 
@@ -606,7 +1141,8 @@ int vscsid_flush_all(struct vscsid *d, int timeout_ms)
     if (!reqs)
         return -ENOMEM;
     for (struct drive_entry *e = d->drives; e; e = e->next, i++) {
-        if (blk_is_readonly(e->blk))
+        /* empty, read-only, or another node's medium (flushed as that node) */
+        if (!e->blk || e->lender || blk_is_readonly(e->blk))
             continue;
         reqs[i] = (struct blk_req){ .op = BLK_OP_FLUSH, .done_cb = flush_done_cb, .opaque = &st };
         if (blk_submit(d->blk_ctx, e->blk, &reqs[i]) == 0)
@@ -634,10 +1170,11 @@ int vscsid_foreach_drive(struct vscsid *d, int (*fn)(void *opaque, const struct 
                          void *opaque)
 {
     for (struct drive_entry *e = d->drives; e; e = e->next) {
-        struct vscsid_drive_info info = {
-            .conf = &e->conf, .blk = e->blk, .attached_to = e->used_by[0] ? e->used_by : NULL,
-        };
-        int r = fn(opaque, &info);
+        struct vscsid_drive_info info;
+        int r;
+
+        drive_info(e, &info);
+        r = fn(opaque, &info);
         if (r)
             return r;
     }
@@ -648,11 +1185,11 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
                           void *opaque)
 {
     for (struct device_entry *e = d->devices; e; e = e->next) {
-        struct vscsid_device_info info = {
-            .conf = &e->conf, .drive_id = e->drive->conf.id, .blk = e->drive->blk,
-            .deleting = e->deleting,
-        };
-        int r = fn(opaque, &info);
+        struct vscsid_device_info info;
+        int r;
+
+        device_info(e, &info);
+        r = fn(opaque, &info);
         if (r)
             return r;
     }
@@ -686,7 +1223,7 @@ static void vm_stop(struct vscsid *d, enum vscsid_run_state state)
     pause_all(d, true);
     log_info("guest I/O stopped (%s)%s", run_state_names[state],
              state == VSCSID_IO_ERROR ? "; the failed requests are held until cont" : "");
-    emit(d, VSCSID_EVENT_STOP, NULL);
+    emit(d, &(struct vscsid_event){ .type = VSCSID_EVENT_STOP });
 }
 
 void vscsid_stop(struct vscsid *d)
@@ -702,9 +1239,9 @@ void vscsid_cont(struct vscsid *d)
         return;
     d->run_state = VSCSID_RUNNING;
     for (struct drive_entry *e = d->drives; e; e = e->next)
-        blk_iostatus_reset(e->blk);
+        e->io_status = BLK_IOSTATUS_OK;
     log_info("guest I/O resumed%s", held ? "; retrying the held requests" : "");
-    emit(d, VSCSID_EVENT_RESUME, NULL);
+    emit(d, &(struct vscsid_event){ .type = VSCSID_EVENT_RESUME });
     /* held requests first, in order, then what the guests queued meanwhile */
     for (struct bus_entry *b = d->buses; b; b = b->next)
         scsi_bus_retry_held(b->bus);
@@ -729,17 +1266,19 @@ static enum scsi_io_error_action device_io_error_cb(void *opaque, const struct s
 {
     struct device_entry *dev = opaque;
     struct vscsid *d = dev->d;
-    struct blk_drive *blk = dev->drive->blk;
+    struct drive_entry *drv = dev->drive;
     struct vscsid_io_error info = {
-        .drive = dev->drive->conf.id, .device = dev->conf.id, .is_read = e->is_read, .err = e->err,
-        .action = blk_error_action(blk, e->is_read, e->err),
+        .drive = drv->conf.id, .device = dev->conf.id, .is_read = e->is_read, .err = e->err,
+        .action = blk_error_action(drv->conf.blk.werror, drv->conf.blk.rerror, e->is_read, e->err),
     };
     struct vscsid_event ev = { .type = VSCSID_EVENT_IO_ERROR, .device = dev->conf.id, .io_error = &info };
 
-    /* status first, then BLOCK_IO_ERROR, then STOP (QEMU's order) */
-    if (info.action == BLK_ACTION_STOP)
-        blk_iostatus_set_err(blk, e->err);
-    emit_event(d, &ev);
+    /* status first (the first error counts), then BLOCK_IO_ERROR, then STOP
+     * (QEMU's order); the policy and the status are the drive's, whatever
+     * medium is in it */
+    if (info.action == BLK_ACTION_STOP && drv->io_status == BLK_IOSTATUS_OK)
+        drv->io_status = e->err == ENOSPC ? BLK_IOSTATUS_NOSPACE : BLK_IOSTATUS_FAILED;
+    emit(d, &ev);
     switch (info.action) {
     case BLK_ACTION_STOP:
         vm_stop(d, VSCSID_IO_ERROR);
@@ -796,13 +1335,23 @@ void vscsid_free(struct vscsid *d)
             if (!dev->deleting)
                 scsi_bus_remove_lun(dev->bus->bus, dev->conf.target, dev->conf.lun, device_removed_cb,
                                     NULL);
+            if (dev->draining) {
+                /* a command still uses the old medium, against the rule above:
+                 * leave both to the SCSI layer's callback rather than free them */
+                log_warn("device %s: its old medium is still in use at exit", dev->conf.id);
+                continue;
+            }
             free(dev);
         }
     }
+    /* media lent by nodes first, then every drive's own */
+    for (struct drive_entry *e = d->drives; e; e = e->next)
+        if (e->lender)
+            drop_medium(e);
     while (d->drives) {
         struct drive_entry *e = d->drives;
         d->drives = e->next;
-        blk_close(e->blk);
+        drop_medium(e);
         free(e);
     }
     while (d->buses) {

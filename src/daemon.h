@@ -17,8 +17,9 @@ struct vscsid;
 struct drive_conf {
     char id[64];
     struct blk_opts blk;        /* blk.filename/format point into owned strings */
-    char filename[4096];
+    char filename[4096];        /* "" with media=cdrom: an empty drive (no medium) */
     char format[16];
+    bool cdrom;                 /* media=cdrom: read-only, may be empty */
     char inject[1024];          /* blk.inject: fault injection rules (tests), "" = none */
 };
 
@@ -62,15 +63,70 @@ int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *
  * gets VSCSID_EVENT_DEVICE_DELETED (possibly before this returns). -ENOENT no
  * such device, -EBUSY already being removed. */
 int vscsid_del_device(struct vscsid *d, const char *id, char *err, size_t errlen);
-/* Close a drive no device uses. -ENOENT, -EBUSY (attached, or its device is
- * still being removed). */
+/* Close a drive no device uses. -ENOENT, -EBUSY (attached, its device is
+ * still being removed, or its medium is in another drive). */
 int vscsid_del_drive(struct vscsid *d, const char *id, char *err, size_t errlen);
 /* Set a drive's size (grow or shrink; a block device can only be re-read at the
  * size it already has on the host). The attached device, if any, reports UA
  * CAPACITY DATA HAS CHANGED and the guest gets PARAM_CHANGE. size must be a
  * positive multiple of the device's logical block size (512 when unattached).
- * -ENOENT, -EINVAL, -EROFS, -EPERM or the truncate error. */
+ * -ENOENT, -ENOMEDIUM (an empty drive), -EINVAL, -EROFS, -EPERM, -EBUSY (a
+ * medium change is still draining) or the truncate error. */
 int vscsid_resize_drive(struct vscsid *d, const char *id, uint64_t size, char *err, size_t errlen);
+
+/* Removable media (scsi-cd, scsi-hd removable=on). The device is named by its
+ * id (dev_id) or by the id of its drive (drive_id, QEMU's BlockBackend name;
+ * a device id is accepted there too): give exactly one, else -EINVAL. A
+ * drive no device uses has no tray: its medium can be removed and inserted at
+ * will, and tray moves on it succeed without doing anything (as in QEMU).
+ * Common errors: -ENODEV no such device or drive, -ENOTSUP the device is not
+ * removable, -EBUSY the device is being removed (or the drive's medium is in
+ * another drive). Messages in err name the device as it was given.
+ *
+ * A medium leaves the logical unit asynchronously: the commands still using
+ * it finish first, then it is closed (or given back to the node it came
+ * from). Until then the daemon remembers what comes next (a medium to insert,
+ * closing the tray) and does it when the old medium is free; the listing
+ * (vscsid_find_drive) already shows that outcome. */
+/* Open the tray. Locked by the guest and !force: the guest gets an eject
+ * request and -EINPROGRESS is returned (the tray stays closed until the guest
+ * opens it). force also drops the guest's lock. 0 when open already. */
+int vscsid_open_tray(struct vscsid *d, const char *dev_id, const char *drive_id, bool force,
+                     char *err, size_t errlen);
+/* Close the tray (a medium in it becomes ready: the guest sees UA 28/00). */
+int vscsid_close_tray(struct vscsid *d, const char *dev_id, const char *drive_id, char *err,
+                      size_t errlen);
+/* Take the medium out of the open tray; 0 also when there is none. -EPERM
+ * the tray is closed. */
+int vscsid_remove_medium(struct vscsid *d, const char *dev_id, const char *drive_id, char *err,
+                         size_t errlen);
+enum vscsid_ro_mode {
+    VSCSID_RO_RETAIN,           /* as the medium before (or the drive's readonly=) */
+    VSCSID_RO_READ_ONLY,
+    VSCSID_RO_READ_WRITE,
+};
+/* Open filename (format NULL = raw) with the drive's other options (cache,
+ * aio, ...) and put it into the open, empty tray. -EPERM tray closed,
+ * -EEXIST a medium is in it, or the open error (-ENOENT, -EACCES, ...). */
+int vscsid_insert_medium(struct vscsid *d, const char *dev_id, const char *drive_id,
+                         const char *filename, const char *format, enum vscsid_ro_mode ro,
+                         char *err, size_t errlen);
+/* Put the medium of drive node (one no device uses, e.g. added by QMP
+ * blockdev-add) into the open, empty tray. The node stays listed, in use,
+ * until the medium is removed again; it is closed only by deleting the node.
+ * -ENOENT no such node, -EBUSY the node is in use (attached to a device, or
+ * its medium is in a drive already), -ENOMEDIUM the node is empty, else as
+ * vscsid_insert_medium. */
+int vscsid_insert_node(struct vscsid *d, const char *dev_id, const char *node, char *err,
+                       size_t errlen);
+/* Replace the medium (QEMU's blockdev-change-medium): open filename first
+ * (an error leaves everything as it was), then open the tray (force as in
+ * vscsid_open_tray: a locked tray without force gives -EINPROGRESS and changes
+ * nothing but the guest's eject request), remove the old medium, insert the
+ * new one and close the tray. */
+int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive_id,
+                         const char *filename, const char *format, enum vscsid_ro_mode ro,
+                         bool force, char *err, size_t errlen);
 
 unsigned vscsid_device_count(const struct vscsid *d);
 unsigned vscsid_drive_count(const struct vscsid *d);
@@ -78,14 +134,22 @@ unsigned vscsid_drive_count(const struct vscsid *d);
 /* Read-only views for listing (query-block, query-scsi-devices). */
 struct vscsid_drive_info {
     const struct drive_conf *conf;
-    struct blk_drive *blk;
+    struct blk_drive *blk;          /* the medium; NULL: the drive is empty */
+    const struct drive_conf *medium;    /* options the medium was opened with: conf, or
+                                         * the node it came from; NULL when empty */
     const char *attached_to;        /* device id or NULL */
+    const char *lent_to;            /* this node's medium is in that drive, or NULL */
+    bool has_tray;                  /* attached to a removable device */
+    bool tray_open;                 /* has_tray: the tray is open */
+    bool locked;                    /* has_tray: the guest prevents medium removal */
+    enum blk_io_status io_status;   /* QEMU's: set by an I/O error that stopped, until cont */
 };
 struct vscsid_device_info {
     const struct device_conf *conf;
     const char *drive_id;
     struct blk_drive *blk;
     bool deleting;                  /* device_del accepted, commands still draining */
+    bool medium_draining;           /* a removed medium is still used by commands */
 };
 /* Lookup by id: 0 and *out filled, or -ENOENT. */
 int vscsid_find_drive(struct vscsid *d, const char *id, struct vscsid_drive_info *out);
@@ -100,6 +164,7 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
  * sink runs on the loop thread, possibly from inside a builder function. */
 enum vscsid_event_type {
     VSCSID_EVENT_DEVICE_DELETED,    /* device: its removal (vscsid_del_device) completed */
+    VSCSID_EVENT_TRAY_MOVED,        /* device's tray moved (guest or host); tray_open */
     VSCSID_EVENT_IO_ERROR,          /* io_error: a request failed; the drive's policy acted */
     VSCSID_EVENT_STOP,              /* the run state left running (stop, or an I/O error) */
     VSCSID_EVENT_RESUME,            /* running again (vscsid_cont) */
@@ -114,6 +179,8 @@ struct vscsid_io_error {
 struct vscsid_event {
     enum vscsid_event_type type;
     const char *device;             /* device id */
+    const char *drive;              /* TRAY_MOVED: the device's drive id */
+    bool tray_open;                 /* TRAY_MOVED: the tray's new position */
     const struct vscsid_io_error *io_error;     /* VSCSID_EVENT_IO_ERROR */
 };
 typedef void vscsid_event_cb(void *opaque, const struct vscsid_event *ev);
@@ -131,7 +198,7 @@ enum vscsid_run_state { VSCSID_RUNNING, VSCSID_PAUSED, VSCSID_IO_ERROR };
 enum vscsid_run_state vscsid_run_state(const struct vscsid *d);
 /* QMP stop: PAUSED (event STOP) when running; no change otherwise. */
 void vscsid_stop(struct vscsid *d);
-/* QMP cont: back to running (event RESUME; drives' I/O status reset), every
+/* QMP cont: back to running (event RESUME; drives' io_status reset), every
  * held request resubmitted, each device's in arrival order, then the
  * controllers take requests again. A retry that fails with a stop policy
  * stops again. Nothing happens when running. */

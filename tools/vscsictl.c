@@ -25,6 +25,7 @@ static void usage(FILE *f)
 "Usage: vscsictl --qmp PATH [--json] [--timeout SEC] COMMAND [KEY=VALUE ...]\n"
 "       vscsictl --qmp PATH [--json] events\n"
 "       vscsictl --qmp PATH raw '{\"execute\": ...}'\n"
+"       vscsictl --qmp PATH MEDIA-COMMAND ID ...   (removable media, below)\n"
 "\n"
 "Send one QMP command to vscsid (started with --qmp PATH) and print the result.\n"
 "'vscsictl --qmp PATH query-commands' lists the commands; docs/qmp.md has them all.\n"
@@ -51,6 +52,23 @@ static void usage(FILE *f)
 "  events                print events as they arrive until interrupted\n"
 "  raw JSON              send a request verbatim and print the whole reply\n"
 "\n"
+"Removable media (scsi-cd, scsi-hd removable=on; ID is the device's id); each\n"
+"prints the tray and medium afterwards:\n"
+"  eject ID [--force]    open the tray and take the medium out (eject)\n"
+"  change-medium ID FILE [--format F] [--read-only-mode retain|read-only|read-write]\n"
+"                        [--force]   replace the medium (blockdev-change-medium)\n"
+"  open-tray ID [--force]   open the tray (blockdev-open-tray); a tray the guest\n"
+"                        locked stays closed and the guest is asked to open it,\n"
+"                        unless --force\n"
+"  close-tray ID         close the tray (blockdev-close-tray)\n"
+"  remove-medium ID      take the medium out of the open tray (blockdev-remove-medium)\n"
+"  insert-medium ID NODE put drive NODE's medium (e.g. from blockdev-add) into the\n"
+"                        open, empty tray (blockdev-insert-medium)\n"
+"  -f, --force           eject, change-medium, open-tray: even if the guest locked\n"
+"                        the tray (PREVENT ALLOW MEDIUM REMOVAL)\n"
+"  --format F            change-medium: image format (raw)\n"
+"  --read-only-mode M    change-medium: retain (default), read-only, read-write\n"
+"\n"
 "Examples:\n"
 "  vscsictl --qmp /run/vscsi.qmp query-scsi-devices\n"
 "  vscsictl --qmp /run/vscsi.qmp query-block --json\n"
@@ -58,7 +76,9 @@ static void usage(FILE *f)
 "  vscsictl --qmp S device_add driver=scsi-hd drive=d1 scsi-id=0 lun=3 id=disk3\n"
 "  vscsictl --qmp S block_resize node-name=d1 size=21474836480\n"
 "  vscsictl --qmp S device_del id=disk3      (waits for DEVICE_DELETED)\n"
-"  vscsictl --qmp S query-blockstats\n");
+"  vscsictl --qmp S query-blockstats\n"
+"  vscsictl --qmp S change-medium cd0 /srv/iso/debian.iso\n"
+"  vscsictl --qmp S eject cd0 --force\n");
 }
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -493,17 +513,54 @@ static void print_blockstats(const struct json_value *ret)
     json_free(rows);
 }
 
+/* query-block as a table; TRAY: open/closed (locked) for removable devices. */
+static void print_block(const struct json_value *ret)
+{
+    static const struct column cols[] = {
+        { "DRIVE", "device", false }, { "DEVICE", "qdev", false },
+        { "FORMAT", "drv", false }, { "RO", "ro", false },
+        { "SIZE", "size", true }, { "TRAY", "tray", false }, { "FILE", "file", false },
+    };
+    static const char *const from[][2] = {
+        { "device", "device" }, { "qdev", "qdev" }, { "drv", "inserted.drv" }, { "ro", "inserted.ro" },
+        { "size", "inserted.image.virtual-size" }, { "file", "inserted.file" },
+    };
+    struct json_value *rows = json_new_array();
+    bool oom = !rows;
+
+    for (size_t i = 0; !oom && i < json_array_len(ret); i++) {
+        const struct json_value *r = json_array_at(ret, i), *open = json_obj_get(r, "tray_open");
+        const struct json_value *locked = json_obj_get(r, "locked");
+        struct json_value *row = json_new_object();
+
+        oom = !row || json_array_append(rows, row) < 0;
+        for (size_t k = 0; !oom && k < sizeof(from) / sizeof(from[0]); k++) {
+            const struct json_value *v = lookup(r, from[k][1]);
+            struct json_value *copy = json_is(v, JSON_STRING) ? json_new_str(v->u.str.s) :
+                                      json_is(v, JSON_BOOL) ? json_new_bool(v->u.b) :
+                                      json_is(v, JSON_INT) ? json_new_int(v->u.i) : NULL;
+            bool scalar = json_is(v, JSON_STRING) || json_is(v, JSON_BOOL) || json_is(v, JSON_INT);
+
+            if (scalar)     /* anything else is left out of the table */
+                oom = !copy || json_obj_add(row, from[k][0], copy) < 0;
+        }
+        if (!oom && json_is(open, JSON_BOOL))
+            oom = json_obj_add(row, "tray", json_new_str(
+                      open->u.b ? "open" : json_is(locked, JSON_BOOL) && locked->u.b ? "locked"
+                                                                                    : "closed")) < 0;
+    }
+    if (oom)
+        die("out of memory");
+    print_table(rows, cols, sizeof(cols) / sizeof(cols[0]));
+    json_free(rows);
+}
+
 static void print_human(const char *cmd, const struct json_value *ret)
 {
     static const struct column scsi_cols[] = {
         { "ID", "id", false }, { "TYPE", "driver", false }, { "SCSI-ID", "scsi-id", false },
         { "LUN", "lun", false }, { "SIZE", "size", true }, { "RO", "read-only", false },
         { "DRIVE", "drive", false }, { "SERIAL", "serial", false },
-    };
-    static const struct column block_cols[] = {
-        { "DRIVE", "device", false }, { "DEVICE", "qdev", false },
-        { "FORMAT", "inserted.drv", false }, { "RO", "inserted.ro", false },
-        { "SIZE", "inserted.image.virtual-size", true }, { "FILE", "inserted.file", false },
     };
 
     if (json_is(ret, JSON_OBJECT) && ret->u.obj.n == 0)
@@ -513,7 +570,7 @@ static void print_human(const char *cmd, const struct json_value *ret)
         return;
     }
     if (!strcmp(cmd, "query-block") && json_is(ret, JSON_ARRAY)) {
-        print_table(ret, block_cols, sizeof(block_cols) / sizeof(block_cols[0]));
+        print_block(ret);
         return;
     }
     if (!strcmp(cmd, "query-blockstats") && json_is(ret, JSON_ARRAY)) {
@@ -559,6 +616,111 @@ static void print_event(const struct json_value *ev, bool as_json)
     printf("%s.%06" PRId64 " %s%s%s\n", when, usec, name ? name : "?", data ? " " : "", json_buf_str(&b));
     json_buf_free(&b);
     fflush(stdout);
+}
+
+/* ---- removable media ---- */
+
+/* vscsictl NAME ID [ARG2] -> the QMP command with QEMU's argument names. */
+struct media_wrapper {
+    const char *name, *qmp;
+    const char *arg2;           /* second positional argument's QMP name, or NULL */
+    bool force, change;         /* takes --force; takes --format and --read-only-mode */
+};
+
+static const struct media_wrapper media_wrappers[] = {
+    { "eject", "eject", NULL, true, false },
+    { "change-medium", "blockdev-change-medium", "filename", true, true },
+    { "open-tray", "blockdev-open-tray", NULL, true, false },
+    { "close-tray", "blockdev-close-tray", NULL, false, false },
+    { "remove-medium", "blockdev-remove-medium", NULL, false, false },
+    { "insert-medium", "blockdev-insert-medium", "node-name", false, false },
+    { NULL },
+};
+
+/* The wrapper cmd names, unless its arguments are KEY=VALUE (the QMP command
+ * "eject" itself takes those). */
+static const struct media_wrapper *find_wrapper(const char *cmd, int nargs, char **args)
+{
+    for (const struct media_wrapper *w = media_wrappers; w->name; w++)
+        if (!strcmp(cmd, w->name))
+            return nargs > 0 && strchr(args[0], '=') && !strcmp(w->name, w->qmp) ? NULL : w;
+    return NULL;
+}
+
+struct media_opts {
+    bool force;
+    const char *format, *ro_mode;
+};
+
+static struct json_value *media_args(const struct media_wrapper *w, int nargs, char **argv,
+                                     const struct media_opts *mo)
+{
+    struct json_value *args = json_new_object();
+    bool oom = !args;
+
+    if (nargs != (w->arg2 ? 2 : 1))
+        die_usage("usage: %s ID%s%s%s", w->name, w->arg2 ? (w->change ? " FILE" : " NODE") : "",
+                  w->force ? " [--force]" : "",
+                  w->change ? " [--format F] [--read-only-mode retain|read-only|read-write]" : "");
+    if (mo->force && !w->force)
+        die_usage("%s takes no --force", w->name);
+    if ((mo->format || mo->ro_mode) && !w->change)
+        die_usage("--format and --read-only-mode are for change-medium");
+    oom = oom || json_obj_add(args, "id", json_new_str(argv[0])) < 0;
+    if (w->arg2)
+        oom = oom || json_obj_add(args, w->arg2, json_new_str(argv[1])) < 0;
+    if (mo->format)
+        oom = oom || json_obj_add(args, "format", json_new_str(mo->format)) < 0;
+    if (mo->ro_mode)
+        oom = oom || json_obj_add(args, "read-only-mode", json_new_str(mo->ro_mode)) < 0;
+    if (mo->force)
+        oom = oom || json_obj_add(args, "force", json_new_bool(true)) < 0;
+    if (oom)
+        die("out of memory");
+    return args;
+}
+
+static bool is_media_command(const char *cmd)
+{
+    for (const struct media_wrapper *w = media_wrappers; w->name; w++)
+        if (!strcmp(cmd, w->qmp))
+            return true;
+    return false;
+}
+
+/* After a media command: "cd0: tray closed, medium /srv/x.iso" from query-block. */
+static void print_media_state(struct conn *c, const char *cmd, const char *name, int timeout_ms)
+{
+    static const char q[] = "{\"execute\": \"query-block\"}\r\n";
+    const struct json_value *list, *row = NULL, *open, *locked, *file;
+    struct json_value *r;
+
+    conn_send(c, q, sizeof(q) - 1);
+    r = conn_reply(c, timeout_ms);
+    list = json_obj_get(r, "return");
+    for (size_t i = 0; i < json_array_len(list); i++) {
+        const struct json_value *b = json_array_at(list, i);
+        const char *qdev = json_get_str(json_obj_get(b, "qdev"));
+        const char *dev = json_get_str(json_obj_get(b, "device"));
+        if ((qdev && !strcmp(qdev, name)) || (!row && dev && !strcmp(dev, name)))
+            row = b;
+    }
+    if (!row) {
+        printf("%s: done\n", name);
+        json_free(r);
+        return;
+    }
+    open = json_obj_get(row, "tray_open");
+    locked = json_obj_get(row, "locked");
+    file = lookup(row, "inserted.file");
+    printf("%s: %s%s, %s%s\n", name,
+           !open ? "no tray" : open->u.b ? "tray open" : "tray closed",
+           json_is(locked, JSON_BOOL) && locked->u.b ? " (locked by the guest)" : "",
+           file ? "medium " : "no medium", file ? json_get_str(file) : "");
+    if (!strcmp(cmd, "blockdev-open-tray") && json_is(open, JSON_BOOL) && !open->u.b)
+        printf("%s: the guest was asked to open the tray (DEVICE_TRAY_MOVED tells when); "
+               "--force opens it now\n", name);
+    json_free(r);
 }
 
 /* ---- hot-plug commands ---- */
@@ -648,6 +810,10 @@ static void print_done(struct conn *c, const char *cmd, const struct json_value 
         printf("drive %s added: %s\n", arg_str(args, "node-name", b, sizeof(b)), a);
     } else if (!strcmp(cmd, "blockdev-del")) {
         printf("drive %s deleted\n", arg_str(args, "node-name", a, sizeof(a)));
+    } else if (is_media_command(cmd)) {
+        print_media_state(c, cmd, lookup(args, "id") ? arg_str(args, "id", a, sizeof(a))
+                                                     : arg_str(args, "device", a, sizeof(a)),
+                          timeout_ms);
     } else if (!strcmp(cmd, "block_resize")) {
         if (json_get_int(lookup(args, "size"), 0, INT64_MAX, &size) == 0)
             format_size((uint64_t)size, sz, sizeof(sz));
@@ -670,6 +836,9 @@ int main(int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "dry-run", no_argument, NULL, 'n' },
         { "no-wait", no_argument, NULL, 'W' },
+        { "force", no_argument, NULL, 'f' },
+        { "format", required_argument, NULL, 'F' },
+        { "read-only-mode", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -681,8 +850,10 @@ int main(int argc, char **argv)
     struct json_value *reply, *args;
     struct json_buf req;
     bool no_wait = false;
+    struct media_opts mo = { 0 };
+    const struct media_wrapper *w;
 
-    while ((c = getopt_long(argc, argv, "s:jt:nWhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:jt:nWfhV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             path = optarg;
@@ -703,6 +874,15 @@ int main(int argc, char **argv)
         case 'W':
             no_wait = true;
             break;
+        case 'f':
+            mo.force = true;
+            break;
+        case 'F':
+            mo.format = optarg;
+            break;
+        case 'R':
+            mo.ro_mode = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -716,6 +896,10 @@ int main(int argc, char **argv)
     if (optind >= argc)
         die_usage("missing COMMAND (try query-commands)");
     cmd = argv[optind++];
+    w = find_wrapper(cmd, argc - optind, argv + optind);
+    if (!w && (mo.force || mo.format || mo.ro_mode))
+        die_usage("--force, --format and --read-only-mode go with eject, change-medium and "
+                  "open-tray ID (or give force=true etc. as KEY=VALUE)");
     if ((!path || !path[0]) && !dry_run)
         die_usage("missing --qmp PATH (the path given to vscsid --qmp)");
     if (dry_run && (!strcmp(cmd, "events") || !strcmp(cmd, "raw")))
@@ -767,12 +951,18 @@ int main(int argc, char **argv)
         return rc;
     }
 
-    /* COMMAND KEY=VALUE... */
-    args = json_new_object();
-    if (!args)
-        die("out of memory");
-    for (; optind < argc; optind++)
-        add_arg(args, argv[optind]);
+    if (w) {
+        /* MEDIA-COMMAND ID ... */
+        args = media_args(w, argc - optind, argv + optind, &mo);
+        cmd = w->qmp;
+    } else {
+        /* COMMAND KEY=VALUE... */
+        args = json_new_object();
+        if (!args)
+            die("out of memory");
+        for (; optind < argc; optind++)
+            add_arg(args, argv[optind]);
+    }
     json_buf_init(&req, 0);
     json_buf_begin_object(&req);
     json_buf_kv_str(&req, "execute", cmd);

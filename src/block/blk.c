@@ -142,8 +142,6 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
     d->wce = cache_wce(opts->cache);
     d->dio_align = 1;
     d->host_bs = 512;
-    d->werror = opts->werror;
-    d->rerror = opts->rerror;
     if (opts->inject) {
         char msg[256];
 
@@ -192,6 +190,11 @@ fail:
 
 void blk_close(struct blk_drive *d)
 {
+    /* As QEMU does on close: what was written reaches stable storage before
+     * the image is let go (an ejected medium, a deleted drive, shutdown). */
+    if (d && d->fd >= 0 && !d->readonly && d->cache != BLK_CACHE_UNSAFE && fdatasync(d->fd) < 0)
+        log_warn("drive %s: flush on close of '%s' failed: %s", d->id, d->filename,
+                 strerror(errno));
     drive_free(d);
 }
 
@@ -235,6 +238,7 @@ void blk_get_stats(const struct blk_drive *d, struct blk_stats *out)
     out->write_bytes = __atomic_load_n(&s->write_bytes, __ATOMIC_RELAXED);
     out->errors = __atomic_load_n(&s->errors, __ATOMIC_RELAXED);
     out->bounces = __atomic_load_n(&s->bounces, __ATOMIC_RELAXED);
+    out->inline_ops = __atomic_load_n(&s->inline_ops, __ATOMIC_RELAXED);
     out->read_ns = __atomic_load_n(&s->read_ns, __ATOMIC_RELAXED);
     out->write_ns = __atomic_load_n(&s->write_ns, __ATOMIC_RELAXED);
     out->flush_ns = __atomic_load_n(&s->flush_ns, __ATOMIC_RELAXED);
@@ -619,6 +623,9 @@ int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req)
         null_submit(ctx, req);
     } else if (req_is_trivial(d, req)) {
         blk_complete_later(ctx, req, 0);
+    } else if (d->mem_backed) {
+        blk_stat_add(&d->stats.inline_ops, 1);
+        blk_complete_later(ctx, req, blk_file_exec(req));
     } else if (ctx->ring_ok && d->aio == BLK_AIO_IO_URING) {
         uring_submit(ctx, req);
     } else {

@@ -31,8 +31,10 @@ enum blk_aio { BLK_AIO_IO_URING, BLK_AIO_THREADS };
 enum blk_driver_kind { BLK_DRIVER_FILE, BLK_DRIVER_NULL };
 
 /* What to do when a request fails (QEMU's werror/rerror, BlockdevOnError).
- * The block layer only stores the policy and decides the action
- * (blk_error_action); the device model above carries it out. */
+ * The policy belongs to whoever owns the drive, as QEMU's belongs to the
+ * BlockBackend (it stays when the medium changes); the block layer parses
+ * it and decides the action (blk_error_action); the device model above
+ * carries it out. */
 enum blk_error_policy {
     BLK_ERR_AUTO,       /* the default: enospc for writes, report for reads */
     BLK_ERR_REPORT,     /* the guest gets the error */
@@ -42,7 +44,8 @@ enum blk_error_policy {
 };
 /* QEMU's BlockErrorAction */
 enum blk_error_action { BLK_ACTION_REPORT, BLK_ACTION_IGNORE, BLK_ACTION_STOP };
-/* QEMU's BlockDeviceIoStatus: set by a stop, cleared by cont. */
+/* QEMU's BlockDeviceIoStatus (kept by the drive's owner): failed/nospace
+ * after an error that stopped, ok again after cont. */
 enum blk_io_status { BLK_IOSTATUS_OK, BLK_IOSTATUS_FAILED, BLK_IOSTATUS_NOSPACE };
 
 struct blk_opts {
@@ -58,13 +61,14 @@ struct blk_opts {
     bool null_no_read_zeroes;   /* BLK_DRIVER_NULL: leave read buffers untouched
                                  * (benchmarks of the device path; QEMU's
                                  * null-co read-zeroes=off) */
-    enum blk_error_policy werror, rerror;
+    enum blk_error_policy werror, rerror;   /* checked by blk_open; kept by the owner */
     const char *inject;         /* fault injection rules (blk_set_inject), NULL = none */
 };
 
 /* Open a drive. Returns 0, or -errno with a one-line human message in err. */
 int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, size_t errlen);
-/* Close; all requests must have completed. */
+/* Close; all requests must have completed. A writable drive (but cache=unsafe)
+ * is flushed first (fdatasync), as QEMU flushes an image it closes. */
 void blk_close(struct blk_drive *d);
 
 const char *blk_id(const struct blk_drive *d);
@@ -87,20 +91,16 @@ int blk_resize(struct blk_drive *d, uint64_t new_size);
 /* Error policy (src/block/policy.c). The action for a failed request: a read
  * (is_read) follows rerror, everything else (write, flush, discard, write
  * zeroes) werror; err is a positive errno. */
-enum blk_error_action blk_error_action(const struct blk_drive *d, bool is_read, int err);
-enum blk_error_policy blk_error_policy(const struct blk_drive *d, bool is_read);  /* AUTO resolved */
+enum blk_error_action blk_error_action(enum blk_error_policy werror, enum blk_error_policy rerror,
+                                       bool is_read, int err);
+/* AUTO resolved: enospc for writes, report for reads. */
+enum blk_error_policy blk_error_policy_resolve(enum blk_error_policy p, bool is_read);
 /* Names as on the command line and in QMP ("report", "stop", ...); parse: 0
  * or -EINVAL (enospc is a write policy only). */
 const char *blk_error_policy_name(enum blk_error_policy p);
 const char *blk_error_action_name(enum blk_error_action a);
 const char *blk_io_status_name(enum blk_io_status s);
 int blk_error_policy_parse(const char *s, bool is_read, enum blk_error_policy *out);
-/* I/O status: blk_iostatus_set_err records the first error that stopped the
- * VM (nospace for ENOSPC); reset by cont. */
-enum blk_io_status blk_iostatus(const struct blk_drive *d);
-void blk_iostatus_set_err(struct blk_drive *d, int err);
-void blk_iostatus_reset(struct blk_drive *d);
-
 /* Fault injection (src/block/inject.c), for tests: requests matching a rule
  * fail with its errno instead of being done, `count` times. Syntax (also in
  * docs/robustness.md):
@@ -133,6 +133,7 @@ struct blk_stats {
     uint64_t read_bytes, write_bytes;
     uint64_t errors;            /* requests completed with ret < 0 */
     uint64_t bounces;           /* requests copied through an aligned buffer (O_DIRECT) */
+    uint64_t inline_ops;        /* requests done inline in the loop (memory-backed files) */
     /* Sum of latencies, blk_submit to completion (CLOCK_MONOTONIC), in ns. */
     uint64_t read_ns, write_ns, flush_ns, discard_ns, write_zeroes_ns;
 };

@@ -43,6 +43,9 @@ struct blk_drive {
     bool direct;                /* opened with O_DIRECT */
     bool discard_unmap;
     bool null_no_read_zeroes;
+    bool mem_backed;            /* buffered file on tmpfs/ramfs: I/O is a memory copy
+                                 * done inline in the submitting loop (io_uring would
+                                 * punt every request to an io-wq thread: no NOWAIT) */
     uint32_t dio_align;         /* 1 unless direct */
     uint32_t host_bs;
     uint64_t size;              /* atomic */
@@ -51,8 +54,6 @@ struct blk_drive {
     int zero_range;             /* atomic BLK_FEAT_*: FALLOC_FL_ZERO_RANGE / BLKZEROOUT */
     pthread_mutex_t rmw_lock;   /* serialises read-modify-write of partial O_DIRECT blocks */
     struct blk_stats stats;     /* updated with atomic adds */
-    enum blk_error_policy werror, rerror;
-    int iostatus;               /* atomic enum blk_io_status */
     /* fault injection: ninject (atomic) is 0 on the fast path; the rules are
      * read and spent under inject_lock */
     unsigned ninject;

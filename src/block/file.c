@@ -9,7 +9,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -67,8 +69,14 @@ int blk_probe_file(struct blk_drive *d, char *err, size_t errlen)
         return ret;
     }
     if (S_ISREG(st.st_mode)) {
+        struct statfs sfs;
+
         d->size = (uint64_t)st.st_size;
         d->host_bs = 512;
+        /* Memory-backed files never wait for a device; with io_uring they
+         * would still cost a thread hop per request (no RWF_NOWAIT). */
+        d->mem_backed = !d->direct && d->aio == BLK_AIO_IO_URING && fstatfs(d->fd, &sfs) == 0 &&
+                        (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
     } else if (S_ISBLK(st.st_mode)) {
         uint64_t size;
         int bs;

@@ -1,6 +1,8 @@
-/* Error policy of a drive (QEMU's werror/rerror): which action a failed
- * request gets, and the drive's I/O status. Carrying the action out (holding
- * the request, stopping the VM) is the device model's and the daemon's. */
+/* Error policies (QEMU's werror/rerror): their names, and which action a
+ * failed request gets. The policy and the I/O status belong to the drive's
+ * owner (the daemon's drive, like QEMU's BlockBackend: they stay when the
+ * medium changes); carrying the action out (holding the request, stopping
+ * the VM) is the device model's and the daemon's. */
 #include "block/blk_int.h"
 
 static const char *const policy_names[] = {
@@ -52,18 +54,17 @@ int blk_error_policy_parse(const char *s, bool is_read, enum blk_error_policy *o
     return -EINVAL;
 }
 
-enum blk_error_policy blk_error_policy(const struct blk_drive *d, bool is_read)
+enum blk_error_policy blk_error_policy_resolve(enum blk_error_policy p, bool is_read)
 {
-    enum blk_error_policy p = is_read ? d->rerror : d->werror;
-
     if (p == BLK_ERR_AUTO)
         p = is_read ? BLK_ERR_REPORT : BLK_ERR_ENOSPC;
     return p;
 }
 
-enum blk_error_action blk_error_action(const struct blk_drive *d, bool is_read, int err)
+enum blk_error_action blk_error_action(enum blk_error_policy werror, enum blk_error_policy rerror,
+                                       bool is_read, int err)
 {
-    switch (blk_error_policy(d, is_read)) {
+    switch (blk_error_policy_resolve(is_read ? rerror : werror, is_read)) {
     case BLK_ERR_IGNORE:
         return BLK_ACTION_IGNORE;
     case BLK_ERR_STOP:
@@ -73,23 +74,4 @@ enum blk_error_action blk_error_action(const struct blk_drive *d, bool is_read, 
     default:
         return BLK_ACTION_REPORT;
     }
-}
-
-enum blk_io_status blk_iostatus(const struct blk_drive *d)
-{
-    return (enum blk_io_status)__atomic_load_n(&d->iostatus, __ATOMIC_RELAXED);
-}
-
-void blk_iostatus_set_err(struct blk_drive *d, int err)
-{
-    int ok = BLK_IOSTATUS_OK;
-    int v = err == ENOSPC ? BLK_IOSTATUS_NOSPACE : BLK_IOSTATUS_FAILED;
-
-    /* the first error counts until cont (QEMU: only set while ok) */
-    __atomic_compare_exchange_n(&d->iostatus, &ok, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-}
-
-void blk_iostatus_reset(struct blk_drive *d)
-{
-    __atomic_store_n(&d->iostatus, BLK_IOSTATUS_OK, __ATOMIC_RELAXED);
 }

@@ -314,9 +314,10 @@ static int cmp_id(const void *a, const void *b)
 
 static void write_stats(struct json_buf *ret, const struct vscsid_drive_info *info)
 {
-    struct blk_stats st;
+    struct blk_stats st = { 0 };
 
-    blk_get_stats(info->blk, &st);
+    if (info->blk)          /* an empty drive has done nothing since its medium left */
+        blk_get_stats(info->blk, &st);
     json_buf_begin_object(ret);
     json_buf_kv_str(ret, "device", info->conf->id);
     json_buf_kv_str(ret, "node-name", info->conf->id);

@@ -85,21 +85,28 @@ static void write_cache(struct json_buf *ret, const struct drive_conf *conf, str
     json_buf_end_object(ret);
 }
 
+/* QEMU's BlockInfo: "removable" is true for a removable device and for a
+ * drive with no device (its medium can be swapped); "tray_open" only where
+ * there is a tray; "inserted" only when a medium is in the drive, described
+ * by the options it was opened with (the node it came from, if inserted with
+ * blockdev-insert-medium). */
 static void write_drive(struct json_buf *ret, const struct vscsid_drive_info *info)
 {
-    const struct drive_conf *conf = info->conf;
+    const struct drive_conf *conf = info->medium ? info->medium : info->conf;
     bool null_drv = conf->blk.driver == BLK_DRIVER_NULL;
     const char *file = null_drv ? "null-co://" : conf->filename;
     const char *drv = null_drv ? "null-co" : (conf->format[0] ? conf->format : "raw");
 
     json_buf_begin_object(ret);
-    json_buf_kv_str(ret, "device", conf->id);
+    json_buf_kv_str(ret, "device", info->conf->id);
     if (info->attached_to)
         json_buf_kv_str(ret, "qdev", info->attached_to);
-    json_buf_kv_bool(ret, "locked", false);
-    json_buf_kv_bool(ret, "removable", false);
+    json_buf_kv_bool(ret, "locked", info->has_tray && info->locked);
+    json_buf_kv_bool(ret, "removable", info->has_tray || !info->attached_to);
+    if (info->has_tray)
+        json_buf_kv_bool(ret, "tray_open", info->tray_open);
     json_buf_kv_str(ret, "type", "unknown");
-    if (info->blk) {
+    if (info->blk && info->medium) {
         json_buf_add_key(ret, "inserted");
         json_buf_begin_object(ret);
         json_buf_kv_str(ret, "node-name", conf->id);
@@ -117,9 +124,11 @@ static void write_drive(struct json_buf *ret, const struct vscsid_drive_info *in
         json_buf_kv_uint(ret, "virtual-size", blk_size(info->blk));
         json_buf_end_object(ret);
         json_buf_end_object(ret);
-        /* QEMU's BlockDeviceIoStatus: failed/nospace after a stop, until cont */
-        json_buf_kv_str(ret, "io-status", blk_io_status_name(blk_iostatus(info->blk)));
     }
+    /* QEMU's BlockDeviceIoStatus, kept for a drive a device uses: failed or
+     * nospace after a stop, until cont */
+    if (info->attached_to)
+        json_buf_kv_str(ret, "io-status", blk_io_status_name(info->io_status));
     json_buf_end_object(ret);
 }
 
@@ -180,6 +189,9 @@ static void write_device(struct json_buf *ret, const struct vscsid_device_info *
     /* device_del accepted, commands on it still in flight (DEVICE_DELETED follows) */
     if (info->deleting)
         json_buf_kv_bool(ret, "deleting", true);
+    /* a medium taken out is still read by commands; the next steps wait for them */
+    if (info->medium_draining)
+        json_buf_kv_bool(ret, "medium-draining", true);
     json_buf_end_object(ret);
 }
 

@@ -429,61 +429,56 @@ static void accept_cb(void *opaque, int fd, uint32_t events)
 
 /* ---- daemon events ---- */
 
-/* QEMU's BLOCK_IO_ERROR: device is the BlockBackend name and node-name the
- * node's; in vscsid both are the drive id (see cmd_block.c). nospace and
- * reason as QEMU (strerror of the error). */
-static void send_io_error(struct qmp_server *s, const struct vscsid_io_error *e)
-{
-    struct json_buf b;
-
-    json_buf_init(&b, 0);
-    json_buf_begin_object(&b);
-    json_buf_kv_str(&b, "device", e->drive);
-    json_buf_kv_str(&b, "node-name", e->drive);
-    json_buf_kv_str(&b, "operation", e->is_read ? "read" : "write");
-    json_buf_kv_str(&b, "action", blk_error_action_name(e->action));
-    json_buf_kv_bool(&b, "nospace", e->err == ENOSPC);
-    json_buf_kv_str(&b, "reason", strerror(e->err));
-    json_buf_end_object(&b);
-    if (!b.err)
-        qmp_server_event(s, "BLOCK_IO_ERROR", json_buf_str(&b));
-    else
-        log_err("qmp: BLOCK_IO_ERROR %s: out of memory; not sent", e->drive);
-    json_buf_free(&b);
-}
-
-/* QEMU's DEVICE_DELETED data: the id and the device's QOM path (for a device
- * with an id QEMU's is /machine/peripheral/ID; tools match either). */
+/* QEMU's event data. DEVICE_DELETED: the id and the device's QOM path (for a
+ * device with an id QEMU's is /machine/peripheral/ID; tools match either).
+ * BLOCK_IO_ERROR: device is the BlockBackend name and node-name the node's;
+ * in vscsid both are the drive id (see cmd_block.c); nospace and reason as
+ * QEMU (strerror of the error). STOP and RESUME have no data. */
 static void daemon_event_cb(void *opaque, const struct vscsid_event *ev)
 {
     struct qmp_server *s = opaque;
+    const struct vscsid_io_error *e = ev->io_error;
+    const char *name = "?";
     struct json_buf b;
     char path[128];
 
+    json_buf_init(&b, 0);
+    json_buf_begin_object(&b);
     switch (ev->type) {
     case VSCSID_EVENT_DEVICE_DELETED:
-        json_buf_init(&b, 0);
-        json_buf_begin_object(&b);
+        name = "DEVICE_DELETED";
         json_buf_kv_str(&b, "device", ev->device);
         snprintf(path, sizeof(path), "/machine/peripheral/%s", ev->device);
         json_buf_kv_str(&b, "path", path);
-        json_buf_end_object(&b);
-        if (!b.err)
-            qmp_server_event(s, "DEVICE_DELETED", json_buf_str(&b));
-        else
-            log_err("qmp: DEVICE_DELETED %s: out of memory; not sent", ev->device);
-        json_buf_free(&b);
+        break;
+    case VSCSID_EVENT_TRAY_MOVED:
+        /* "device" is the BlockBackend (drive) name, "id" the device's */
+        name = "DEVICE_TRAY_MOVED";
+        json_buf_kv_str(&b, "device", ev->drive ? ev->drive : "");
+        json_buf_kv_str(&b, "id", ev->device);
+        json_buf_kv_bool(&b, "tray-open", ev->tray_open);
         break;
     case VSCSID_EVENT_IO_ERROR:
-        send_io_error(s, ev->io_error);
+        name = "BLOCK_IO_ERROR";
+        json_buf_kv_str(&b, "device", e->drive);
+        json_buf_kv_str(&b, "node-name", e->drive);
+        json_buf_kv_str(&b, "operation", e->is_read ? "read" : "write");
+        json_buf_kv_str(&b, "action", blk_error_action_name(e->action));
+        json_buf_kv_bool(&b, "nospace", e->err == ENOSPC);
+        json_buf_kv_str(&b, "reason", strerror(e->err));
         break;
     case VSCSID_EVENT_STOP:
-        qmp_server_event(s, "STOP", NULL);
-        break;
     case VSCSID_EVENT_RESUME:
-        qmp_server_event(s, "RESUME", NULL);
-        break;
+        json_buf_free(&b);
+        qmp_server_event(s, ev->type == VSCSID_EVENT_STOP ? "STOP" : "RESUME", NULL);
+        return;
     }
+    json_buf_end_object(&b);
+    if (!b.err)
+        qmp_server_event(s, name, json_buf_str(&b));
+    else
+        log_err("qmp: %s %s: out of memory; not sent", name, ev->device ? ev->device : "");
+    json_buf_free(&b);
 }
 
 /* ---- listening socket ---- */

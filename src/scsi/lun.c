@@ -73,18 +73,33 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
                  const struct scsi_dev_config *cfg, struct blk_drive *drive,
                  struct scsi_lun **out, char *err, size_t errlen)
 {
+    bool cd = cfg->type == SCSI_DEV_CD;
     struct scsi_lun *lu;
     uint32_t lbs, pbs;
     int ret = -EINVAL;
 
-    if (cfg->type != SCSI_DEV_HD) {
-        snprintf(err, errlen, "device type not supported yet");
+    if (cfg->type != SCSI_DEV_HD && !cd) {
+        snprintf(err, errlen, "unknown device type");
         return -EINVAL;
     }
-    lbs = cfg->logical_block_size ? cfg->logical_block_size : 512;
-    if (lbs != 512 && lbs != 4096) {
-        snprintf(err, errlen, "logical_block_size must be 512 or 4096");
+    if (!drive && !cd && !cfg->removable) {
+        snprintf(err, errlen, "no drive (only a removable device may start empty)");
         return -EINVAL;
+    }
+    if (cd) {
+        /* MMC-6 4.2.2: CD and DVD logical blocks are 2048 bytes */
+        lbs = 2048;
+        if ((cfg->logical_block_size && cfg->logical_block_size != 2048) ||
+            (cfg->physical_block_size && cfg->physical_block_size != 2048)) {
+            snprintf(err, errlen, "a CD-ROM has 2048-byte blocks");
+            return -EINVAL;
+        }
+    } else {
+        lbs = cfg->logical_block_size ? cfg->logical_block_size : 512;
+        if (lbs != 512 && lbs != 4096) {
+            snprintf(err, errlen, "logical_block_size must be 512 or 4096");
+            return -EINVAL;
+        }
     }
     pbs = cfg->physical_block_size ? cfg->physical_block_size : lbs;
     if (pbs < lbs || (pbs & (pbs - 1)) || pbs / lbs > (1u << 15)) {
@@ -104,12 +119,13 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
     lu->paths[0].lun = lun;
     lu->npaths = 1;
     lu->type = cfg->type;
-    lu->optable = &sbc_optable;
+    lu->optable = cd ? &mmc_optable : &sbc_optable;
     lu->drive = drive;
-    lu->removable = cfg->removable;
+    lu->removable = cd || cfg->removable;
+    lu->tray_cb = cfg->tray_cb;
+    lu->tray_opaque = cfg->tray_opaque;
     lu->io_error_cb = cfg->io_error_cb;
     lu->io_error_opaque = cfg->io_error_opaque;
-    lu->medium_present = true;
     lu->block_size = lbs;
     lu->block_shift = (uint8_t)__builtin_ctz(lbs);
     lu->lbppbe = (uint8_t)__builtin_ctz(pbs / lbs);
@@ -145,7 +161,8 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
     ret = set_padded(lu->vendor, 8, cfg->vendor ? cfg->vendor : "VSCSI", "vendor", err, errlen);
     if (ret)
         goto fail;
-    ret = set_padded(lu->product, 16, cfg->product ? cfg->product : "VSCSI HARDDISK", "product", err, errlen);
+    ret = set_padded(lu->product, 16, cfg->product ? cfg->product : cd ? "VSCSI CD-ROM" : "VSCSI HARDDISK",
+                     "product", err, errlen);
     if (ret)
         goto fail;
     if (cfg->version) {
@@ -198,7 +215,9 @@ void scsi_lun_free(struct scsi_lun *lu)
 
 uint64_t scsi_lun_capacity(const struct scsi_lun *lu)
 {
-    return blk_size(lu->drive) >> lu->block_shift;
+    const struct blk_drive *d = scsi_lun_medium(lu);
+
+    return d ? blk_size(d) >> lu->block_shift : 0;
 }
 
 /* SAM-5 5.14: a power on / reset UA supersedes the others. */
@@ -333,6 +352,7 @@ void scsi_lun_nexus_loss(struct scsi_lun *lu, uint32_t nexus)
 
     if (n) {
         n->prevent = false;
+        n->persistent = false;
         ua_queue_add(&n->ua, SENSE_UA_IT_NEXUS_LOSS);
     }
     scsi_pr_nexus_loss(lu, nexus);
@@ -342,50 +362,238 @@ void scsi_lun_nexus_loss(struct scsi_lun *lu, uint32_t nexus)
  * mode pages keep their current values (no saved pages to revert to). */
 void scsi_lun_reset(struct scsi_lun *lu)
 {
-    for (unsigned i = 0; i < lu->nnexus; i++)
+    for (unsigned i = 0; i < lu->nnexus; i++) {
         lu->nexus[i].prevent = false;
+        lu->nexus[i].persistent = false;
+    }
     scsi_pr_lun_reset(lu);
     scsi_lun_ua_add(lu, SENSE_UA_BUS_DEVICE_RESET);
 }
 
 /* ------------------------------------------------------ removable media */
-/* Placeholders until the MMC/tray implementation lands (issue #4). */
+
+struct blk_drive *scsi_lun_medium(const struct scsi_lun *lu)
+{
+    return lu->tray_open ? NULL : lu->drive;
+}
+
+struct blk_drive *scsi_lun_medium_get(struct scsi_lun *lu)
+{
+    struct blk_drive *d = scsi_lun_medium(lu);
+
+    if (d)
+        lu->medium_users++;
+    return d;
+}
+
+/* The removal's callback runs once nothing uses the medium taken out. */
+static void removal_check(struct scsi_lun *lu)
+{
+    void (*cb)(void *, struct blk_drive *) = lu->remove_medium_cb;
+    struct blk_drive *d = lu->removing;
+
+    if (!d || lu->medium_users)
+        return;
+    lu->removing = NULL;
+    lu->remove_medium_cb = NULL;
+    if (cb)
+        cb(lu->remove_medium_opaque, d);
+}
+
+void scsi_lun_medium_put(struct scsi_lun *lu)
+{
+    lu->medium_users--;
+    removal_check(lu);
+}
+
+int scsi_lun_no_medium(const struct scsi_lun *lu)
+{
+    return lu->tray_open ? SENSE_NO_MEDIUM_TRAY_OPEN : SENSE_NO_MEDIUM_TRAY_CLOSED;
+}
+
+bool scsi_lun_set_prevent(struct scsi_lun *lu, uint32_t nexus, bool persistent, bool prevent)
+{
+    struct scsi_nexus_state *n = scsi_lun_nexus(lu, nexus);
+
+    if (!n)
+        return false;
+    if (persistent)
+        n->persistent = prevent;
+    else
+        n->prevent = prevent;
+    return true;
+}
+
+bool scsi_lun_persistent_prevented(const struct scsi_lun *lu)
+{
+    for (unsigned i = 0; i < lu->nnexus; i++)
+        if (lu->nexus[i].persistent)
+            return true;
+    return false;
+}
+
+/* Host-side lock: the guest keeps the medium with a prevention of either kind. */
+static bool lun_locked(const struct scsi_lun *lu)
+{
+    return scsi_lun_prevented(lu) || scsi_lun_persistent_prevented(lu);
+}
+
+/* MMC-6 6.7.2.4: queue a media event; a repeat of the newest one adds nothing,
+ * and when the queue is full the oldest goes. */
+static void media_event(struct scsi_lun *lu, uint8_t code)
+{
+    if (lu->n_media_ev && lu->media_ev[lu->n_media_ev - 1] == code)
+        return;
+    if (lu->n_media_ev == SCSI_MEDIA_EVENTS) {
+        memmove(&lu->media_ev[0], &lu->media_ev[1], SCSI_MEDIA_EVENTS - 1);
+        lu->n_media_ev--;
+    }
+    lu->media_ev[lu->n_media_ev++] = code;
+}
+
+uint8_t scsi_lun_media_event_take(struct scsi_lun *lu)
+{
+    uint8_t code;
+
+    if (!lu->n_media_ev)
+        return MEC_NO_CHANGE;
+    code = lu->media_ev[0];
+    memmove(&lu->media_ev[0], &lu->media_ev[1], lu->n_media_ev - 1u);
+    lu->n_media_ev--;
+    return code;
+}
+
+/* Move the tray. A medium that becomes accessible is a new medium to every
+ * nexus (UA 28/00, SPC-4 6.x / MMC-6 4.1.6.1; the nexus that loaded it
+ * itself knows) and a NEW MEDIA event; one that becomes inaccessible is a
+ * MEDIA REMOVAL event. by_guest: the nexus that moved it with START STOP
+ * UNIT. tray_cb runs last, with the state already changed. */
+static void tray_move(struct scsi_lun *lu, bool open, bool by_guest, uint32_t nexus)
+{
+    bool was = scsi_lun_medium(lu) != NULL, now;
+
+    lu->tray_open = open;
+    now = scsi_lun_medium(lu) != NULL;
+    if (was && !now) {
+        media_event(lu, MEC_MEDIA_REMOVAL);
+    } else if (!was && now) {
+        media_event(lu, MEC_NEW_MEDIA);
+        if (by_guest)
+            scsi_lun_ua_add_others(lu, nexus, SENSE_UA_MEDIUM_CHANGED);
+        else
+            scsi_lun_ua_add(lu, SENSE_UA_MEDIUM_CHANGED);
+        scsi_lun_notify(lu, SCSI_EV_MEDIA_CHANGED);
+    }
+    if (lu->tray_cb)
+        lu->tray_cb(lu->tray_opaque, open);
+}
+
+int scsi_lun_start_stop(struct scsi_cmd *cmd)
+{
+    struct scsi_lun *lu = cmd->lu;
+    uint8_t b4 = cmd->cdb[4];
+    bool load = b4 & 0x01;
+
+    /* SBC-4 5.25 / MMC-6 6.40: a POWER CONDITION other than 0 ignores START
+     * and LOEJ; power conditions are accepted and have no effect here. */
+    if (b4 >> 4)
+        return SENSE_OK;
+    if (!(b4 & 0x02) || !lu->removable)
+        return SENSE_OK;
+    /* A prevention holds the tray closed (MMC-6 6.40: MEDIUM REMOVAL
+     * PREVENTED for an eject; a persistent prevention alone does not stop
+     * the host's own START STOP UNIT). A disk refuses any tray movement
+     * while prevented, loading too (as tgt; libiscsi PreventAllow.Eject);
+     * a CD-ROM closes its tray whatever the lock (MMC-6, and QEMU). */
+    if (scsi_lun_prevented(lu) && (lu->type != SCSI_DEV_CD || (!load && !lu->tray_open)))
+        return SENSE_REMOVAL_PREVENTED;
+    if (lu->tray_open == load)
+        tray_move(lu, !load, true, cmd->nexus);
+    return SENSE_OK;
+}
 
 void scsi_lun_get_medium(const struct scsi_lun *lu, struct scsi_medium_state *out)
 {
     out->removable = lu->removable;
-    out->tray_open = false;
-    out->locked = scsi_lun_prevented(lu);
+    out->tray_open = lu->tray_open;
+    out->locked = lun_locked(lu);
     out->has_medium = lu->drive != NULL;
     out->drive = lu->drive;
 }
 
 int scsi_lun_open_tray(struct scsi_lun *lu, bool force)
 {
-    (void)lu;
-    (void)force;
-    return -ENOTSUP;
+    if (!lu->removable)
+        return -ENOTSUP;
+    if (lu->tray_open)
+        return 0;
+    if (lun_locked(lu)) {
+        /* MMC-6 6.7.2.4: the guest learns that someone wants the medium
+         * (also when forced, as QEMU's scsi-cd reports it then too) */
+        media_event(lu, MEC_EJECT_REQUEST);
+        if (!force)
+            return -EBUSY;
+        for (unsigned i = 0; i < lu->nnexus; i++) {
+            lu->nexus[i].prevent = false;
+            lu->nexus[i].persistent = false;
+        }
+    }
+    tray_move(lu, true, false, 0);
+    return 0;
 }
 
 int scsi_lun_close_tray(struct scsi_lun *lu)
 {
-    (void)lu;
-    return -ENOTSUP;
+    if (!lu->removable)
+        return -ENOTSUP;
+    if (!lu->tray_open)
+        return 0;
+    tray_move(lu, false, false, 0);
+    return 0;
 }
 
 int scsi_lun_remove_medium(struct scsi_lun *lu, void (*done_cb)(void *opaque, struct blk_drive *drive),
                            void *opaque)
 {
-    (void)lu;
-    (void)done_cb;
-    (void)opaque;
-    return -ENOTSUP;
+    if (!lu->removable)
+        return -ENOTSUP;
+    if (!lu->tray_open)
+        return -EINVAL;
+    if (lu->removing)
+        return -EBUSY;
+    if (!lu->drive)
+        return -ENOENT;
+    /* the tray is open: no new command takes it; those in flight keep it */
+    lu->removing = lu->drive;
+    lu->remove_medium_cb = done_cb;
+    lu->remove_medium_opaque = opaque;
+    lu->drive = NULL;
+    removal_check(lu);
+    return 0;
 }
 
 int scsi_lun_insert_medium(struct scsi_lun *lu, struct blk_drive *drive, char *err, size_t errlen)
 {
-    (void)lu;
-    (void)drive;
-    snprintf(err, errlen, "removable media not implemented yet");
-    return -ENOTSUP;
+    if (!lu->removable) {
+        snprintf(err, errlen, "device '%s' has no removable medium", lu->id);
+        return -ENOTSUP;
+    }
+    if (!drive) {
+        snprintf(err, errlen, "no drive to insert");
+        return -EINVAL;
+    }
+    if (!lu->tray_open) {
+        snprintf(err, errlen, "the tray of device '%s' is closed", lu->id);
+        return -EINVAL;
+    }
+    if (lu->removing) {
+        snprintf(err, errlen, "device '%s' is still finishing commands on the medium taken out", lu->id);
+        return -EBUSY;
+    }
+    if (lu->drive) {
+        snprintf(err, errlen, "the tray of device '%s' holds a medium already", lu->id);
+        return -EEXIST;
+    }
+    lu->drive = drive;
+    return 0;
 }

@@ -28,6 +28,7 @@ enum { SAN_OVERWRITE = 0x01, SAN_BLOCK_ERASE = 0x02, SAN_CRYPTO_ERASE = 0x03, SA
 
 struct scsi_sanitize {
     struct scsi_lun *lu;
+    struct blk_drive *drive;        /* the medium it works on (a counted user) */
     struct blk_ctx *ctx;
     struct blk_req req;
     struct iovec iov;
@@ -43,7 +44,8 @@ struct scsi_sanitize {
 
 bool scsi_sanitize_erase_supported(const struct scsi_lun *lu)
 {
-    return blk_can_discard(lu->drive);      /* LBPME (SBC-4 5.30.1) */
+    /* LBPME (SBC-4 5.30.1); with no medium in the tray SANITIZE is NOT READY */
+    return !lu->drive || blk_can_discard(lu->drive);
 }
 
 uint16_t scsi_sanitize_progress(const struct scsi_lun *lu)
@@ -78,6 +80,7 @@ static void san_finish(struct scsi_sanitize *s, int reason)
     struct scsi_cmd *cmd = s->cmd;
 
     lu->sanitize = NULL;
+    scsi_lun_medium_put(lu);
     if (reason) {
         lu->sanitize_failed = true;
         lu->sanitize_ause = s->ause;
@@ -155,7 +158,7 @@ static int san_next(struct scsi_sanitize *s)
     }
     s->req.done_cb = san_done;
     s->req.opaque = s;
-    ret = blk_submit(s->ctx, lu->drive, &s->req);
+    ret = blk_submit(s->ctx, s->drive, &s->req);
     return ret < 0 ? SENSE_SANITIZE_FAILED : SCSI_ASYNC;
 }
 
@@ -222,6 +225,13 @@ int scsi_sanitize(struct scsi_cmd *cmd, const struct scsi_parsed *p)
             for (size_t i = 0; i < lu->block_size; i += plen)
                 memcpy(&s->buf[o + i], pat, plen < lu->block_size - i ? plen : lu->block_size - i);
         cmd->xfer_len = len;
+    }
+    /* IMMED=1 goes on after the command: it holds the medium itself */
+    s->drive = scsi_lun_medium_get(lu);
+    if (!s->drive) {
+        free(s->buf);
+        free(s);
+        return scsi_lun_no_medium(lu);
     }
     lu->sanitize = s;
     scsi_lun_hold(lu);

@@ -56,8 +56,11 @@ static int submit(struct scsi_cmd *cmd, blk_done_cb *cb, bool is_write)
 {
     int ret;
 
+    /* the medium the command started with, even if the tray opened since */
+    if (!cmd->medium)
+        return scsi_lun_no_medium(cmd->lu);
     scsi_io_prepare(cmd, cb);      /* I/O errors go through the LU's policy */
-    ret = blk_submit(cmd->blk_ctx, cmd->lu->drive, &cmd->breq);
+    ret = blk_submit(cmd->blk_ctx, cmd->medium, &cmd->breq);
     if (ret < 0)
         return sense_from_errno(ret, is_write);
     return SCSI_ASYNC;
@@ -132,7 +135,7 @@ static void decode_lba_len(const struct scsi_cmd *cmd, uint64_t *lba, uint32_t *
 
 /* ---------------------------------------------------------- READ / WRITE */
 
-static int parse_rw(struct scsi_cmd *cmd, struct scsi_parsed *p)
+int sbc_parse_rw(struct scsi_cmd *cmd, struct scsi_parsed *p)
 {
     const struct scsi_lun *lu = cmd->lu;
     uint64_t lba;
@@ -163,7 +166,7 @@ static void rw_done(struct blk_req *req, int ret)
     scsi_cmd_complete(cmd, sense_from_errno(ret, req->op == BLK_OP_WRITE));
 }
 
-static int exec_rw(struct scsi_cmd *cmd, const struct scsi_parsed *p)
+int sbc_exec_rw(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 {
     bool is_write = cmd->op->flags & SCSI_OPF_WRITE;
 
@@ -187,7 +190,7 @@ static int parse_write_verify(struct scsi_cmd *cmd, struct scsi_parsed *p)
 
     if (bytchk > 1)
         return scsi_invalid_cdb(cmd, 1, 2);
-    r = parse_rw(cmd, p);
+    r = sbc_parse_rw(cmd, p);
     cmd->flags |= SCSI_CMDF_FUA;
     return r;
 }
@@ -355,7 +358,7 @@ static int exec_verify(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 
 /* ------------------------------------------------------ READ CAPACITY */
 
-static int parse_read_capacity10(struct scsi_cmd *cmd, struct scsi_parsed *p)
+int sbc_parse_read_capacity10(struct scsi_cmd *cmd, struct scsi_parsed *p)
 {
     /* SBC-3 5.15: with PMI=0 the LBA must be zero */
     if (!(cmd->cdb[8] & 0x01) && get_be32(&cmd->cdb[2]))
@@ -364,7 +367,7 @@ static int parse_read_capacity10(struct scsi_cmd *cmd, struct scsi_parsed *p)
     return SENSE_OK;
 }
 
-static int exec_read_capacity10(struct scsi_cmd *cmd, const struct scsi_parsed *p)
+int sbc_exec_read_capacity10(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 {
     const struct scsi_lun *lu = cmd->lu;
     uint64_t cap = scsi_lun_capacity(lu);
@@ -398,9 +401,9 @@ static int exec_read_capacity16(struct scsi_cmd *cmd, const struct scsi_parsed *
     put_be32(&b[8], lu->block_size);
     b[12] = 0x10;                           /* RC BASIS 01b: last LBA; no protection */
     b[13] = lu->lbppbe & 0x0f;              /* LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT */
-    if (blk_can_discard(lu->drive)) {
+    if (blk_can_discard(cmd->medium)) {
         b[14] = 0x80;                       /* LBPME */
-        if (blk_discard_zeroes(lu->drive))
+        if (blk_discard_zeroes(cmd->medium))
             b[14] |= 0x40;                  /* LBPRZ */
     }
     scsi_datain(cmd, b, sizeof(b), p->data_len);
@@ -438,7 +441,7 @@ static int exec_get_lba_status(struct scsi_cmd *cmd, const struct scsi_parsed *p
 
         if (left > 0xffffffffu)
             left = 0xffffffffu;
-        ret = blk_get_status(lu->drive, lba << lu->block_shift, left << lu->block_shift, &mapped, &run);
+        ret = blk_get_status(cmd->medium, lba << lu->block_shift, left << lu->block_shift, &mapped, &run);
         if (ret < 0)
             return sense_from_errno(ret, false);
         /* a block holding any data counts as mapped */
@@ -519,7 +522,7 @@ static int parse_write_same(struct scsi_cmd *cmd, struct scsi_parsed *p)
     if (cmd->cdb[1] & 0x10)
         return scsi_invalid_cdb(cmd, 1, 4);
     /* UNMAP without LBPWS/LBPWS10 (VPD B2) is refused, to agree with the VPD */
-    if (unmap && !blk_can_discard(lu->drive))
+    if (unmap && !blk_can_discard(cmd->medium))
         return scsi_invalid_cdb(cmd, 1, 3);
     /* WSNZ=0: zero blocks means up to the last LBA */
     if (n == 0) {
@@ -585,7 +588,7 @@ static int exec_write_same(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     /* SBC-4 5.50, as LIO and libiscsi read it: with UNMAP=1 on a thin LU the
      * LBAs are deallocated whatever the data-out block holds, and LBPRZ=1
      * (blk_discard_zeroes) makes them read back as zeroes. */
-    if ((cmd->flags & SCSI_CMDF_UNMAP) && blk_can_discard(lu->drive) && blk_discard_zeroes(lu->drive))
+    if ((cmd->flags & SCSI_CMDF_UNMAP) && blk_can_discard(cmd->medium) && blk_discard_zeroes(cmd->medium))
         zero = true;
     if (zero) {
         /* SBC-4 5.50: zeroes; with UNMAP=1 the blocks may be deallocated */
@@ -612,7 +615,8 @@ static int exec_write_same(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 
 static bool lu_can_unmap(const struct scsi_lun *lu)
 {
-    return blk_can_discard(lu->drive);     /* VPD B2 LBPU */
+    /* VPD B2 LBPU; with no medium in the tray UNMAP answers NOT READY */
+    return !lu->drive || blk_can_discard(lu->drive);
 }
 
 static int parse_unmap(struct scsi_cmd *cmd, struct scsi_parsed *p)
@@ -656,7 +660,7 @@ static int unmap_next(struct scsi_cmd *cmd)
             continue;
         memset(&cmd->breq, 0, sizeof(cmd->breq));
         /* with LBPRZ=1 the blocks must read back as zeroes: ask for that */
-        if (blk_discard_zeroes(lu->drive)) {
+        if (blk_discard_zeroes(cmd->medium)) {
             cmd->breq.op = BLK_OP_WRITE_ZEROES;
             cmd->breq.flags = BLK_F_MAY_UNMAP;
         } else {
@@ -710,26 +714,6 @@ static int exec_unmap(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     cmd->nblocks = count;
     cmd->state = 0;
     return unmap_next(cmd);
-}
-
-/* ---------------------------------------------------- START STOP UNIT */
-
-static int exec_start_stop(struct scsi_cmd *cmd, const struct scsi_parsed *p)
-{
-    struct scsi_lun *lu = cmd->lu;
-    uint8_t b4 = cmd->cdb[4];
-
-    (void)p;
-    /* SBC-4 5.25: a POWER CONDITION other than 0 ignores START and LOEJ;
-     * power conditions are accepted and have no effect here. */
-    if (b4 >> 4)
-        return SENSE_OK;
-    if (!(b4 & 0x02) || !lu->removable)
-        return SENSE_OK;
-    if (scsi_lun_prevented(lu))
-        return SENSE_REMOVAL_PREVENTED;
-    lu->medium_present = b4 & 0x01;     /* LOEJ with START: load; without: eject */
-    return SENSE_OK;
 }
 
 /* --------------------------------------------------- COMPARE AND WRITE */
@@ -1003,8 +987,8 @@ const struct scsi_optable sbc_optable = {
                     spc_usage_tur),
         [0x03] = OP("REQUEST SENSE", spc_parse_alloc6, spc_request_sense,
                     F_IN | SCSI_OPF_UA_OK | F_ANY, 6, spc_usage_request_sense),
-        [0x08] = OP("READ(6)", parse_rw, exec_rw, F_RD, 6, u_read6),
-        [0x0a] = OP("WRITE(6)", parse_rw, exec_rw, F_WR, 6, u_write6),
+        [0x08] = OP("READ(6)", sbc_parse_rw, sbc_exec_rw, F_RD, 6, u_read6),
+        [0x0a] = OP("WRITE(6)", sbc_parse_rw, sbc_exec_rw, F_WR, 6, u_write6),
         [0x12] = OP("INQUIRY", spc_parse_inquiry, spc_inquiry, F_IN | SCSI_OPF_UA_OK | F_ANY, 6,
                     spc_usage_inquiry),
         [0x15] = OP("MODE SELECT(6)", spc_parse_mode_select6, spc_mode_select,
@@ -1014,15 +998,15 @@ const struct scsi_optable sbc_optable = {
                     spc_usage_release6),
         [0x1a] = OP("MODE SENSE(6)", spc_parse_alloc6, spc_mode_sense, F_IN | SCSI_OPF_PR_READ, 6,
                     spc_usage_mode_sense6),
-        [0x1b] = OP("START STOP UNIT", NULL, exec_start_stop, 0, 6, u_start_stop),
+        [0x1b] = OP("START STOP UNIT", NULL, spc_start_stop, 0, 6, u_start_stop),
         [0x1d] = OP("SEND DIAGNOSTIC", spc_parse_send_diag, spc_send_diag, SCSI_OPF_DATA_OUT, 6,
                     spc_usage_send_diag),
         [0x1e] = OP("PREVENT ALLOW MEDIUM REMOVAL", NULL, spc_prevent_allow, 0, 6, spc_usage_prevent_allow),
-        [0x25] = OP("READ CAPACITY(10)", parse_read_capacity10, exec_read_capacity10,
+        [0x25] = OP("READ CAPACITY(10)", sbc_parse_read_capacity10, sbc_exec_read_capacity10,
                     F_IN | SCSI_OPF_MEDIUM | SCSI_OPF_PR_ALLOW, 10, u_rc10),
-        [0x28] = OP("READ(10)", parse_rw, exec_rw, F_RD, 10, u_read10),
-        [0x2a] = OP("WRITE(10)", parse_rw, exec_rw, F_WR, 10, u_write10),
-        [0x2e] = OP("WRITE AND VERIFY(10)", parse_write_verify, exec_rw, F_WR, 10, u_wv10),
+        [0x28] = OP("READ(10)", sbc_parse_rw, sbc_exec_rw, F_RD, 10, u_read10),
+        [0x2a] = OP("WRITE(10)", sbc_parse_rw, sbc_exec_rw, F_WR, 10, u_write10),
+        [0x2e] = OP("WRITE AND VERIFY(10)", parse_write_verify, sbc_exec_rw, F_WR, 10, u_wv10),
         [0x2f] = OP("VERIFY(10)", parse_verify, exec_verify, F_VRFY, 10, u_verify10),
         [0x34] = OP("PRE-FETCH(10)", parse_sync_cache, exec_prefetch,
                     SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_PR_READ, 10, u_prefetch10),
@@ -1050,13 +1034,13 @@ const struct scsi_optable sbc_optable = {
         [0x83] = { "EXTENDED COPY", NULL, NULL, 0, 16, 0, NULL, NULL, sbc_xcopy_ops, 1 },
         [0x84] = { "RECEIVE COPY RESULTS", NULL, NULL, 0, 16, 0, NULL, NULL, sbc_rcr_ops,
                    sizeof(sbc_rcr_ops) / sizeof(sbc_rcr_ops[0]) },
-        [0x88] = OP("READ(16)", parse_rw, exec_rw, F_RD, 16, u_read16),
+        [0x88] = OP("READ(16)", sbc_parse_rw, sbc_exec_rw, F_RD, 16, u_read16),
         [0x89] = OP("COMPARE AND WRITE", parse_caw, exec_caw,
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_WRITE | SCSI_OPF_EXCL,
                     16, u_caw),
-        [0x8a] = OP("WRITE(16)", parse_rw, exec_rw, F_WR, 16, u_write16),
-        [0x8b] = OP("ORWRITE(16)", parse_rw /* ORPROTECT is where WRPROTECT is */, exec_orwrite, F_WR | SCSI_OPF_EXCL, 16, u_orwrite),
-        [0x8e] = OP("WRITE AND VERIFY(16)", parse_write_verify, exec_rw, F_WR, 16, u_wv16),
+        [0x8a] = OP("WRITE(16)", sbc_parse_rw, sbc_exec_rw, F_WR, 16, u_write16),
+        [0x8b] = OP("ORWRITE(16)", sbc_parse_rw /* ORPROTECT is where WRPROTECT is */, exec_orwrite, F_WR | SCSI_OPF_EXCL, 16, u_orwrite),
+        [0x8e] = OP("WRITE AND VERIFY(16)", parse_write_verify, sbc_exec_rw, F_WR, 16, u_wv16),
         [0x8f] = OP("VERIFY(16)", parse_verify, exec_verify, F_VRFY, 16, u_verify16),
         [0x90] = OP("PRE-FETCH(16)", parse_sync_cache, exec_prefetch,
                     SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_PR_READ, 16, u_prefetch16),
@@ -1064,15 +1048,15 @@ const struct scsi_optable sbc_optable = {
                     SCSI_OPF_MEDIUM | SCSI_OPF_LBA, 16, u_sync16),
         [0x93] = OP("WRITE SAME(16)", parse_write_same, exec_write_same,
                     SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_WRITE, 16, u_ws16),
-        [0x9c] = OP("WRITE ATOMIC(16)", parse_write_atomic, exec_rw, F_WR | SCSI_OPF_ATOMIC, 16, u_write_atomic16),
+        [0x9c] = OP("WRITE ATOMIC(16)", parse_write_atomic, sbc_exec_rw, F_WR | SCSI_OPF_ATOMIC, 16, u_write_atomic16),
         [0x9e] = { "SERVICE ACTION IN(16)", NULL, NULL,
                    0, 16, 0, NULL, NULL, sbc_sai_ops, sizeof(sbc_sai_ops) / sizeof(sbc_sai_ops[0]) },
         [0xa0] = OP("REPORT LUNS", spc_parse_report_luns, spc_report_luns,
                     F_IN | SCSI_OPF_UA_OK | F_ANY, 12, spc_usage_report_luns),
         [0xa3] = { "MAINTENANCE IN", NULL, NULL, 0, 12, 0, NULL, NULL, spc_maint_in_ops, SPC_N_MAINT_IN_OPS },
-        [0xa8] = OP("READ(12)", parse_rw, exec_rw, F_RD, 12, u_read12),
-        [0xaa] = OP("WRITE(12)", parse_rw, exec_rw, F_WR, 12, u_write12),
-        [0xae] = OP("WRITE AND VERIFY(12)", parse_write_verify, exec_rw, F_WR, 12, u_wv12),
+        [0xa8] = OP("READ(12)", sbc_parse_rw, sbc_exec_rw, F_RD, 12, u_read12),
+        [0xaa] = OP("WRITE(12)", sbc_parse_rw, sbc_exec_rw, F_WR, 12, u_write12),
+        [0xae] = OP("WRITE AND VERIFY(12)", parse_write_verify, sbc_exec_rw, F_WR, 12, u_wv12),
         [0xaf] = OP("VERIFY(12)", parse_verify, exec_verify, F_VRFY, 12, u_verify12),
         [0xb7] = OP("READ DEFECT DATA(12)", parse_read_defect, exec_read_defect, F_IN | SCSI_OPF_PR_READ, 12,
                     u_read_defect12),

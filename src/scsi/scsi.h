@@ -96,6 +96,7 @@ struct scsi_cmd {
     uint64_t sense_info;        /* INFORMATION field when SCSI_CMDF_INFO is set */
     size_t priv_len;            /* bytes of priv charged to the LUN's buffer budget */
     struct scsi_cmd *next_deferred;     /* waiting behind COMPARE AND WRITE */
+    struct blk_drive *medium;   /* the medium the command started with (counted), or NULL */
     /* I/O error policy (ioerr.c): the step's own completion, the order of
      * arrival on the LU, the LU's list of held commands */
     blk_done_cb *io_cb;
@@ -165,7 +166,7 @@ void scsi_bus_set_listener(struct scsi_bus *bus, const struct scsi_bus_listener_
 /* Attach a drive as a logical unit. The bus does not own the drive.
  * drive may be NULL for a removable LU (SCSI_DEV_CD, or removable=true): an
  * empty, closed tray. SCSI_DEV_CD LUs are read-only MMC devices with 2048-byte
- * blocks (logical_block_size must be 0 or 2048).
+ * blocks (logical_block_size and physical_block_size must be 0 or 2048).
  * Returns 0, -EEXIST (address taken), -EINVAL (bad config, message in err). */
 int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
                      const struct scsi_dev_config *cfg, struct blk_drive *drive,
@@ -183,7 +184,8 @@ int scsi_bus_remove_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
                         void (*done_cb)(void *opaque), void *opaque);
 bool scsi_bus_has_target(const struct scsi_bus *bus, uint8_t target);
 struct scsi_lun *scsi_bus_find_lun(const struct scsi_bus *bus, uint8_t target, uint16_t lun);
-/* The drive size changed (after blk_resize): queue UA 2A/09 and notify. */
+/* The drive size changed (after blk_resize): queue UA 2A/09 and notify
+ * (SCSI_DEV_HD; nothing for a CD-ROM). */
 void scsi_bus_capacity_changed(struct scsi_bus *bus, uint8_t target, uint16_t lun);
 
 /* Removable media (SCSI_DEV_CD, or removable=true). The LU has a tray that is
@@ -194,7 +196,7 @@ void scsi_bus_capacity_changed(struct scsi_bus *bus, uint8_t target, uint16_t lu
 struct scsi_medium_state {
     bool removable;
     bool tray_open;
-    bool locked;                /* the guest prevents medium removal */
+    bool locked;                /* a nexus prevents medium removal (PREVENT, or MMC's persistent prevent) */
     bool has_medium;            /* a drive is in the tray (open or closed) */
     struct blk_drive *drive;    /* the medium, or NULL */
 };
@@ -202,13 +204,15 @@ void scsi_lun_get_medium(const struct scsi_lun *lu, struct scsi_medium_state *ou
 /* Open the tray. When the guest has locked it and !force, the tray stays
  * closed, the guest gets an eject request (GET EVENT STATUS NOTIFICATION
  * media class, EJECT REQUEST) and -EBUSY is returned. Otherwise the tray
- * opens (the medium stays in it but becomes inaccessible: NOT READY 3A/02),
- * the lock is dropped when forced, and tray_cb runs. 0 when it was already
- * open. -ENOTSUP: not removable. */
+ * opens (the medium stays in it but becomes inaccessible: NOT READY 3A/02
+ * and a MEDIA REMOVAL event; commands in flight finish on it), every
+ * nexus' prevention is dropped when forced, and tray_cb runs. 0 when it was
+ * already open. -ENOTSUP: not removable. */
 int scsi_lun_open_tray(struct scsi_lun *lu, bool force);
 /* Close the tray; tray_cb runs. With a medium in it the guest sees a new
- * medium: UA 28/00 NOT READY TO READY CHANGE for every nexus and a NEW MEDIA
- * event. 0 when it was already closed. -ENOTSUP: not removable. */
+ * medium: UA 28/00 NOT READY TO READY CHANGE for every nexus, a NEW MEDIA
+ * event and SCSI_EV_MEDIA_CHANGED to the listeners; an empty tray answers
+ * NOT READY 3A/01. 0 when it was already closed. -ENOTSUP: not removable. */
 int scsi_lun_close_tray(struct scsi_lun *lu);
 /* Take the medium out of the open tray. New commands no longer see it at once;
  * done_cb(opaque, drive) runs once no command uses it any more (possibly
@@ -292,7 +296,7 @@ struct scsi_lun_info {
     uint16_t lun;
     enum scsi_dev_type type;
     const char *id;
-    struct blk_drive *drive;
+    struct blk_drive *drive;    /* the medium in the tray; NULL: none (removable LUs) */
 };
 /* Calls fn for each LUN in (target, lun) order; stops when fn returns non-zero. */
 int scsi_bus_foreach_lun(const struct scsi_bus *bus,

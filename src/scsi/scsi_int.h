@@ -6,7 +6,7 @@
  * indexed by cdb[0] (service actions through op->sa_ops), then, once and in
  * this order: pending unit attention (unless SCSI_OPF_UA_OK), unsupported
  * opcode, CDB bits outside op->usage (05/24/00 with field pointer), medium
- * present, write protection, parse() (decodes LBA/length/allocation length
+ * accessible (cmd->medium, see "Removable media" below), write protection, parse() (decodes LBA/length/allocation length
  * into struct scsi_parsed), direction and buffer size (host status OVERRUN),
  * LBA range; then execute(), which returns a sense reason or SCSI_ASYNC and
  * later calls scsi_cmd_complete(). Sense bytes are built in exactly one
@@ -45,7 +45,10 @@ enum scsi_sense_reason {
     SENSE_LUN_NOT_SUPPORTED,        /* 05/25/00 */
     SENSE_SAVING_PARAMS_UNSUP,      /* 05/39/00 */
     SENSE_REMOVAL_PREVENTED,        /* 05/53/02 */
-    SENSE_MEDIUM_NOT_PRESENT,       /* 02/3A/00 */
+    SENSE_MEDIUM_NOT_PRESENT,       /* 02/3A/00 (the block layer's -ENOMEDIUM) */
+    SENSE_NO_MEDIUM_TRAY_CLOSED,    /* 02/3A/01 MEDIUM NOT PRESENT - TRAY CLOSED */
+    SENSE_NO_MEDIUM_TRAY_OPEN,      /* 02/3A/02 MEDIUM NOT PRESENT - TRAY OPEN */
+    SENSE_INCOMPATIBLE_FORMAT,      /* 05/30/02 CANNOT READ MEDIUM - INCOMPATIBLE FORMAT */
     SENSE_WRITE_PROTECTED,          /* 07/27/00 */
     SENSE_SPACE_ALLOC_FAILED,       /* 07/27/07 */
     SENSE_READ_ERROR,               /* 03/11/00 */
@@ -131,7 +134,7 @@ typedef bool scsi_supported_fn(const struct scsi_lun *lu);
 #define SCSI_OPF_DATA_OUT   (1u << 1)   /* data-out phase */
 #define SCSI_OPF_ALLOC      (1u << 2)   /* data_len is an allocation length: move min(data, alloc, buffer) */
 #define SCSI_OPF_UA_OK      (1u << 3)   /* runs despite a pending UA (SAM-5 5.14: INQUIRY, REPORT LUNS, REQUEST SENSE) */
-#define SCSI_OPF_MEDIUM     (1u << 4)   /* needs the medium (02/3A/00 when ejected) */
+#define SCSI_OPF_MEDIUM     (1u << 4)   /* needs an accessible medium (02/3A/01, 02/3A/02) */
 #define SCSI_OPF_WRITE      (1u << 5)   /* modifies the medium: write protection applies */
 #define SCSI_OPF_LBA        (1u << 6)   /* lba/nblocks range-checked against the capacity */
 #define SCSI_OPF_RW         (1u << 7)   /* READ/WRITE family (data_len exact: every non-ALLOC command
@@ -160,7 +163,7 @@ struct scsi_op {
     uint8_t n_sa;
 };
 
-/* One per device type (sbc now; mmc, ssc, passthrough later). */
+/* One per device type (sbc, mmc; ssc, passthrough later). */
 struct scsi_optable {
     const char *name;
     int unsupported_reason;         /* answer for an opcode without execute */
@@ -168,6 +171,7 @@ struct scsi_optable {
 };
 
 extern const struct scsi_optable sbc_optable;
+extern const struct scsi_optable mmc_optable;
 extern const struct scsi_optable spc_nolun_optable;     /* target present, LUN absent */
 extern const struct scsi_optable spc_wlun_optable;      /* REPORT LUNS well-known LUN */
 
@@ -201,6 +205,7 @@ struct scsi_ua_queue {
 struct scsi_nexus_state {
     uint32_t id;
     bool prevent;                   /* PREVENT ALLOW MEDIUM REMOVAL from this nexus */
+    bool persistent;                /* MMC-6 6.14: persistent prevent (PERSISTENT=1) */
     struct scsi_ua_queue ua;
 };
 
@@ -260,7 +265,23 @@ struct scsi_lun {
     bool d_sense;                   /* control page: descriptor format sense */
     bool swp;                       /* control page: software write protect */
 
-    bool medium_present;            /* removable: START STOP UNIT LOEJ */
+    /* Removable media (lun.c): the tray and the medium in it (drive may be
+     * NULL). The medium is accessible when the tray is closed and holds a
+     * drive. Commands take the accessible medium when they start
+     * (cmd->medium, counted in medium_users) and keep using it to the end;
+     * a medium taken out while some still use it waits in `removing` until
+     * the last one completes, then remove_cb runs. */
+    bool tray_open;
+    unsigned medium_users;
+    struct blk_drive *removing;
+    void (*remove_medium_cb)(void *opaque, struct blk_drive *drive);
+    void *remove_medium_opaque;
+    void (*tray_cb)(void *opaque, bool tray_open);
+    void *tray_opaque;
+    /* MMC-6 6.7: media class events for GET EVENT STATUS NOTIFICATION, oldest first */
+#define SCSI_MEDIA_EVENTS 4
+    uint8_t media_ev[SCSI_MEDIA_EVENTS];
+    uint8_t n_media_ev;
 
     /* Per I_T nexus state; ua_new is what a nexus not seen yet starts with
      * (every UA established for all nexuses goes there too). */
@@ -325,8 +346,32 @@ int scsi_lun_ua_take(struct scsi_lun *lu, uint32_t nexus);
 struct scsi_nexus_state *scsi_lun_nexus(struct scsi_lun *lu, uint32_t nexus);
 bool scsi_lun_prevented(const struct scsi_lun *lu);        /* by any nexus */
 void scsi_lun_nexus_loss(struct scsi_lun *lu, uint32_t nexus);  /* I_T nexus reset/loss */
-uint64_t scsi_lun_capacity(const struct scsi_lun *lu);     /* in logical blocks */
+uint64_t scsi_lun_capacity(const struct scsi_lun *lu);     /* of the accessible medium, blocks; 0: none */
 void scsi_lun_reset(struct scsi_lun *lu);                   /* LU reset state changes */
+
+/* Removable media (lun.c). The accessible medium (tray closed, a drive in
+ * it) or NULL; synchronous code may look at it (and at lu->drive, the
+ * medium in the tray, for its properties); anything that keeps using a
+ * drive after returning takes a reference with scsi_lun_medium_get and
+ * drops it with scsi_lun_medium_put (commands do so in target.c). */
+struct blk_drive *scsi_lun_medium(const struct scsi_lun *lu);
+struct blk_drive *scsi_lun_medium_get(struct scsi_lun *lu);    /* NULL: none, nothing counted */
+void scsi_lun_medium_put(struct scsi_lun *lu);
+/* The NOT READY reason while no medium is accessible: 3A/02 tray open, 3A/01 closed. */
+int scsi_lun_no_medium(const struct scsi_lun *lu);
+/* PREVENT ALLOW MEDIUM REMOVAL per nexus: persistent (MMC) or plain prevention;
+ * false when the nexus table is full. */
+bool scsi_lun_set_prevent(struct scsi_lun *lu, uint32_t nexus, bool persistent, bool prevent);
+bool scsi_lun_persistent_prevented(const struct scsi_lun *lu);
+/* START STOP UNIT with LOEJ for cmd's nexus (SBC-4 5.25, MMC-6 6.40). */
+int scsi_lun_start_stop(struct scsi_cmd *cmd);
+/* MMC-6 6.7.2.4 media event codes */
+#define MEC_NO_CHANGE       0x0
+#define MEC_EJECT_REQUEST   0x1
+#define MEC_NEW_MEDIA       0x2
+#define MEC_MEDIA_REMOVAL   0x3
+/* The oldest pending media event (removed), MEC_NO_CHANGE when none. */
+uint8_t scsi_lun_media_event_take(struct scsi_lun *lu);
 
 /* pr.c: reservations. Nexus N is shown as SAS initiator port
  * PR_INIT_SAS_BASE | N (NAA 3, locally assigned) through target port
@@ -378,6 +423,10 @@ uint16_t scsi_lun_number(const struct scsi_lun *lu, const struct scsi_target *tg
 int scsi_target_foreach(const struct scsi_target *tgt,
                         int (*fn)(void *opaque, struct scsi_lun *lu), void *opaque);
 void scsi_cmd_complete(struct scsi_cmd *cmd, int reason);
+/* Tell the listener of every bus the LU has a path on. */
+void scsi_lun_notify(struct scsi_lun *lu, enum scsi_bus_event ev);
+/* SCSI_DEV_HD LU not writable now (SWP, or a read-only medium). */
+bool scsi_lun_write_protected(const struct scsi_lun *lu);
 /* Mark cmd aborted (reset: by a reset, host status RESET), counted until it completes. */
 void scsi_cmd_mark_aborted(struct scsi_cmd *cmd, bool reset);
 
@@ -438,6 +487,7 @@ int spc_mode_select(struct scsi_cmd *cmd, const struct scsi_parsed *p);
 int spc_report_opcodes(struct scsi_cmd *cmd, const struct scsi_parsed *p);
 int spc_report_tmfs(struct scsi_cmd *cmd, const struct scsi_parsed *p);
 int spc_prevent_allow(struct scsi_cmd *cmd, const struct scsi_parsed *p);
+int spc_start_stop(struct scsi_cmd *cmd, const struct scsi_parsed *p);
 int spc_send_diag(struct scsi_cmd *cmd, const struct scsi_parsed *p);
 scsi_parse_fn spc_parse_send_diag, spc_parse_inquiry, spc_parse_alloc6, spc_parse_alloc10, spc_parse_report_luns,
     spc_parse_mode_select6, spc_parse_mode_select10, spc_parse_alloc_a3;
@@ -454,6 +504,18 @@ extern const struct scsi_op spc_maint_in_ops[SPC_N_MAINT_IN_OPS];
 extern const struct scsi_op spc_pr_in_ops[SPC_N_PR_IN_OPS], spc_pr_out_ops[SPC_N_PR_OUT_OPS];
 extern const uint8_t spc_usage_reserve6[6], spc_usage_release6[6], spc_usage_reserve10[10],
     spc_usage_release10[10];
+
+/* mode page control (SPC-4 6.11) */
+enum { MODE_PC_CURRENT, MODE_PC_CHANGEABLE, MODE_PC_DEFAULT, MODE_PC_SAVED };
+/* mmc.c: the MMC mode pages (MMC-6 7), for spc.c's MODE SENSE/SELECT: the
+ * page's length, 0 when not supported; the supported codes in order. */
+size_t mmc_mode_page(const struct scsi_lun *lu, uint8_t code, int pc, uint8_t *b);
+extern const uint8_t mmc_mode_pages[];
+extern const size_t mmc_n_mode_pages;
+
+/* sbc.c: shared with mmc.c (READ(10/12), READ CAPACITY(10), the same checks) */
+scsi_parse_fn sbc_parse_rw, sbc_parse_read_capacity10;
+scsi_exec_fn sbc_exec_rw, sbc_exec_read_capacity10;
 
 /* ---- big-endian helpers ---- */
 static inline uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }

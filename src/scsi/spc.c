@@ -10,6 +10,7 @@
 #include "util/iov.h"
 
 #define PDT_DISK        0x00
+#define PDT_MMC         0x05
 #define PDT_WLUN        0x1e
 #define PQ_NOT_CAPABLE  0x60    /* peripheral qualifier 011b, SPC-4 6.6.2 */
 #define PDT_UNKNOWN     0x1f
@@ -98,7 +99,7 @@ int spc_parse_mode_select10(struct scsi_cmd *cmd, struct scsi_parsed *p)
 static uint8_t lu_pdt(const struct scsi_cmd *cmd)
 {
     if (cmd->lu)
-        return PDT_DISK;
+        return cmd->lu->type == SCSI_DEV_CD ? PDT_MMC : PDT_DISK;
     return cmd->lun_wlun_report ? PDT_WLUN : (PQ_NOT_CAPABLE | PDT_UNKNOWN);
 }
 
@@ -113,7 +114,7 @@ static size_t inquiry_standard(const struct scsi_cmd *cmd, uint8_t *b)
     b[2] = 0x06;                /* SPC-4 */
     b[3] = 0x10 | 0x02;         /* HISUP, RESPONSE DATA FORMAT 2; NORMACA=0 */
     b[4] = 96 - 5;
-    if (lu)
+    if (lu && lu->type == SCSI_DEV_HD)
         b[5] = 0x08;            /* 3PC: EXTENDED COPY (xcopy.c) */
     b[7] = 0x02;                /* CMDQUE */
     if (lu) {
@@ -126,7 +127,9 @@ static size_t inquiry_standard(const struct scsi_cmd *cmd, uint8_t *b)
     }
     put_be16(&b[58], 0x00a0);   /* SAM-5 */
     put_be16(&b[60], 0x0460);   /* SPC-4 */
-    if (lu) {
+    if (lu && lu->type == SCSI_DEV_CD) {
+        put_be16(&b[62], 0x04e0);   /* MMC-6 */
+    } else if (lu) {
         put_be16(&b[62], 0x04c0);   /* SBC-3 (libiscsi and Linux look for it) */
         put_be16(&b[64], 0x0600);   /* SBC-4 */
     }
@@ -134,6 +137,14 @@ static size_t inquiry_standard(const struct scsi_cmd *cmd, uint8_t *b)
 }
 
 static const uint8_t sbc_vpd_pages[] = { 0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2 };
+/* MMC-6 defines no VPD pages of its own: the SPC-4 mandatory ones */
+static const uint8_t mmc_vpd_pages[] = { 0x00, 0x80, 0x83 };
+
+/* Properties of the medium in the tray (none: as a fully provisioned disk). */
+static bool lu_can_discard(const struct scsi_lun *lu)
+{
+    return lu->drive && blk_can_discard(lu->drive);
+}
 
 static size_t vpd_device_id(const struct scsi_cmd *cmd, uint8_t *b)
 {
@@ -190,7 +201,7 @@ static size_t vpd_block_limits(const struct scsi_lun *lu, uint8_t *b)
     put_be16(&b[6], (uint16_t)(gran > 0xffff ? 0xffff : gran));  /* OPTIMAL TRANSFER LENGTH GRANULARITY */
     put_be32(&b[8], lu->max_xfer_blocks);       /* MAXIMUM TRANSFER LENGTH */
     put_be32(&b[12], 0);                        /* OPTIMAL TRANSFER LENGTH: no preference */
-    if (blk_can_discard(lu->drive)) {
+    if (lu_can_discard(lu)) {
         put_be32(&b[20], 0xffffffff);           /* MAXIMUM UNMAP LBA COUNT: no limit */
         put_be32(&b[24], lu->max_unmap_desc);   /* MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
         put_be32(&b[28], gran);                 /* OPTIMAL UNMAP GRANULARITY; UGAVALID=0 */
@@ -206,7 +217,7 @@ static size_t vpd_lbp(const struct scsi_lun *lu, uint8_t *b)
 {
     /* SBC-4 6.6.6: no provisioning group descriptor (DP=0) */
     memset(b + 4, 0, 4);
-    if (blk_can_discard(lu->drive)) {
+    if (lu_can_discard(lu)) {
         b[5] = 0x80 | 0x40 | 0x20;              /* LBPU, LBPWS, LBPWS10 */
         if (blk_discard_zeroes(lu->drive))
             b[5] |= 0x04;                       /* LBPRZ=001b */
@@ -242,10 +253,17 @@ int spc_inquiry(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         }
         goto out;
     }
+    if (lu->type == SCSI_DEV_CD && !memchr(mmc_vpd_pages, page, sizeof(mmc_vpd_pages)))
+        return scsi_invalid_cdb(cmd, 2, 7);
     switch (page) {
     case 0x00:      /* SPC-4 7.8.13, ascending order */
-        memcpy(&b[4], sbc_vpd_pages, sizeof(sbc_vpd_pages));
-        n = 4 + sizeof(sbc_vpd_pages);
+        if (lu->type == SCSI_DEV_CD) {
+            memcpy(&b[4], mmc_vpd_pages, sizeof(mmc_vpd_pages));
+            n = 4 + sizeof(mmc_vpd_pages);
+        } else {
+            memcpy(&b[4], sbc_vpd_pages, sizeof(sbc_vpd_pages));
+            n = 4 + sizeof(sbc_vpd_pages);
+        }
         break;
     case 0x80:      /* SPC-4 7.8.15 */
         n = strlen(lu->serial);
@@ -414,7 +432,7 @@ int spc_request_sense(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     } else {
         reason = scsi_lun_ua_take(lu, cmd->nexus);
         if (!reason)
-            reason = lu->medium_present ? SENSE_NO_SENSE : SENSE_MEDIUM_NOT_PRESENT;
+            reason = scsi_lun_medium(lu) ? SENSE_NO_SENSE : scsi_lun_no_medium(lu);
     }
     n = sense_build(b, sizeof(b), desc, reason, sks, false, 0);
     scsi_datain(cmd, b, n, p->data_len);
@@ -430,17 +448,17 @@ int spc_test_unit_ready(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 
 /* ----------------------------------------------------------- mode pages */
 
-enum { PC_CURRENT, PC_CHANGEABLE, PC_DEFAULT, PC_SAVED };
-
-static const uint8_t mode_pages[] = { 0x01, 0x08, 0x0a, 0x1c };
+static const uint8_t sbc_mode_pages[] = { 0x01, 0x08, 0x0a, 0x1c };
 
 /* Build one mode page (SPC-4 7.5, SBC-4 6.5) for page control pc into b.
  * Returns its length, 0 when not supported. */
 static size_t mode_page(const struct scsi_lun *lu, uint8_t code, int pc, uint8_t *b)
 {
-    bool cur = pc == PC_CURRENT, chg = pc == PC_CHANGEABLE;
+    bool cur = pc == MODE_PC_CURRENT, chg = pc == MODE_PC_CHANGEABLE;
     size_t n;
 
+    if (lu->type == SCSI_DEV_CD)
+        return mmc_mode_page(lu, code, pc, b);
     switch (code) {
     case 0x01:      /* read-write error recovery, SBC-4 6.5.9 */
         n = 12;
@@ -453,7 +471,7 @@ static size_t mode_page(const struct scsi_lun *lu, uint8_t code, int pc, uint8_t
         memset(b, 0, n);
         if (chg)
             b[2] = 0x04;                        /* WCE changeable */
-        else if (cur ? blk_write_cache(lu->drive) : true)
+        else if (cur ? lu->drive && blk_write_cache(lu->drive) : true)
             b[2] = 0x04;                        /* WCE; RCD=0 */
         break;
     case 0x0a:      /* control, SPC-4 7.5.8 */
@@ -493,18 +511,24 @@ int spc_mode_sense(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     uint8_t page = cmd->cdb[2] & 0x3f, subpage = cmd->cdb[3];
     uint8_t b[256];
     size_t hdr = ten ? 8 : 4, n = hdr, bdlen = 0;
-    uint8_t dsp;
+    bool mmc = lu->type == SCSI_DEV_CD;
+    const uint8_t *pages = mmc ? mmc_mode_pages : sbc_mode_pages;
+    size_t npages = mmc ? mmc_n_mode_pages : sizeof(sbc_mode_pages);
+    uint8_t dsp = 0;
 
     /* SPC-4 6.11: saved values are not implemented */
-    if (pc == PC_SAVED)
+    if (pc == MODE_PC_SAVED)
         return SENSE_SAVING_PARAMS_UNSUP;
     memset(b, 0, sizeof(b));
+    /* MMC-6 7.2.1: no block descriptors, no device-specific parameter */
+    if (mmc)
+        dbd = true;
 
     /* SBC-4 6.5.2 mode parameter block descriptor (short or long LBA) */
     if (!dbd) {
         /* nothing in it is changeable: all zero for PC=01b */
-        uint64_t nb = lu->medium_present && pc != PC_CHANGEABLE ? scsi_lun_capacity(lu) : 0;
-        uint32_t bl = pc != PC_CHANGEABLE ? lu->block_size : 0;
+        uint64_t nb = pc != MODE_PC_CHANGEABLE ? scsi_lun_capacity(lu) : 0;
+        uint32_t bl = pc != MODE_PC_CHANGEABLE ? lu->block_size : 0;
 
         if (llbaa) {
             put_be64(&b[n], nb);
@@ -523,8 +547,8 @@ int spc_mode_sense(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         /* all pages; subpage FFh = all pages and subpages (we have none) */
         if (subpage != 0x00 && subpage != 0xff)
             return scsi_invalid_cdb(cmd, 3, 7);
-        for (size_t i = 0; i < sizeof(mode_pages); i++)
-            n += mode_page(lu, mode_pages[i], pc, &b[n]);
+        for (size_t i = 0; i < npages; i++)
+            n += mode_page(lu, pages[i], pc, &b[n]);
     } else {
         size_t len = mode_page(lu, page, pc, &b[n]);
 
@@ -536,9 +560,11 @@ int spc_mode_sense(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     }
 
     /* SBC-4 6.5.1: WP and DPOFUA in the device-specific parameter */
-    dsp = 0x10;
-    if (lu->swp || blk_is_readonly(lu->drive))
-        dsp |= 0x80;
+    if (!mmc) {
+        dsp = 0x10;
+        if (scsi_lun_write_protected(lu))
+            dsp |= 0x80;
+    }
     if (ten) {
         put_be16(&b[0], (uint16_t)(n - 2));
         b[3] = dsp;
@@ -568,10 +594,10 @@ static int mode_select_page(struct scsi_cmd *cmd, const uint8_t *pg, size_t off,
     /* SPF=1 would be a subpage: we have none */
     if (pg[0] & 0x40)
         return scsi_invalid_param(cmd, (unsigned)off, 6);
-    len = mode_page(lu, code, PC_CURRENT, cur);
+    len = mode_page(lu, code, MODE_PC_CURRENT, cur);
     if (!len)
         return scsi_invalid_param(cmd, (unsigned)off, 5);
-    mode_page(lu, code, PC_CHANGEABLE, chg);
+    mode_page(lu, code, MODE_PC_CHANGEABLE, chg);
     if (plen != len - 2)
         return scsi_invalid_param(cmd, (unsigned)off + 1, 7);
     /* SPC-4 6.9: a changed non-changeable bit is an invalid field */
@@ -653,7 +679,9 @@ int spc_mode_select(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         off += 2 + plen;
     }
 
-    /* all validated: apply */
+    /* all validated: apply; the write cache is the medium's (block layer) */
+    if (mc.wce >= 0 && !lu->drive)
+        return scsi_lun_no_medium(lu);
     if (mc.wce >= 0 && (bool)mc.wce != blk_write_cache(lu->drive)) {
         blk_set_write_cache(lu->drive, mc.wce);
         changed = true;
@@ -837,18 +865,23 @@ int spc_send_diag(struct scsi_cmd *cmd, const struct scsi_parsed *p)
     return SENSE_OK;
 }
 
-/* SPC-4 6.13 (SBC-4 5.13 for direct access) */
+/* SPC-4 6.13 (SBC-4 5.13 for direct access, MMC-6 6.14 with PERSISTENT,
+ * which only the MMC table's CDB usage lets through) */
 int spc_prevent_allow(struct scsi_cmd *cmd, const struct scsi_parsed *p)
 {
-    struct scsi_nexus_state *n = scsi_lun_nexus(cmd->lu, cmd->nexus);
-
     (void)p;
     /* SBC-4 5.13: the prevention is held per I_T nexus; removal is allowed
      * when no nexus holds one */
-    if (!n)
+    if (!scsi_lun_set_prevent(cmd->lu, cmd->nexus, cmd->cdb[4] & 0x02, cmd->cdb[4] & 0x01))
         return SENSE_BUSY;
-    n->prevent = cmd->cdb[4] & 0x01;
     return SENSE_OK;
+}
+
+/* SBC-4 5.25 / MMC-6 6.40: the tray state machine is the LU's (lun.c) */
+int spc_start_stop(struct scsi_cmd *cmd, const struct scsi_parsed *p)
+{
+    (void)p;
+    return scsi_lun_start_stop(cmd);
 }
 
 /* --------------------------------------------------------------- tables */

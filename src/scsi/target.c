@@ -274,10 +274,6 @@ int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
         snprintf(err, errlen, "LUN %u out of range (0..%u)", lun, SCSI_MAX_LUN);
         return -EINVAL;
     }
-    if (!drive) {
-        snprintf(err, errlen, "no drive");
-        return -EINVAL;
-    }
     ret = target_claim(bus, target, lun, &tgt, err, errlen);
     if (ret < 0)
         return ret;
@@ -389,13 +385,19 @@ void scsi_bus_capacity_changed(struct scsi_bus *bus, uint8_t target, uint16_t lu
 {
     struct scsi_lun *lu = scsi_bus_find_lun(bus, target, lun);
 
-    if (!lu)
+    /* SBC-4 4.x: CAPACITY DATA HAS CHANGED to every I_T nexus, on every path.
+     * SPC-4 lists 2A/09 for direct-access devices only: a CD-ROM reports
+     * nothing (as QEMU), its guest rereads the capacity with a new medium. */
+    if (!lu || lu->type != SCSI_DEV_HD)
         return;
-    (void)bus;
-    /* SBC-4 4.x: CAPACITY DATA HAS CHANGED to every I_T nexus, on every path */
     scsi_lun_ua_add(lu, SENSE_UA_CAPACITY_CHANGED);
+    scsi_lun_notify(lu, SCSI_EV_CAPACITY_CHANGED);
+}
+
+void scsi_lun_notify(struct scsi_lun *lu, enum scsi_bus_event ev)
+{
     for (unsigned i = 0; i < lu->npaths; i++)
-        bus_event(lu->paths[i].tgt->bus, SCSI_EV_CAPACITY_CHANGED, lu->paths[i].tgt->id, lu->paths[i].lun);
+        bus_event(lu->paths[i].tgt->bus, ev, lu->paths[i].tgt->id, lu->paths[i].lun);
 }
 
 /* ------------------------------------------------------------- data moves */
@@ -495,6 +497,11 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
         free(cmd->priv);
         cmd->priv = NULL;
         cmd->priv_len = 0;
+    }
+    /* the I/O is over: a removal waiting for this medium may finish */
+    if (cmd->medium) {
+        cmd->medium = NULL;
+        scsi_lun_medium_put(lu);
     }
 
     if (!tracked || !lu) {     /* tracked commands have an LU; said for the analyzer */
@@ -773,9 +780,9 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
     dispatch_run(cmd, t);
 }
 
-static bool lu_write_protected(const struct scsi_lun *lu)
+bool scsi_lun_write_protected(const struct scsi_lun *lu)
 {
-    return lu->swp || blk_is_readonly(lu->drive);
+    return lu->swp || (lu->drive && blk_is_readonly(lu->drive));
 }
 
 static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
@@ -823,8 +830,8 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
         /* A write-protected LU refuses every command that would change the
          * medium with DATA PROTECT, also one it implements only when writable
          * (UNMAP on a read-only drive: SBC-4 4.11, libiscsi ReadOnly). */
-        r = (op->flags & SCSI_OPF_WRITE) && lu_write_protected(lu) ? SENSE_WRITE_PROTECTED
-                                                                   : SENSE_INVALID_OPCODE;
+        r = (op->flags & SCSI_OPF_WRITE) && scsi_lun_write_protected(lu) ? SENSE_WRITE_PROTECTED
+                                                                         : SENSE_INVALID_OPCODE;
         goto done;
     }
     cmd->op = op;
@@ -843,8 +850,10 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
         r = scsi_pr_check(cmd, op);
         if (r)
             goto done;
-        if ((op->flags & SCSI_OPF_MEDIUM) && !lu->medium_present) {
-            r = SENSE_MEDIUM_NOT_PRESENT;
+        /* the medium the command uses to its end (a removal waits for it) */
+        cmd->medium = scsi_lun_medium_get(lu);
+        if ((op->flags & SCSI_OPF_MEDIUM) && !cmd->medium) {
+            r = scsi_lun_no_medium(lu);
             goto done;
         }
         /* SBC-4 4.11.4: in the sanitize failure mode medium access fails,
@@ -853,7 +862,7 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
             r = SENSE_SANITIZE_FAILED;
             goto done;
         }
-        if ((op->flags & SCSI_OPF_WRITE) && lu_write_protected(lu)) {
+        if ((op->flags & SCSI_OPF_WRITE) && scsi_lun_write_protected(lu)) {
             r = SENSE_WRITE_PROTECTED;
             goto done;
         }
@@ -903,6 +912,7 @@ void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
     cmd->sense_sks = 0;
     cmd->sense_info = 0;
     cmd->next_deferred = NULL;
+    cmd->medium = NULL;
     cmd->state = 0;
     cmd->next_inflight = NULL;
     cmd->pprev_inflight = NULL;

@@ -55,6 +55,7 @@ struct xcopy_state {
 
 struct xcopy_seg {
     struct scsi_lun *src, *dst;
+    struct blk_drive *src_drive, *dst_drive;   /* their media, held to the end */
     uint64_t src_lba, dst_lba;
     uint32_t nblocks;
     bool backwards;                 /* overlapping, destination after source */
@@ -66,6 +67,7 @@ struct xcopy_work {
     uint32_t n;                     /* blocks of the request in flight */
     size_t buf_bytes;
     struct scsi_lun *holds[XCOPY_MAX_TGT];
+    struct blk_drive *media[XCOPY_MAX_TGT];     /* holds[i]'s medium (counted), or NULL */
     unsigned nholds;
     struct xcopy_seg seg[XCOPY_MAX_SEG];
     uint8_t buf[];
@@ -158,8 +160,11 @@ static struct scsi_lun *find_target(struct scsi_cmd *cmd, const uint8_t *d)
 
 static void xcopy_release(struct xcopy_work *w)
 {
-    for (unsigned i = 0; i < w->nholds; i++)
+    for (unsigned i = 0; i < w->nholds; i++) {
+        if (w->media[i])
+            scsi_lun_medium_put(w->holds[i]);
         scsi_lun_release(w->holds[i]);
+    }
     w->nholds = 0;
 }
 
@@ -206,7 +211,7 @@ static void xcopy_io_done(struct blk_req *req, int ret)
         cmd->breq.op = BLK_OP_WRITE;
         cmd->breq.offset = lba << s->dst->block_shift;
         cmd->breq.done_cb = xcopy_io_done;
-        r = blk_submit(cmd->blk_ctx, s->dst->drive, &cmd->breq);
+        r = blk_submit(cmd->blk_ctx, s->dst_drive, &cmd->breq);
         if (r < 0)
             xcopy_finish(cmd, SENSE_COPY_ABORTED);
         return;
@@ -254,7 +259,7 @@ static int xcopy_next(struct scsi_cmd *cmd)
     cmd->breq.iovcnt = 1;
     cmd->breq.done_cb = xcopy_io_done;
     cmd->breq.opaque = cmd;
-    r = blk_submit(cmd->blk_ctx, s->src->drive, &cmd->breq);
+    r = blk_submit(cmd->blk_ctx, s->src_drive, &cmd->breq);
     return r < 0 ? SENSE_COPY_ABORTED : SCSI_ASYNC;
 }
 
@@ -266,8 +271,21 @@ static bool hold_lu(struct xcopy_work *w, struct scsi_lun *lu)
     if (w->nholds == XCOPY_MAX_TGT)
         return false;
     scsi_lun_hold(lu);
+    w->media[w->nholds] = scsi_lun_medium_get(lu);
     w->holds[w->nholds++] = lu;
     return true;
+}
+
+/* The medium the copy uses on lu: the command's own, or the one held. */
+static struct blk_drive *held_medium(const struct scsi_cmd *cmd, const struct xcopy_work *w,
+                                     const struct scsi_lun *lu)
+{
+    if (lu == cmd->lu)
+        return cmd->medium;
+    for (unsigned i = 0; i < w->nholds; i++)
+        if (w->holds[i] == lu)
+            return w->media[i];
+    return NULL;
 }
 
 int scsi_xcopy(struct scsi_cmd *cmd, const struct scsi_parsed *p)
@@ -342,8 +360,9 @@ int scsi_xcopy(struct scsi_cmd *cmd, const struct scsi_parsed *p)
             r = copy_aborted(cmd, SENSE_UNREACHABLE_COPY_TARGET, off);
             goto out;
         }
-        /* the disk block length must be the target's */
-        if (get_be24(&d[29]) != tgt[i]->block_size) {
+        /* the disk block length must be the target's; a CD-ROM is no
+         * block device target (device type 00h) */
+        if (tgt[i]->type != SCSI_DEV_HD || get_be24(&d[29]) != tgt[i]->block_size) {
             r = copy_aborted(cmd, SENSE_INCORRECT_COPY_TARGET, off);
             goto out;
         }
@@ -394,6 +413,11 @@ int scsi_xcopy(struct scsi_cmd *cmd, const struct scsi_parsed *p)
             r = copy_aborted(cmd, SENSE_INCORRECT_COPY_TARGET, off);
             goto out;
         }
+        /* a copy target without an accessible medium (tray open or empty) */
+        if (n && (!scsi_lun_medium(src) || !scsi_lun_medium(dst))) {
+            r = copy_aborted(cmd, SENSE_COPY_TARGET_NOT_REACHABLE, off);
+            goto out;
+        }
         /* both ranges inside their LUs, checked before any data moves */
         if (sl > scsi_lun_capacity(src) || n > scsi_lun_capacity(src) - sl ||
             dl > scsi_lun_capacity(dst) || n > scsi_lun_capacity(dst) - dl) {
@@ -402,11 +426,7 @@ int scsi_xcopy(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         }
         /* the copy manager acts for this nexus: protection and reservations
          * of the copy targets apply (SPC-4 6.4.1) */
-        if (n && (!src->medium_present || !dst->medium_present)) {
-            r = copy_aborted(cmd, SENSE_COPY_TARGET_NOT_REACHABLE, off);
-            goto out;
-        }
-        if (n && (dst->swp || blk_is_readonly(dst->drive))) {
+        if (n && scsi_lun_write_protected(dst)) {
             r = copy_aborted(cmd, SENSE_COPY_ABORTED_WRITE_PROTECTED, off);
             goto out;
         }
@@ -456,6 +476,10 @@ out:
             xcopy_release(w);
             return SENSE_BUSY;
         }
+    }
+    for (unsigned i = 0; i < w->nseg; i++) {
+        w->seg[i].src_drive = held_medium(cmd, w, w->seg[i].src);
+        w->seg[i].dst_drive = held_medium(cmd, w, w->seg[i].dst);
     }
     if (usage == 0) {
         struct xcopy_held *h = held_new(lu, cmd->nexus, hdr[0]);

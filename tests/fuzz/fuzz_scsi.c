@@ -1,10 +1,14 @@
 /* libFuzzer target: CDBs + data through the SCSI target (scsi_bus_submit and
- * scsi_bus_tmf) for the SBC/SPC opcode tables, on two in-memory LUNs (512
- * and 4096-byte blocks; tests/unit/scsi/fake_blk.c) plus an absent LUN. The
- * input is a sequence of commands (CDB, CDB field length, direction, buffer
- * size, split into iovecs, data-out bytes), block-layer progress, TMFs,
- * injected I/O errors, the 4096-byte LUN's I/O error policy (report, ignore,
- * hold) and its held commands (retried, or reset by the transport); commands
+ * scsi_bus_tmf) for the SBC/SPC and MMC opcode tables, on in-memory LUNs
+ * (tests/unit/scsi/fake_blk.c): disks with 512 and 4096-byte blocks (LUNs 0,
+ * 1), a CD-ROM with a medium (2) and an empty one (3), removable disks with
+ * a medium (4) and without (5), plus an absent LUN. The input is a sequence
+ * of commands (CDB, CDB field length, direction, buffer size, split into
+ * iovecs, data-out bytes; bits 7-6 of the op byte pick the device pair),
+ * block-layer progress (bits 4-2 of its byte: LUN 1's I/O error policy,
+ * report/ignore/hold, and its held commands retried or reset by the
+ * transport), TMFs, injected I/O errors and host tray actions (open, forced
+ * open, close, remove the medium, insert a new one) on LUNs 2-5; commands
  * overlap, as with a real queue.
  *
  * Buffers are malloc'd to their exact size so ASan sees any access past a
@@ -21,17 +25,66 @@
 
 #define MAX_CMDS        16
 #define MAX_OPS         64
+#define RM_FIRST        2       /* LUNs 2..5 have a tray */
+#define RM_COUNT        4
 
-struct fcmd {
-    struct tcmd t;
-    uint8_t *buf;
-    bool used;
-};
+/* The medium in each removable LU's tray, as the fuzzer put it there; one
+ * taken out is freed when the SCSI layer is done with it. */
+static struct blk_drive *tray_drive[RM_COUNT];
 
-struct ftmf {
-    struct scsi_tmf tmf;
-    int done;
-};
+static void medium_removed(void *opaque, struct blk_drive *d)
+{
+    (void)opaque;
+    fake_drive_free(d);
+}
+
+static void add_removable(struct t_env *e, uint16_t lun, enum scsi_dev_type type, uint32_t lbs, uint64_t size)
+{
+    struct scsi_dev_config cfg = { .type = type, .removable = true, .logical_block_size = lbs };
+    char err[128];
+
+    tray_drive[lun - RM_FIRST] = size ? fake_drive_new(size) : NULL;
+    if (scsi_bus_add_lun(e->bus, 0, lun, &cfg, tray_drive[lun - RM_FIRST], err, sizeof(err)))
+        abort();
+}
+
+static void tray_action(struct t_env *e, struct fz *f)
+{
+    uint8_t sel = fz_u8(f);
+    unsigned i = sel & 3;
+    struct scsi_lun *lu = scsi_bus_find_lun(e->bus, 0, (uint16_t)(RM_FIRST + i));
+    char err[128];
+
+    switch ((sel >> 2) % 5) {
+    case 0:
+        scsi_lun_open_tray(lu, sel & 0x80);
+        break;
+    case 1:
+        scsi_lun_close_tray(lu);
+        break;
+    case 2:
+        if (scsi_lun_remove_medium(lu, medium_removed, NULL) == 0)
+            tray_drive[i] = NULL;
+        break;
+    case 3: {
+        struct blk_drive *d = fake_drive_new((uint64_t)(1 + fz_u8(f) % 64) * 2048 + (sel & 0x40 ? 100 : 0));
+
+        if (scsi_lun_insert_medium(lu, d, err, sizeof(err)) == 0)
+            tray_drive[i] = d;
+        else
+            fake_drive_free(d);
+        break;
+    }
+    default: {
+        struct scsi_medium_state ms;
+
+        scsi_lun_get_medium(lu, &ms);
+        if (ms.drive != tray_drive[i] || ms.has_medium != (tray_drive[i] != NULL))
+            abort();
+        break;
+    }
+    }
+}
 
 static enum scsi_io_error_action g_action;
 
@@ -49,6 +102,40 @@ static bool odd_tag(void *opaque, const struct scsi_cmd *cmd)
     (void)opaque;
     return cmd->tag & 1;
 }
+
+/* Bits 4-2 of a progress byte: the policy, or what happens to held commands. */
+static void held_action(struct t_env *e, unsigned a)
+{
+    switch (a) {
+    case 1:
+    case 2:
+    case 3:
+        g_action = (enum scsi_io_error_action)(a - 1);     /* report, ignore, hold */
+        break;
+    case 4:
+        scsi_bus_retry_held(e->bus);
+        break;
+    case 5:
+        scsi_bus_reset_held(e->bus, NULL, NULL);
+        break;
+    case 6:
+        scsi_bus_reset_held(e->bus, odd_tag, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
+struct fcmd {
+    struct tcmd t;
+    uint8_t *buf;
+    bool used;
+};
+
+struct ftmf {
+    struct scsi_tmf tmf;
+    int done;
+};
 
 static void tmf_done(struct scsi_tmf *tmf)
 {
@@ -89,6 +176,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_action = SCSI_IOERR_REPORT;
     if (!t_add_lun(e, 0, 1, &cfg4k, 256 << 10))
         abort();
+    add_removable(e, 2, SCSI_DEV_CD, 0, 64 << 10);
+    add_removable(e, 3, SCSI_DEV_CD, 0, 0);
+    add_removable(e, 4, SCSI_DEV_HD, 512, 64 << 10);
+    add_removable(e, 5, SCSI_DEV_HD, 4096, 0);
 
     for (unsigned ops = 0; fz_left(&f) && ops < MAX_OPS; ops++) {
         uint8_t op = fz_u8(&f);
@@ -105,6 +196,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct fcmd *c = &cmds[slot];
             uint8_t sel = fz_u8(&f), cdb[SCSI_CDB_MAX];
             uint16_t lun = (sel & 3) == 3 ? 7 : (sel & 1);
+            unsigned pair = op >> 6;
+
+            if (lun != 7 && pair && pair < 3)
+                lun = (uint16_t)(lun + 2 * pair);     /* 2/3: CD-ROMs, 4/5: removable disks */
             unsigned cdb_len = cdb_lens[(sel >> 2) & 7];
             enum scsi_dir dir = (enum scsi_dir)(((sel >> 5) & 3) % 3);
             size_t len = fz_u8(&f) & 0x80 ? fz_u32(&f) % (128u << 10) : fz_u16(&f) % 4097;
@@ -131,9 +226,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tcmd_submit(e, &c->t);
             break;
         }
-        case 2:                                         /* block layer makes progress */
-            fake_ctx_run(e->ctx, fz_u8(&f) % 4);
+        case 2: {                                       /* block layer makes progress */
+            uint8_t sel = fz_u8(&f);
+
+            held_action(e, (sel >> 2) & 7);
+            fake_ctx_run(e->ctx, sel % 4);
             break;
+        }
         case 3: {                                       /* task management */
             if (ntmf == 8)
                 break;
@@ -142,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
             t->tmf.type = (enum scsi_tmf_type)(sel % 8);
             t->tmf.target = (sel & 0x80) ? 1 : 0;
-            t->tmf.lun = (sel >> 3) & 1;
+            t->tmf.lun = (sel >> 3) & 7;        /* 6, 7: absent */
             t->tmf.tag = fz_u8(&f) % (tag + 1);
             t->tmf.done_cb = tmf_done;
             scsi_bus_tmf(e->bus, &t->tmf);
@@ -158,25 +257,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             d->fail_count = 1 + (sel >> 6);
             break;
         }
-        case 5: {                                       /* error policy, held commands */
-            uint8_t sel = fz_u8(&f);
-
-            switch (sel & 3) {
-            case 0:
-                g_action = (enum scsi_io_error_action)((sel >> 2) % 3);
-                break;
-            case 1:
-                scsi_bus_retry_held(e->bus);
-                break;
-            case 2:
-                scsi_bus_reset_held(e->bus, NULL, NULL);
-                break;
-            default:
-                scsi_bus_reset_held(e->bus, odd_tag, NULL);
-                break;
-            }
+        case 5:                                         /* the host moves a tray */
+            tray_action(e, &f);
             break;
-        }
         }
         /* Reap finished commands so their slots can be reused. */
         for (unsigned i = 0; i < MAX_CMDS; i++) {
@@ -205,5 +288,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (tmfs[i].done != 1)
             abort();
     t_env_free(e);
+    for (unsigned i = 0; i < RM_COUNT; i++) {
+        if (tray_drive[i])
+            fake_drive_free(tray_drive[i]);
+        tray_drive[i] = NULL;
+    }
     return 0;
 }

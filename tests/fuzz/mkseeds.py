@@ -66,14 +66,22 @@ out('fuzz_virtq', 'inflight_restart', bytes([0x0c | 0x40, 16]) + track)
 # ---- fuzz_scsi ----
 
 
-def scsi_cmd(cdb, direction=0, length=0, lun=0, data=b'', pieces=1, target=0):
+def scsi_cmd(cdb, direction=0, length=0, lun=0, data=b'', pieces=1, target=0, pair=0):
+    # pair 1: lun 0/1 are LUNs 2/3 (CD-ROM, empty CD-ROM); pair 2: LUNs 4/5
+    # (removable disks, with and without a medium)
     sel = (lun & 3) | (0 << 2) | (direction << 5) | (target << 7)
     if length > 0xffff or length > 4096:
         ln = bytes([0x80]) + struct.pack('<I', length)
     else:
         ln = bytes([0]) + struct.pack('<H', length)
     cdb = bytes(cdb) + bytes(32 - len(cdb))
-    return bytes([0, sel]) + ln + bytes([pieces - 1]) + cdb + data[:min(length, 512)]
+    return bytes([pair << 6, sel]) + ln + bytes([pieces - 1]) + cdb + data[:min(length, 512)]
+
+
+def tray(lu, action, force=False, size=0):
+    # lu 0..3 = LUNs 2..5; action 0 open, 1 close, 2 remove, 3 insert (size in 2 KiB), 4 check
+    sel = (lu & 3) | (action << 2) | (0x80 if force else 0)
+    return bytes([5, sel]) + (bytes([size]) if action == 3 else b'')
 
 
 RUN = bytes([2, 3, 2, 3, 2, 3])
@@ -106,8 +114,30 @@ tmf = scsi_cmd([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], 2, 4096)
 tmf += scsi_cmd([0x2a, 0, 0, 0, 0, 8, 0, 0, 8, 0], 1, 4096, data=pat)
 tmf += bytes([3, 0, 1]) + bytes([3, 5 | (0 << 3), 0]) + bytes([4, 0x05]) + RUN + RUN
 out('fuzz_scsi', 'tmf_errors', tmf)
-HOLD, RETRY, RESET = bytes([5, 2 << 2]), bytes([5, 1]), bytes([5, 2])
-EIO_LUN1 = bytes([4, 0x21])       # the 4096-byte LUN: the next request of any op fails with EIO
+cd = scsi_cmd([0x12, 0, 0, 0, 96, 0], 2, 96, pair=1) + scsi_cmd([0x25] + [0] * 9, 2, 8, pair=1) + RUN
+cd += scsi_cmd([0x43, 0x02, 0, 0, 0, 0, 0, 0, 64, 0], 2, 64, pair=1)
+cd += scsi_cmd([0x43, 0x02, 2, 0, 0, 0, 1, 0, 64, 0], 2, 64, pair=1) + RUN
+cd += scsi_cmd([0x46, 0, 0, 0, 0, 0, 0, 1, 0, 0], 2, 256, pair=1)
+cd += scsi_cmd([0x4a, 1, 0, 0, 0x16, 0, 0, 0, 8, 0], 2, 8, pair=1) + RUN
+cd += scsi_cmd([0x51, 0, 0, 0, 0, 0, 0, 0, 34, 0], 2, 34, pair=1)
+cd += scsi_cmd([0x52, 1, 0, 0, 0, 1, 0, 0, 48, 0], 2, 48, pair=1) + RUN
+cd += scsi_cmd([0x5a, 0, 0x3f, 0, 0, 0, 0, 0, 255, 0], 2, 255, pair=1)
+cd += scsi_cmd([0x28, 0, 0, 0, 0, 3, 0, 0, 2, 0], 2, 4096, pair=1) + RUN
+cd += scsi_cmd([0xad, 0, 0, 0, 0, 0, 0, 0xff, 0, 64, 0, 0], 2, 64, pair=1)
+cd += scsi_cmd([0xac, 0x10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0], 2, 24, pair=1)
+cd += scsi_cmd([0xbd, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0], 2, 8, lun=1, pair=1) + RUN
+out('fuzz_scsi', 'mmc', cd)
+tr = scsi_cmd([0x1e, 0, 0, 0, 1, 0], pair=1) + tray(0, 0) + scsi_cmd([0x4a, 1, 0, 0, 0x10, 0, 0, 0, 8, 0], 2, 8, pair=1)
+tr += scsi_cmd([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], 2, 2048, pair=1) + tray(0, 0, force=True) + tray(0, 2)
+tr += tray(0, 3, size=4) + tray(0, 1) + RUN + tray(0, 4) + scsi_cmd([0, 0, 0, 0, 0, 0], pair=1)
+tr += scsi_cmd([0x1b, 0, 0, 0, 2, 0], pair=1) + scsi_cmd([0x1b, 0, 0, 0, 3, 0], pair=1)
+tr += scsi_cmd([0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0], 1, 512, data=pat, pair=2) + tray(2, 0, force=True)
+tr += tray(2, 2) + RUN + tray(3, 0) + tray(3, 3, size=8) + tray(3, 1)
+tr += scsi_cmd([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], 2, 4096, lun=1, pair=2) + RUN
+out('fuzz_scsi', 'tray', tr)
+# LUN 1's error policy and held commands ride on a progress byte (bits 4-2)
+HOLD, RETRY, RESET = bytes([2, 3 << 2]), bytes([2, 4 << 2]), bytes([2, 5 << 2])
+EIO_LUN1 = bytes([4, 0x21])       # LUN 1: the next request of any op fails with EIO
 held = HOLD + EIO_LUN1 + scsi_cmd([0x2a, 0, 0, 0, 0, 1, 0, 0, 1, 0], 1, 4096, lun=1, data=pat)
 held += RUN + RETRY + RUN
 held += EIO_LUN1 + scsi_cmd([0x88, 0] + [0] * 7 + [2, 0, 0, 0, 1, 0, 0], 2, 4096, lun=1) + RUN + RESET
@@ -136,6 +166,13 @@ out('fuzz_qmp', 'json_edge', qmp("{'execute': 'query-version', 'id': [1, 2.5e3, 
                                  "\"\\u00e9\\ud83d\\ude00\\n\"]}\x1b{\"a\":{\"b\":[[[]]]}}", mode=3, split=7))
 out('fuzz_qmp', 'errors', qmp('{"execute":"nope"}{"execute":"query-block","arguments":{"x":1}}'
                               '{"exec":1}[1,2]"str"{"execute":"quit"}', mode=1))
+out('fuzz_qmp', 'media', qmp('{"execute":"blockdev-open-tray","arguments":{"id":"cd1","force":true}}'
+                             '{"execute":"blockdev-remove-medium","arguments":{"id":"cd1"}}'
+                             '{"execute":"blockdev-insert-medium","arguments":{"id":"cd1","node-name":"drive5"}}'
+                             '{"execute":"blockdev-close-tray","arguments":{"device":"drive1"}}'
+                             '{"execute":"blockdev-change-medium","arguments":{"id":"cd1","filename":"/x.iso",'
+                             '"format":"raw","read-only-mode":"read-write","force":false}}'
+                             '{"execute":"eject","arguments":{"device":"drive1","force":true}}', mode=1))
 
 # ---- fuzz_vhost_msg ----
 UVA = 0x7f0000000000

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the test guest: Debian's cloud kernel and a busybox initramfs holding the SCSI
-# tools (sg3_utils, lsscsi, fio, iscsi-test-cu) and the SCSI kernel modules.
+# tools (sg3_utils, lsscsi, fio, iscsi-test-cu, eject) and the SCSI kernel modules.
 #
 # usage: build-guest.sh [OUTDIR]     (default $VSCSI_GUEST_DIR or REPO/build/guest)
 # Produces OUTDIR/img-STAMP/{vmlinuz,base.cpio} (base.cpio uncompressed: see the end) and
@@ -18,7 +18,7 @@ OUT=${1:-$GUEST_OUT_DIR}
 
 # Host packages whose files go into the guest, plus the tools this script uses.
 PKGS=(sg3-utils fio libiscsi-bin lsscsi coreutils util-linux e2fsprogs
-      bash cpio kmod)
+      bash cpio kmod eject)
 
 # Modules loaded at boot by /init (upper drivers before virtio_scsi, see guest-init.sh).
 BOOT_MODULES=(virtio_pci sd_mod sr_mod sg st virtio_scsi)
@@ -28,7 +28,7 @@ EXTRA_MODULES=(scsi_debug isofs loop target_core_file target_core_iblock tcm_loo
                virtio_blk crc32c_intel)
 
 # Programs copied with their libraries. Everything else comes from busybox applets.
-BINARIES=(lsscsi fio iscsi-test-cu dd blockdev blkdiscard mke2fs bash)
+BINARIES=(lsscsi fio iscsi-test-cu dd blockdev blkdiscard mke2fs bash eject)
 
 ensure_pkgs "${PKGS[@]}"
 mkdir -p "$OUT/cache"

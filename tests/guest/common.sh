@@ -38,6 +38,23 @@ ensure_pkgs() {
         { apt-get update -qq >&2 && apt-get install -qq -y --no-install-recommends "${missing[@]}" >&2; }
 }
 
+# qemu_resolve [QEMU]: set QEMU to the binary's absolute path (default $VSCSI_QEMU or
+# qemu-system-x86_64, installed when missing) and QEMU_DATA to the -L options a QEMU
+# unpacked from a .deb (dpkg-deb -x, get-qemu10.sh) needs to find its firmware.
+qemu_resolve() {
+    local qroot
+    QEMU=${1:-${VSCSI_QEMU:-qemu-system-x86_64}}
+    QEMU_DATA=()
+    if [ "$QEMU" = qemu-system-x86_64 ] && ! command -v "$QEMU" >/dev/null; then
+        ensure_pkgs qemu-system-x86
+    fi
+    QEMU=$(command -v "$QEMU") || die "no QEMU at $QEMU"
+    qroot=$(cd "$(dirname "$QEMU")/../.." && pwd)
+    if [ "$qroot" != / ] && [ -d "$qroot/usr/share/qemu" ]; then
+        QEMU_DATA=(-L "$qroot/usr/share/qemu" -L /usr/share/seabios -L /usr/share/qemu)
+    fi
+}
+
 # Seconds since the epoch with milliseconds, for timing reports.
 now() { date +%s.%N | cut -c1-14; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -81,6 +98,7 @@ wait_qemu() {
 # kill -0 alone is true for a zombie, and a foreground QEMU is our child until reaped.
 pid_alive() {
     local state
+    [ -n "$1" ] || return 1   # (/proc//stat is /proc/stat)
     state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
     [ -n "$state" ] && [ "$state" != Z ]
 }

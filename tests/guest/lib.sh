@@ -259,15 +259,18 @@ guest_fail_reason() { guest_output "$1" | grep -a -m1 GUEST-FAIL || true; }
 e2e_guest_bg() {
     local name=$1 script=$2
     shift 2
-    QEMU_PIDFILES+=("$E2E_TMP/$name.pid")
+    QEMU_PIDFILES+=("$E2E_TMP/$name.pid")   # gone once QEMU exits: nothing to stop then
     # --timeout: the guest powers itself off 30 s after it (see guest-init.sh).
     "$RUN_GUEST" --test "$script" --log "$E2E_LOGDIR/$name.serial" --timeout "$E2E_TIMEOUT" \
         --background "$E2E_TMP/$name.pid" --qmp "$E2E_TMP/$name.qmp" \
         "${GUEST_ARGS[@]}" "$@" 2> "$E2E_LOGDIR/$name.run" ||
         { cat "$E2E_LOGDIR/$name.run"; e2e_fail "QEMU for $name did not start"; }
+    # QEMU removes its -pidfile when it exits, and a guest may be done before the host
+    # waits for it: keep the pid where QEMU does not touch it.
+    cat "$E2E_TMP/$name.pid" > "$E2E_TMP/$name.qpid"
 }
 
-e2e_guest_pid() { cat "$E2E_TMP/$1.pid"; }
+e2e_guest_pid() { cat "$E2E_TMP/$1.qpid"; }
 
 # e2e_guest_wait NAME [SECS]: wait for the background guest NAME to power off; returns
 # its test status like e2e_guest.

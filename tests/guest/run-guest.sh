@@ -11,8 +11,9 @@
 #                            ...) to the device. Repeatable: one controller each.
 #   --builtin-scsi IMG[,OPT=V...]
 #                            a LUN on QEMU's own virtio-scsi-pci (one controller for all of
-#                            them), for comparison: scsi-id=, lun=, driver= (scsi-hd|scsi-cd)
-#                            go to the device, the rest (discard=unmap, format=, ...) to -drive
+#                            them), for comparison: scsi-id=, lun=, id=, removable=, driver=
+#                            (scsi-hd|scsi-cd) go to the device, the rest (discard=unmap,
+#                            format=, ...) to -drive
 #   --qemu PATH              QEMU binary (default $VSCSI_QEMU or qemu-system-x86_64); for a
 #                            tree unpacked from a .deb, its usr/share/qemu is added with -L
 #   --qemu-arg ARG           extra QEMU argument; repeatable
@@ -78,16 +79,7 @@ done
 # The guest (cheap no-op when its stamp matches); prints the folder of the image.
 GUEST_IMG=$("$GUEST_SRC_DIR/build-guest.sh" "$GUEST_OUT_DIR")
 
-QEMU_DATA=()
-if [ "$QEMU" = qemu-system-x86_64 ] && ! command -v "$QEMU" >/dev/null; then
-    ensure_pkgs qemu-system-x86
-fi
-QEMU=$(command -v "$QEMU") || die "no QEMU at $QEMU"
-# A QEMU unpacked from a .deb (dpkg-deb -x) does not find its firmware by itself.
-qroot=$(cd "$(dirname "$QEMU")/../.." && pwd)
-if [ "$qroot" != / ] && [ -d "$qroot/usr/share/qemu" ]; then
-    QEMU_DATA=(-L "$qroot/usr/share/qemu" -L /usr/share/seabios -L /usr/share/qemu)
-fi
+qemu_resolve "$QEMU"   # sets QEMU and QEMU_DATA
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/run-guest.XXXXXX")
 QPID=
@@ -184,7 +176,7 @@ if [ ${#BUILTIN[@]} -gt 0 ]; then
         for p in "${parts[@]:1}"; do
             case $p in
             driver=*) driver=${p#driver=} ;;
-            scsi-id=*|lun=*|serial=*|wwn=*|logical_block_size=*|physical_block_size=*) dev="$dev,$p" ;;
+            scsi-id=*|lun=*|id=*|serial=*|wwn=*|removable=*|logical_block_size=*|physical_block_size=*) dev="$dev,$p" ;;
             format=*) fmt=",$p" ;;
             *) drv="$drv,$p" ;;
             esac

@@ -124,6 +124,25 @@ static inline void ensure_daemon(const char *after)
     }
 }
 
+/* Wait until the daemon is stopped by SIGSTOP (state T in /proc/PID/stat). */
+static inline void wait_stopped(pid_t pid)
+{
+    char path[64], st[512];
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        st[n] = 0;
+        char *p = strrchr(st, ')');
+        if (p && p[1] == ' ' && p[2] == 'T')
+            return;
+        usleep(1000);
+    }
+}
+
 #define RUN(fn) do { RUN_TEST(fn); ensure_daemon(#fn); } while (0)
 
 /* Resident memory of a process (VmRSS, kB), -1 when unknown. */

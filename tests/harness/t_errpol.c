@@ -15,7 +15,7 @@
  *   with memory measured.
  * Usage: t_errpol [path-to-vscsid]  (or env VSCSID; skips with 77 without one) */
 #include "t_common.h"
-#include "qmpc.h"
+#include "t_qmp.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -38,7 +38,7 @@ static const struct vuf_vscsid_disk disks[] = {
 #define Q1 0                    /* the first request queue (vuf's default) */
 #define Q2 (VUF_SCSI_REQQ + 1)  /* the second */
 
-static char g_qmp_path[108], g_c1_path[108];
+static char g_c1_path[108];
 static struct qmpc g_q;
 
 /* ---- helpers ---- */
@@ -447,7 +447,7 @@ static int qmp_connect_daemon(void)
 {
     for (int i = 0; i < 100 && (access(g_qmp_path, F_OK) || access(g_c1_path, F_OK)); i++)
         usleep(20000);
-    if (qmp_open_path(&g_q, g_qmp_path) < 0) {
+    if (qmp_open(&g_q) < 0) {
         fprintf(stderr, "FAIL: cannot connect to QMP at %s\n", g_qmp_path);
         test_failures++;
         return -1;

@@ -9,26 +9,16 @@
  *   a burst beyond the event backlog -> EVENTS_MISSED on a later event.
  * Usage: t_mgmt [path-to-vscsid]  (or env VSCSID; skips with 77 without one) */
 #include "t_common.h"
-#include "qmpc.h"
+#include "t_qmp.h"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #define D0_SIZE (8ull << 20)
 
 static const struct vuf_vscsid_disk disks[] = {
     { .size = D0_SIZE, .target = 0, .lun = 0 },
 };
-
-static char g_qmp_path[108];
-
-static int qmp_open(struct qmpc *q)
-{
-    return qmp_open_path(q, g_qmp_path);
-}
 
 /* ---- helpers ---- */
 
@@ -202,25 +192,6 @@ static void test_hotplug_events(void)
  * daemon still has commands in flight when device_del arrives depends on
  * timing, so rounds with different delays run until one caught some (shown by
  * query-scsi-devices "deleting": true right after the reply). */
-/* Wait until the daemon is stopped by SIGSTOP (state T in /proc/PID/stat). */
-static void wait_stopped(pid_t pid)
-{
-    char path[64], st[512];
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(path, "r");
-        size_t n = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
-        if (f)
-            fclose(f);
-        st[n] = 0;
-        char *p = strrchr(st, ')');
-        if (p && p[1] == ' ' && p[2] == 'T')
-            return;
-        usleep(1000);
-    }
-}
-
 /* freeze: the daemon is stopped (SIGSTOP) while the commands are kicked and
  * device_del is sent, so that on SIGCONT it handles the kicks first and the
  * request in the same round, with the commands submitted and not completed. */

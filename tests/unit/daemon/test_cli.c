@@ -115,6 +115,74 @@ static void test_device(void)
     CHECK(strstr(err, "too long") != NULL);
 }
 
+/* media=cdrom: read-only, may have no file; what makes no sense is refused. */
+static void test_drive_cdrom(void)
+{
+    struct drive_conf c;
+    char err[512];
+
+    CHECK_EQ(cli_parse_drive("id=cd0,media=cdrom", &c, err, sizeof(err)), 0);
+    CHECK(c.cdrom);
+    CHECK(c.blk.readonly);
+    CHECK_EQ(c.filename[0], 0);
+    CHECK_EQ(c.blk.driver, BLK_DRIVER_FILE);
+    CHECK_EQ(cli_parse_drive("id=cd0,media=cdrom,file=/x.iso", &c, err, sizeof(err)), 0);
+    CHECK(c.cdrom && c.blk.readonly && !strcmp(c.filename, "/x.iso"));
+    CHECK_EQ(cli_parse_drive("id=cd0,media=cdrom,file=/x.iso,readonly=on,format=raw", &c, err,
+                             sizeof(err)), 0);
+    CHECK_EQ(cli_parse_drive("id=d0,media=disk,file=/x.img", &c, err, sizeof(err)), 0);
+    CHECK(!c.cdrom && !c.blk.readonly);
+    /* only a CD-ROM drive may be empty */
+    CHECK_EQ(cli_parse_drive("id=d0,media=disk", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "missing file=") && strstr(err, "media=cdrom"));
+    CHECK_EQ(cli_parse_drive("id=cd0,media=cdrom,file=/x.iso,readonly=off", &c, err, sizeof(err)),
+             -EINVAL);
+    CHECK(strstr(err, "media=cdrom is read-only") && strstr(err, "readonly=off"));
+    CHECK_EQ(cli_parse_drive("id=cd0,media=cdrom,discard=unmap", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "cannot discard") != NULL);
+    CHECK_EQ(cli_parse_drive("id=cd0,media=floppy", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "media=floppy") && strstr(err, "disk|cdrom"));
+    CHECK_EQ(cli_parse_drive("id=cd0,media=cdrom,format=iso", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "supported: raw") != NULL);
+}
+
+/* scsi-cd: SCSI_DEV_CD, removable, 2048-byte blocks, its own product string. */
+static void test_device_cd(void)
+{
+    struct device_conf c;
+    char err[512];
+
+    CHECK_EQ(cli_parse_device("scsi-cd,drive=cd0,scsi-id=1,lun=2,id=cd", &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.scsi.type, SCSI_DEV_CD);
+    CHECK(c.scsi.removable);
+    CHECK_EQ(c.scsi.logical_block_size, 2048);
+    CHECK_EQ(c.scsi.physical_block_size, 2048);
+    CHECK(!strcmp(c.product, "VSCSI CD-ROM"));
+    CHECK_EQ(c.target, 1);
+    CHECK_EQ(c.lun, 2);
+    CHECK_EQ(cli_parse_device("scsi-cd,drive=cd0,product=MY DVD,logical_block_size=2048,"
+                              "physical_block_size=2048,removable=on", &c, err, sizeof(err)), 0);
+    CHECK(!strcmp(c.product, "MY DVD"));
+    CHECK_EQ(cli_parse_device("scsi-cd,drive=cd0,logical_block_size=512", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "logical_block_size=512") && strstr(err, "2048-byte blocks"));
+    CHECK_EQ(cli_parse_device("scsi-cd,drive=cd0,physical_block_size=4096", &c, err, sizeof(err)),
+             -EINVAL);
+    CHECK(strstr(err, "physical_block_size=4096") != NULL);
+    CHECK_EQ(cli_parse_device("scsi-cd,drive=cd0,removable=off", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "always removable") != NULL);
+    CHECK_EQ(cli_parse_device("scsi-cd,drive=cd0,pr-state=/tmp/pr", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "pr-state") && strstr(err, "not scsi-cd"));
+    CHECK_EQ(cli_parse_device("scsi-cd,lun=1", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "missing drive=") && strstr(err, "media=cdrom"));
+    /* a scsi-hd stays what it was, removable or not */
+    CHECK_EQ(cli_parse_device("scsi-hd,drive=d0", &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.scsi.type, SCSI_DEV_HD);
+    CHECK(!c.scsi.removable && !c.product[0]);
+    CHECK_EQ(cli_parse_device("scsi-hd,drive=d0,removable=on", &c, err, sizeof(err)), 0);
+    CHECK(c.scsi.removable);
+    CHECK(strstr(cli_device_help(), "scsi-cd") != NULL);
+}
+
 static void test_lun_codec(void)
 {
     uint8_t l[8], t;
@@ -154,6 +222,8 @@ int main(void)
     RUN_TEST(test_drive_errors);
     RUN_TEST(test_drive_error_policy);
     RUN_TEST(test_device);
+    RUN_TEST(test_drive_cdrom);
+    RUN_TEST(test_device_cd);
     RUN_TEST(test_lun_codec);
     return test_exit();
 }

@@ -12,15 +12,28 @@ uint64_t blk_size(const struct blk_drive *d) { return d->size; }
 bool blk_is_readonly(const struct blk_drive *d) { return d->ro; }
 bool blk_write_cache(const struct blk_drive *d) { return d->wce; }
 
+/* drive1 (cd1) has a tray, and no medium once removed */
+static void stub_drive_info(struct vscsid *d, unsigned i, struct vscsid_drive_info *out)
+{
+    bool empty = i == 1 && d->cd_empty;
+
+    *out = (struct vscsid_drive_info){
+        .conf = &d->drives[i], .blk = empty ? NULL : &d->blks[i], .medium = empty ? NULL : &d->drives[i],
+        .attached_to = i < 2 ? d->devices[i].id : NULL,
+        .has_tray = i == 1, .tray_open = i == 1 && d->tray_open, .locked = i == 1 && d->locked,
+        .io_status = d->blks[i].iostatus,
+    };
+}
+
 int vscsid_foreach_drive(struct vscsid *d, int (*fn)(void *opaque, const struct vscsid_drive_info *),
                          void *opaque)
 {
     for (unsigned i = 0; i < d->ndrives; i++) {
-        struct vscsid_drive_info info = {
-            .conf = &d->drives[i], .blk = &d->blks[i],
-            .attached_to = i < 2 ? d->devices[i].id : NULL,
-        };
-        int r = fn(opaque, &info);
+        struct vscsid_drive_info info;
+        int r;
+
+        stub_drive_info(d, i, &info);
+        r = fn(opaque, &info);
         if (r)
             return r;
     }
@@ -33,7 +46,8 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
     /* listed newest first, as the daemon does; the server sorts by address */
     for (int i = 1; i >= 0; i--) {
         struct vscsid_device_info info = {
-            .conf = &d->devices[i], .drive_id = d->drives[i].id, .blk = &d->blks[i],
+            .conf = &d->devices[i], .drive_id = d->drives[i].id,
+            .blk = i == 1 && d->cd_empty ? NULL : &d->blks[i],
         };
         int r = fn(opaque, &info);
         if (r)
@@ -53,6 +67,191 @@ void blk_get_stats(const struct blk_drive *d, struct blk_stats *out)
     out->flushes = 1;
     out->read_ns = out->reads * 100000;     /* 100 us each */
     out->write_ns = 2 * 50000;
+}
+
+/* ---- removable media, modelled on daemon.c's rules ---- */
+
+static void emit_tray(struct vscsid *d)
+{
+    struct vscsid_event ev = { .type = VSCSID_EVENT_TRAY_MOVED, .device = "cd1", .drive = "drive1",
+                               .tray_open = d->tray_open };
+
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS; i++)
+        if (d->sinks[i].cb)
+            d->sinks[i].cb(d->sinks[i].opaque, &ev);
+}
+
+/* 0 disk0, 1 cd1, 2.. a drive with no device; or -errno. */
+static int stub_target(struct vscsid *d, const char *dev_id, const char *drive_id, bool removable,
+                       char *err, size_t errlen)
+{
+    const char *name = dev_id ? dev_id : drive_id;
+    int t = -1;
+
+    if (!dev_id == !drive_id) {
+        snprintf(err, errlen, "exactly one");
+        return -EINVAL;
+    }
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(d->devices[i].id, name) || (drive_id && !strcmp(d->drives[i].id, name)))
+            t = i;
+    for (unsigned i = 2; t < 0 && drive_id && i < d->ndrives; i++)
+        if (!strcmp(d->drives[i].id, name))
+            t = (int)i;
+    if (t < 0) {
+        snprintf(err, errlen, "Device '%s' not found", name);
+        return -ENODEV;
+    }
+    if (t == 0 && removable) {
+        snprintf(err, errlen, "Device '%s' is not removable", name);
+        return -ENOTSUP;
+    }
+    return t;
+}
+
+static void note(struct vscsid *d, const char *op, const char *dev_id, const char *drive_id)
+{
+    snprintf(d->last_media, sizeof(d->last_media), "%s %s=%s", op, dev_id ? "id" : "drive",
+             dev_id ? dev_id : drive_id ? drive_id : "?");
+}
+
+static int stub_open(struct vscsid *d, int t, const char *name, bool force, char *err, size_t errlen)
+{
+    if (t != 1 || d->tray_open)
+        return 0;
+    if (d->locked && !force) {
+        d->eject_requests++;
+        snprintf(err, errlen, "Device '%s' is locked and force was not specified, wait for tray to "
+                 "open and try again", name);
+        return -EINPROGRESS;
+    }
+    d->locked = false;
+    d->tray_open = true;
+    emit_tray(d);
+    return 0;
+}
+
+int vscsid_open_tray(struct vscsid *d, const char *dev_id, const char *drive_id, bool force,
+                     char *err, size_t errlen)
+{
+    int t = stub_target(d, dev_id, drive_id, true, err, errlen);
+
+    note(d, "open", dev_id, drive_id);
+    strcat(d->last_media, force ? " force" : "");
+    return t < 0 ? t : stub_open(d, t, dev_id ? dev_id : drive_id, force, err, errlen);
+}
+
+int vscsid_close_tray(struct vscsid *d, const char *dev_id, const char *drive_id, char *err,
+                      size_t errlen)
+{
+    int t = stub_target(d, dev_id, drive_id, true, err, errlen);
+
+    note(d, "close", dev_id, drive_id);
+    if (t == 1 && d->tray_open) {
+        d->tray_open = false;
+        emit_tray(d);
+    }
+    return t < 0 ? t : 0;
+}
+
+int vscsid_remove_medium(struct vscsid *d, const char *dev_id, const char *drive_id, char *err,
+                         size_t errlen)
+{
+    int t = stub_target(d, dev_id, drive_id, true, err, errlen);
+
+    note(d, "remove", dev_id, drive_id);
+    if (t == 1 && !d->tray_open) {
+        snprintf(err, errlen, "Tray of device '%s' is not open", dev_id ? dev_id : drive_id);
+        return -EPERM;
+    }
+    if (t == 1)
+        d->cd_empty = true;
+    return t < 0 ? t : 0;
+}
+
+/* QEMU's words for an insertion name no device */
+static int stub_insert(struct vscsid *d, int t, char *err, size_t errlen)
+{
+    if (t == 1 && !d->tray_open) {
+        snprintf(err, errlen, "Tray of the device is not open");
+        return -EPERM;
+    }
+    if (t == 1 && !d->cd_empty) {
+        snprintf(err, errlen, "There already is a medium in the device");
+        return -EEXIST;
+    }
+    if (t == 1)
+        d->cd_empty = false;
+    return 0;
+}
+
+int vscsid_insert_medium(struct vscsid *d, const char *dev_id, const char *drive_id,
+                         const char *filename, const char *format, enum vscsid_ro_mode ro,
+                         char *err, size_t errlen)
+{
+    int t = stub_target(d, dev_id, drive_id, true, err, errlen);
+
+    note(d, "insert", dev_id, drive_id);
+    (void)filename, (void)format, (void)ro;
+    return t < 0 ? t : stub_insert(d, t, err, errlen);
+}
+
+int vscsid_insert_node(struct vscsid *d, const char *dev_id, const char *node, char *err,
+                       size_t errlen)
+{
+    int t = stub_target(d, dev_id, NULL, false, err, errlen), n = -1;
+
+    note(d, "insert-node", dev_id, NULL);
+    snprintf(d->last_media + strlen(d->last_media), sizeof(d->last_media) - strlen(d->last_media),
+             " node=%s", node);
+    if (t < 0)
+        return t;
+    for (unsigned i = 0; i < d->ndrives; i++)
+        if (!strcmp(d->drives[i].id, node))
+            n = (int)i;
+    if (n < 0) {
+        snprintf(err, errlen, "Node '%s' not found", node);
+        return -ENOENT;
+    }
+    if (n < 2) {
+        snprintf(err, errlen, "Node '%s' is already in use", node);
+        return -EBUSY;
+    }
+    if (t == 0) {
+        snprintf(err, errlen, "Device is not removable");
+        return -ENOTSUP;
+    }
+    return stub_insert(d, t, err, errlen);
+}
+
+/* A file under /nonexistent cannot be opened. */
+int vscsid_change_medium(struct vscsid *d, const char *dev_id, const char *drive_id,
+                         const char *filename, const char *format, enum vscsid_ro_mode ro,
+                         bool force, char *err, size_t errlen)
+{
+    static const char *const modes[] = { "retain", "read-only", "read-write" };
+    int t = stub_target(d, dev_id, drive_id, true, err, errlen), r;
+    const char *name = dev_id ? dev_id : drive_id;
+
+    note(d, "change", dev_id, drive_id);
+    snprintf(d->last_media + strlen(d->last_media), sizeof(d->last_media) - strlen(d->last_media),
+             " file=%s format=%s ro=%s%s", filename, format ? format : "-", modes[ro],
+             force ? " force" : "");
+    if (t < 0)
+        return t;
+    if (!strncmp(filename, "/nonexistent", 12)) {
+        snprintf(err, errlen, "drive %s: cannot open '%s': %s", d->drives[t].id, filename,
+                 strerror(ENOENT));
+        return -ENOENT;
+    }
+    if ((r = stub_open(d, t, name, force, err, errlen)) < 0)
+        return r;
+    if (t == 1) {
+        d->cd_empty = false;
+        d->tray_open = false;
+        emit_tray(d);
+    }
+    return 0;
 }
 
 int vscsid_add_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque)
@@ -153,8 +352,7 @@ int vscsid_find_drive(struct vscsid *d, const char *id, struct vscsid_drive_info
 {
     for (unsigned i = 0; i < d->ndrives; i++) {
         if (!strcmp(d->drives[i].id, id)) {
-            *out = (struct vscsid_drive_info){ .conf = &d->drives[i], .blk = &d->blks[i],
-                                               .attached_to = i < 2 ? d->devices[i].id : NULL };
+            stub_drive_info(d, i, out);
             return 0;
         }
     }
@@ -166,7 +364,7 @@ int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_in
     for (unsigned i = 0; i < 2; i++) {
         if (!strcmp(d->devices[i].id, id)) {
             *out = (struct vscsid_device_info){ .conf = &d->devices[i], .drive_id = d->drives[i].id,
-                                                .blk = &d->blks[i] };
+                                                .blk = i == 1 && d->cd_empty ? NULL : &d->blks[i] };
             return 0;
         }
     }
@@ -222,6 +420,7 @@ void stub_init(bool long_names)
     d->devices[1].target = 0;
     d->devices[1].lun = 1;
     d->devices[1].scsi.type = SCSI_DEV_CD;
+    d->devices[1].scsi.removable = true;
 }
 
 /* ---- run state and I/O errors (cmd_run.c, query-status, query-block) ---- */
@@ -276,8 +475,6 @@ unsigned blk_get_inject(struct blk_drive *d, struct blk_inject_info *out, unsign
     out[0].remaining = strstr(d->inject, "inf") ? UINT64_MAX : 2;
     return 1;
 }
-
-enum blk_io_status blk_iostatus(const struct blk_drive *d) { return d->iostatus; }
 
 const char *blk_io_status_name(enum blk_io_status s)
 {

@@ -36,6 +36,11 @@ struct vscsid {
         vscsid_event_cb *cb;
         void *opaque;
     } sinks[VSCSID_MAX_SINKS];
+    /* removable media: cd1 (drive1) has a tray, disk0 is not removable, the
+     * other drives have no device (no tray); the last call, as text */
+    bool tray_open, locked, cd_empty;
+    unsigned eject_requests;
+    char last_media[512];
 };
 
 extern struct vscsid g_d;

@@ -436,6 +436,7 @@ static void test_run_state(void)
     r = json_obj_get(v, "return");
     CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 0), "io-status")), "nospace"));
     CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 1), "io-status")), "ok"));
+    CHECK(json_obj_get(json_array_at(r, 5), "io-status") == NULL);    /* no device */
     json_free(v);
 
     /* blockdev-add passes werror/rerror/x-inject to the --drive checks */
@@ -716,6 +717,215 @@ static void test_hotplug_args(void)
     stub_init(true);
 }
 
+/* The next message must be DEVICE_TRAY_MOVED with QEMU's data. */
+static int tray_event(struct tclient *c, const char *drive, const char *id, bool open)
+{
+    struct json_value *v = trecv(c);
+    const struct json_value *d = json_obj_get(v, "data"), *t = json_obj_get(d, "tray-open");
+    const char *ev = json_get_str(json_obj_get(v, "event"));
+    int ok = ev && !strcmp(ev, "DEVICE_TRAY_MOVED") && json_get_str(json_obj_get(d, "device")) &&
+             !strcmp(json_get_str(json_obj_get(d, "device")), drive) &&
+             json_get_str(json_obj_get(d, "id")) && !strcmp(json_get_str(json_obj_get(d, "id")), id) &&
+             json_is(t, JSON_BOOL) && t->u.b == open && json_obj_get(v, "timestamp");
+
+    if (!ok)
+        fprintf(stderr, "  want DEVICE_TRAY_MOVED %s/%s open=%d, got %s\n", drive, id, open, c->last);
+    json_free(v);
+    return ok;
+}
+
+/* query-block's entry for drive id (a copy of the reply is kept in *reply). */
+static const struct json_value *block_entry(struct tclient *c, const char *id, struct json_value **reply)
+{
+    const struct json_value *r;
+
+    *reply = cmd(c, "{'execute': 'query-block'}");
+    r = json_obj_get(*reply, "return");
+    for (size_t i = 0; i < json_array_len(r); i++)
+        if (!strcmp(json_get_str(json_obj_get(json_array_at(r, i), "device")), id))
+            return json_array_at(r, i);
+    return NULL;
+}
+
+static bool bool_is(const struct json_value *o, const char *key, bool want)
+{
+    const struct json_value *v = json_obj_get(o, key);
+    return json_is(v, JSON_BOOL) && v->u.b == want;
+}
+
+/* Removable media commands: QEMU's argument checks and messages, what reaches
+ * the daemon, DEVICE_TRAY_MOVED after the reply, and query-block's tray state.
+ * The stub daemon models cd1 (drive1) with a tray, disk0 not removable. */
+static void test_media(void)
+{
+    struct tclient c;
+    struct { const char *req, *cls, *desc; } bad[] = {
+        { "{'execute': 'eject'}", "GenericError", "Need exactly one of 'device' and 'id'" },
+        { "{'execute': 'eject', 'arguments': {'device': 'drive1', 'id': 'cd1'}}",
+          "GenericError", "Need exactly one of 'device' and 'id'" },
+        { "{'execute': 'eject', 'arguments': {'id': 5}}",
+          "GenericError", "Invalid parameter type for 'id', expected: string" },
+        { "{'execute': 'eject', 'arguments': {'id': 'cd1', 'force': 'yes'}}",
+          "GenericError", "Invalid parameter type for 'force', expected: boolean" },
+        { "{'execute': 'eject', 'arguments': {'id': 'cd1', 'colour': 1}}",
+          "GenericError", "Parameter 'colour' is unexpected" },
+        { "{'execute': 'eject', 'arguments': {'id': 'nope'}}", "DeviceNotFound", "Device 'nope' not found" },
+        { "{'execute': 'eject', 'arguments': {'device': 'nope'}}", "DeviceNotFound", "Device 'nope' not found" },
+        { "{'execute': 'eject', 'arguments': {'id': 'disk0'}}", "GenericError", "Device 'disk0' is not removable" },
+        { "{'execute': 'blockdev-open-tray', 'arguments': {}}",
+          "GenericError", "Need exactly one of 'device' and 'id'" },
+        { "{'execute': 'blockdev-open-tray', 'arguments': {'id': 'disk0'}}",
+          "GenericError", "Device 'disk0' is not removable" },
+        { "{'execute': 'blockdev-open-tray', 'arguments': {'id': 'nope', 'force': true}}",
+          "DeviceNotFound", "Device 'nope' not found" },
+        { "{'execute': 'blockdev-close-tray', 'arguments': {'id': 'cd1', 'force': true}}",
+          "GenericError", "Parameter 'force' is unexpected" },
+        { "{'execute': 'blockdev-close-tray', 'arguments': {'device': 'drive0'}}",
+          "GenericError", "Device 'drive0' is not removable" },
+        { "{'execute': 'blockdev-remove-medium'}", "GenericError", "Parameter 'id' is missing" },
+        { "{'execute': 'blockdev-remove-medium', 'arguments': {'device': 'drive1'}}",
+          "GenericError", "Parameter 'id' is missing" },
+        { "{'execute': 'blockdev-remove-medium', 'arguments': {'id': 'cd1', 'device': 'drive1'}}",
+          "GenericError", "Parameter 'device' is unexpected" },
+        { "{'execute': 'blockdev-remove-medium', 'arguments': {'id': 'nope'}}",
+          "DeviceNotFound", "Device 'nope' not found" },
+        { "{'execute': 'blockdev-remove-medium', 'arguments': {'id': 'cd1'}}",
+          "GenericError", "Tray of device 'cd1' is not open" },
+        { "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd1'}}",
+          "GenericError", "Parameter 'node-name' is missing" },
+        { "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'nope', 'node-name': 'drive5'}}",
+          "DeviceNotFound", "Device 'nope' not found" },
+        { "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd1', 'node-name': 'nope'}}",
+          "GenericError", "Node 'nope' not found" },
+        { "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd1', 'node-name': 'drive0'}}",
+          "GenericError", "Node 'drive0' is already in use" },
+        /* QEMU names no device in an insertion's refusals */
+        { "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'disk0', 'node-name': 'drive5'}}",
+          "GenericError", "Device is not removable" },
+        { "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd1', 'node-name': 'drive5'}}",
+          "GenericError", "Tray of the device is not open" },
+        { "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd1'}}",
+          "GenericError", "Parameter 'filename' is missing" },
+        { "{'execute': 'blockdev-change-medium', 'arguments': {'filename': '/a.iso'}}",
+          "GenericError", "Need exactly one of 'device' and 'id'" },
+        { "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd1', 'filename': '/a.iso',"
+          " 'read-only-mode': 'sometimes'}}",
+          "GenericError", "Parameter 'read-only-mode' does not accept value 'sometimes'" },
+        { "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd1', 'filename': '/a.iso', 'format': 7}}",
+          "GenericError", "Invalid parameter type for 'format', expected: string" },
+        { "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'nope', 'filename': '/a.iso'}}",
+          "DeviceNotFound", "Device 'nope' not found" },
+        { "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'disk0', 'filename': '/a.iso'}}",
+          "GenericError", "Device 'disk0' is not removable" },
+        /* a missing file is not a missing device */
+        { "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd1', 'filename': '/nonexistent/a.iso'}}",
+          "GenericError", "drive drive1: cannot open '/nonexistent/a.iso': No such file or directory" },
+    };
+    struct json_value *v, *q;
+    const struct json_value *e;
+
+    stub_init(true);
+    CHECK(connect_negotiated(&c) == 0);
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        bool ok = is_error(cmd(&c, bad[k].req), bad[k].cls, bad[k].desc, false);
+        CHECK(ok);
+        if (!ok)
+            fprintf(stderr, "  case %zu: %s\n", k, bad[k].req);
+    }
+    CHECK_EQ(g_d.tray_open + g_d.cd_empty + g_d.eject_requests, 0);   /* nothing changed */
+
+    /* query-block: a tray only where there is one; "removable" as QEMU says it */
+    e = block_entry(&c, "drive1", &q);
+    CHECK(bool_is(e, "removable", true) && bool_is(e, "tray_open", false) && bool_is(e, "locked", false));
+    CHECK(json_obj_get(e, "inserted") != NULL);
+    e = block_entry(&c, "drive0", &v);
+    CHECK(bool_is(e, "removable", false) && !json_obj_get(e, "tray_open"));
+    json_free(v);
+    e = block_entry(&c, "drive5", &v);      /* no device: its medium may be swapped */
+    CHECK(bool_is(e, "removable", true) && !json_obj_get(e, "tray_open"));
+    json_free(v);
+    json_free(q);
+
+    /* the guest locked the tray: eject fails, open-tray succeeds; both ask the guest */
+    g_d.locked = true;
+    CHECK(is_error(cmd(&c, "{'execute': 'eject', 'arguments': {'id': 'cd1'}}"), "GenericError",
+                   "Device 'cd1' is locked and force was not specified, wait for tray to open and try again",
+                   false));
+    CHECK_EQ(g_d.eject_requests, 1);
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-open-tray', 'arguments': {'id': 'cd1'}}")));
+    CHECK_EQ(g_d.eject_requests, 2);
+    CHECK(is_error(cmd(&c, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd1',"
+                           " 'filename': '/srv/a.iso'}}"), "GenericError", "Device 'cd1' is locked", true));
+    CHECK_EQ(g_d.eject_requests, 3);
+    e = block_entry(&c, "drive1", &q);      /* no event came before this reply */
+    CHECK(bool_is(e, "locked", true) && bool_is(e, "tray_open", false));
+    json_free(q);
+
+    /* force: the tray opens, the event follows the reply */
+    v = cmd(&c, "{'execute': 'blockdev-open-tray', 'arguments': {'device': 'drive1', 'force': true}, 'id': 7}");
+    CHECK(json_obj_get(v, "return") && json_obj_get(v, "id"));
+    json_free(v);
+    CHECK(tray_event(&c, "drive1", "cd1", true));
+    CHECK(!strcmp(g_d.last_media, "open drive=drive1 force"));
+    e = block_entry(&c, "drive1", &q);
+    CHECK(bool_is(e, "locked", false) && bool_is(e, "tray_open", true) && json_obj_get(e, "inserted"));
+    json_free(q);
+    /* open again: nothing moves */
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-open-tray', 'arguments': {'id': 'cd1'}}")));
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-remove-medium', 'arguments': {'id': 'cd1'}}")));
+    CHECK(!strcmp(g_d.last_media, "remove id=cd1"));
+    e = block_entry(&c, "drive1", &q);      /* "inserted" only with a medium */
+    CHECK(e && !json_obj_get(e, "inserted") && bool_is(e, "tray_open", true));
+    json_free(q);
+    v = cmd(&c, "{'execute': 'query-scsi-devices'}");
+    e = json_array_at(json_obj_get(v, "return"), 0);
+    CHECK(!strcmp(json_get_str(json_obj_get(e, "id")), "cd1") && !json_obj_get(e, "size"));
+    json_free(v);
+    v = cmd(&c, "{'execute': 'query-blockstats'}");     /* an empty drive: zero counters */
+    e = json_obj_get(json_array_at(json_obj_get(v, "return"), 1), "stats");
+    CHECK(json_obj_get(e, "rd_operations") && json_obj_get(e, "rd_operations")->u.i == 0);
+    json_free(v);
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-remove-medium', 'arguments': {'id': 'cd1'}}")));
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd1',"
+                           " 'node-name': 'drive5'}}")));
+    CHECK(!strcmp(g_d.last_media, "insert-node id=cd1 node=drive5"));
+    CHECK(is_error(cmd(&c, "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd1',"
+                           " 'node-name': 'drive6'}}"), "GenericError",
+                   "There already is a medium in the device", false));
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-close-tray', 'arguments': {'id': 'cd1'}}")));
+    CHECK(tray_event(&c, "drive1", "cd1", false));
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-close-tray', 'arguments': {'id': 'cd1'}}")));
+
+    /* change-medium: every argument reaches the daemon; open and close events */
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-change-medium', 'arguments': {'device': 'drive1',"
+                           " 'filename': '/srv/b.iso', 'format': 'raw', 'read-only-mode': 'read-write',"
+                           " 'force': true}}")));
+    CHECK(!strcmp(g_d.last_media, "change drive=drive1 file=/srv/b.iso format=raw ro=read-write force"));
+    CHECK(tray_event(&c, "drive1", "cd1", true));
+    CHECK(tray_event(&c, "drive1", "cd1", false));
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd1',"
+                           " 'filename': '/srv/c.iso', 'read-only-mode': 'read-only'}}")));
+    CHECK(!strcmp(g_d.last_media, "change id=cd1 file=/srv/c.iso format=- ro=read-only"));
+    CHECK(tray_event(&c, "drive1", "cd1", true));
+    CHECK(tray_event(&c, "drive1", "cd1", false));
+    CHECK(ok_reply(cmd(&c, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd1',"
+                           " 'filename': '/srv/c.iso', 'read-only-mode': 'retain'}}")));
+    CHECK(!strcmp(g_d.last_media, "change id=cd1 file=/srv/c.iso format=- ro=retain"));
+    CHECK(tray_event(&c, "drive1", "cd1", true));
+    CHECK(tray_event(&c, "drive1", "cd1", false));
+    /* eject: open + remove; a drive with no device has no tray (no event) */
+    CHECK(ok_reply(cmd(&c, "{'execute': 'eject', 'arguments': {'id': 'cd1', 'force': false}}")));
+    CHECK(tray_event(&c, "drive1", "cd1", true));
+    CHECK(g_d.cd_empty && !strcmp(g_d.last_media, "remove id=cd1"));
+    CHECK(ok_reply(cmd(&c, "{'execute': 'eject', 'arguments': {'device': 'drive9'}}")));
+    CHECK(!strcmp(g_d.last_media, "remove drive=drive9"));
+    v = cmd(&c, "{'execute': 'query-status'}");     /* the next message is a reply, not an event */
+    CHECK(json_obj_get(v, "return") != NULL);
+    json_free(v);
+    tclose(&c);
+    stub_init(true);
+}
+
 static void test_socket_setup(void)
 {
     char err[256], path[140];
@@ -783,6 +993,7 @@ int main(void)
     RUN_TEST(test_client_limit);
     RUN_TEST(test_arg_checks);
     RUN_TEST(test_hotplug_args);
+    RUN_TEST(test_media);
     RUN_TEST(test_run_state);
     RUN_TEST(test_events_and_quit);
     qmp_server_free(g_srv);

@@ -35,8 +35,20 @@ static bool is_event(const struct json_value *v, const char *name)
     return e && !strcmp(e, name);
 }
 
+static unsigned g_tray_events;      /* DEVICE_TRAY_MOVED seen */
+static char g_last_tray[256];
+
 static void note_event(const struct json_value *v)
 {
+    if (is_event(v, "DEVICE_TRAY_MOVED")) {
+        struct json_buf b;
+
+        json_buf_init(&b, 0);
+        json_buf_add_value(&b, json_obj_get(v, "data"));
+        snprintf(g_last_tray, sizeof(g_last_tray), "%.200s", b.err ? "" : json_buf_str(&b));
+        json_buf_free(&b);
+        g_tray_events++;
+    }
     if (is_event(v, "DEVICE_DELETED")) {
         const char *dev = json_get_str(json_obj_get(json_obj_get(v, "data"), "device"));
         g_events++;
@@ -308,6 +320,134 @@ static void test_hostile_clients(void)
     tclose(&a);
 }
 
+/* Removable media through QMP and the real daemon core (no guest): the
+ * daemon's answers for each command's refusals, DEVICE_TRAY_MOVED, and the
+ * listings. What the guest sees is tests/harness/t_media.c. */
+/* Read the events that follow a reply until want DEVICE_TRAY_MOVED were seen. */
+static void read_tray_events(struct tclient *c, unsigned want)
+{
+    while (g_tray_events < want) {
+        struct json_value *v = trecv(c);
+        if (!v)
+            return;
+        note_event(v);
+        json_free(v);
+    }
+}
+
+static void test_media(void)
+{
+    struct tclient c;
+    char a[128], b[128];
+    struct json_value *v;
+    int fd;
+
+    snprintf(a, sizeof(a), "%s/a.iso", g_dir);
+    snprintf(b, sizeof(b), "%s/b.iso", g_dir);
+    fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, 4 << 20) == 0);
+    close(fd);
+    fd = open(b, O_CREAT | O_RDWR | O_TRUNC, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, 6 << 20) == 0);
+    close(fd);
+    CHECK(connect_negotiated(&c) == 0);
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-add', 'arguments': {'node-name': 'cdd', 'driver': 'raw',"
+                      " 'read-only': true, 'file': {'driver': 'file', 'filename': '%s'}}}", a), "add cdd"));
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-add', 'arguments': {'node-name': 'hdd', 'driver': 'null-co',"
+                      " 'size': 1048576}}"), "add hdd"));
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-add', 'arguments': {'node-name': 'nb', 'driver': 'raw',"
+                      " 'read-only': true, 'file': {'driver': 'file', 'filename': '%s'}}}", b), "add nb"));
+    CHECK(err_has(cmdf(&c, "{'execute': 'device_add', 'arguments': {'driver': 'scsi-cd', 'drive': 'cdd',"
+                           " 'logical_block_size': 512}}"), "GenericError", "a scsi-cd has 2048-byte blocks", NULL));
+    CHECK(ok(cmdf(&c, "{'execute': 'device_add', 'arguments': {'driver': 'scsi-cd', 'drive': 'cdd',"
+                      " 'scsi-id': 3, 'lun': 0, 'id': 'cd'}}"), "device_add scsi-cd"));
+    CHECK(ok(cmdf(&c, "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'hdd',"
+                      " 'scsi-id': 3, 'lun': 1, 'id': 'hd'}}"), "device_add scsi-hd"));
+    v = cmdf(&c, "{'execute': 'query-scsi-devices'}");
+    CHECK(strstr(c.last, "\"id\": \"cd\", \"driver\": \"scsi-cd\", \"drive\": \"cdd\", \"scsi-id\": 3, "
+                         "\"lun\": 0, \"size\": 4194304, \"read-only\": true, \"logical-block-size\": 2048") != NULL);
+    CHECK(strstr(c.last, "\"product\": \"VSCSI CD-ROM\"") != NULL);
+    json_free(v);
+
+    /* refusals, each with the daemon's words */
+    CHECK(err_has(cmdf(&c, "{'execute': 'eject', 'arguments': {'id': 'hd'}}"), "GenericError",
+                  "Device 'hd' is not removable", NULL));
+    CHECK(err_has(cmdf(&c, "{'execute': 'eject', 'arguments': {'id': 'nope'}}"), "DeviceNotFound",
+                  "Device 'nope' not found", NULL));
+    CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-remove-medium', 'arguments': {'id': 'cd'}}"), "GenericError",
+                  "Tray of device 'cd' is not open", NULL));
+    CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd', 'node-name': 'hdd'}}"),
+                  "GenericError", "Node 'hdd' is already in use", NULL));
+    CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd', 'node-name': 'cdd'}}"),
+                  "GenericError", "Node 'cdd' is already in use", NULL));
+    CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd', 'node-name': 'zz'}}"),
+                  "GenericError", "Node 'zz' not found", NULL));
+    CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd', 'node-name': 'nb'}}"),
+                  "GenericError", "Tray of the device is not open", NULL));
+    CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd',"
+                           " 'filename': '%s/none.iso'}}", g_dir), "GenericError", "none.iso", "No such file"));
+    CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-change-medium', 'arguments': {'id': 'cd', 'filename': '%s',"
+                           " 'format': 'qcow2'}}", b), "GenericError", "format 'qcow2' is not supported", NULL));
+    CHECK_EQ(g_tray_events, 0);
+
+    /* change by the drive's name; two tray events after the reply */
+    g_tray_events = 0;
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-change-medium', 'arguments': {'device': 'cdd', 'filename': '%s'}}",
+                  b), "change-medium"));
+    read_tray_events(&c, 2);
+    CHECK_EQ(g_tray_events, 2);
+    CHECK(!strcmp(g_last_tray, "{\"device\": \"cdd\", \"id\": \"cd\", \"tray-open\": false}"));
+    v = cmdf(&c, "{'execute': 'query-block'}");
+    CHECK(strstr(c.last, "{\"device\": \"cdd\", \"qdev\": \"cd\", \"locked\": false, \"removable\": true, "
+                         "\"tray_open\": false, \"type\": \"unknown\", \"inserted\": {\"node-name\": \"cdd\", "
+                         "\"file\": ") != NULL);
+    CHECK(strstr(c.last, b) != NULL);
+    json_free(v);
+    /* libvirt's way with a node; the node is in use until removed */
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-open-tray', 'arguments': {'id': 'cd'}}"), "open-tray"));
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-remove-medium', 'arguments': {'id': 'cd'}}"), "remove"));
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-insert-medium', 'arguments': {'id': 'cd', 'node-name': 'nb'}}"),
+             "insert"));
+    CHECK(err_has(cmdf(&c, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'nb'}}"), "GenericError",
+                  "drive 'nb' is the medium in drive 'cdd'", NULL));
+    CHECK(err_has(cmdf(&c, "{'execute': 'device_add', 'arguments': {'driver': 'scsi-hd', 'drive': 'nb',"
+                           " 'scsi-id': 3, 'lun': 2}}"), "GenericError", "'nb' is the medium in drive 'cdd'", NULL));
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-close-tray', 'arguments': {'id': 'cd'}}"), "close-tray"));
+    read_tray_events(&c, 4);        /* open and close of the change, then these two */
+    CHECK_EQ(g_tray_events, 4);
+    v = cmdf(&c, "{'execute': 'query-block'}");
+    CHECK(strstr(c.last, "\"inserted\": {\"node-name\": \"nb\"") != NULL);
+    json_free(v);
+    g_tray_events = 0;
+    CHECK(ok(cmdf(&c, "{'execute': 'eject', 'arguments': {'id': 'cd'}}"), "eject"));
+    read_tray_events(&c, 1);
+    CHECK(!strcmp(g_last_tray, "{\"device\": \"cdd\", \"id\": \"cd\", \"tray-open\": true}"));
+    v = cmdf(&c, "{'execute': 'query-scsi-devices'}");
+    CHECK(strstr(c.last, "\"id\": \"cd\", \"driver\": \"scsi-cd\", \"drive\": \"cdd\", \"scsi-id\": 3, "
+                         "\"lun\": 0, \"logical-block-size\": 2048") != NULL);      /* no size: empty */
+    json_free(v);
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'nb'}}"), "del nb"));
+    /* a drive with no device: no tray, its medium goes at once */
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-add', 'arguments': {'node-name': 'free', 'driver': 'raw',"
+                      " 'file': {'driver': 'file', 'filename': '%s'}}}", a), "add free"));
+    CHECK(ok(cmdf(&c, "{'execute': 'eject', 'arguments': {'device': 'free'}}"), "eject free"));
+    v = cmdf(&c, "{'execute': 'query-block'}");
+    CHECK(strstr(c.last, "{\"device\": \"free\", \"locked\": false, \"removable\": true, \"type\": \"unknown\"}")
+          != NULL);
+    json_free(v);
+    CHECK(ok(cmdf(&c, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'free'}}"), "del free"));
+    g_events = 0;
+    CHECK(ok(cmdf(&c, "{'execute': 'device_del', 'arguments': {'id': 'cd'}}"), "del cd"));
+    CHECK(ok(cmdr(&c, "{'execute': 'device_del', 'arguments': {'id': 'hd'}}"), "del hd"));
+    wait_events(&c, 2);
+    CHECK(ok(cmdr(&c, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'cdd'}}"), "del cdd"));
+    CHECK(ok(cmdr(&c, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'hdd'}}"), "del hdd"));
+    CHECK_EQ(vscsid_drive_count(g_vd), 0);
+    tclose(&c);
+    unlink(a);
+    unlink(b);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -395,6 +535,7 @@ int main(void)
     }
     RUN_TEST(test_auto_id);
     RUN_TEST(test_lifecycle);
+    RUN_TEST(test_media);
     RUN_TEST(test_hostile_clients);
     RUN_TEST(test_many_luns);
     qmp_server_free(srv);

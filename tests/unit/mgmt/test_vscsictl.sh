@@ -102,7 +102,44 @@ case $MODE in
 stub)
     expect "scsi table" 0 "cd1    scsi-cd  0        1    2G    yes  drive1  -" $V query-scsi-devices
     expect "scsi table hd" 0 "disk0  scsi-hd  0        3    1G    no   drive0  SER0" $V query-scsi-devices
-    expect "block table" 0 "drive1   cd1     null-co  yes  2G    null-co://" $V query-block
+    expect "block table" 0 "drive1   cd1     null-co  yes  2G    closed  null-co://" $V query-block
+    expect "block table no tray" 0 "drive0   disk0   raw      no   1G    -       /var/lib/images/disk0.img" \
+        $V query-block
+    # removable media wrappers: QEMU's commands and arguments, then the state
+    expect "dry-run eject" 0 '{"execute": "eject", "arguments": {"id": "cd1", "force": true}}' \
+        $V -n eject cd1 --force
+    expect "dry-run eject kv" 0 '{"execute": "eject", "arguments": {"id": "cd1"}}' $V -n eject id=cd1
+    expect "dry-run change-medium" 0 \
+        '{"execute": "blockdev-change-medium", "arguments": {"id": "cd1", "filename": "/srv/a=b.iso", "format": "raw", "read-only-mode": "read-only", "force": true}}' \
+        $V -n change-medium cd1 /srv/a=b.iso --format raw --read-only-mode read-only -f
+    expect "dry-run insert-medium" 0 \
+        '{"execute": "blockdev-insert-medium", "arguments": {"id": "cd1", "node-name": "n1"}}' \
+        $V -n insert-medium cd1 n1
+    expect "dry-run open-tray" 0 '{"execute": "blockdev-open-tray", "arguments": {"id": "cd1"}}' \
+        $V -n open-tray cd1
+    expect "dry-run close-tray" 0 '{"execute": "blockdev-close-tray", "arguments": {"id": "cd1"}}' \
+        $V -n close-tray cd1
+    expect "dry-run remove-medium" 0 '{"execute": "blockdev-remove-medium", "arguments": {"id": "cd1"}}' \
+        $V -n remove-medium cd1
+    expect "wrapper arity" 2 "usage: change-medium ID FILE" $V change-medium cd1
+    expect "wrapper arity 2" 2 "usage: eject ID [--force]" $V eject cd1 extra
+    expect "no --force here" 2 "close-tray takes no --force" $V close-tray cd1 --force
+    expect "no --format here" 2 "--format and --read-only-mode are for change-medium" $V eject cd1 --format raw
+    expect "--force elsewhere" 2 "--force, --format and --read-only-mode go with" $V query-block --force
+    expect "open-tray" 0 "cd1: tray open, medium null-co://" $V open-tray cd1
+    expect "remove-medium" 0 "cd1: tray open, no medium" $V remove-medium cd1
+    expect "block table empty" 0 "drive1   cd1     -       -   -     open  -" $V query-block
+    expect "insert-medium" 0 "cd1: tray open, medium null-co://" $V insert-medium cd1 drive7
+    expect "insert-medium full" 1 "vscsictl: There already is a medium in the device" $V insert-medium cd1 drive7
+    expect "close-tray" 0 "cd1: tray closed, medium null-co://" $V close-tray cd1
+    expect "remove-medium closed" 1 "vscsictl: Tray of device 'cd1' is not open" $V remove-medium cd1
+    expect "eject" 0 "cd1: tray open, no medium" $V eject cd1
+    expect "change-medium" 0 "cd1: tray closed, medium null-co://" $V change-medium cd1 /srv/x.iso
+    expect "change-medium missing" 1 "vscsictl: drive drive1: cannot open '/nonexistent/x.iso'" \
+        $V change-medium cd1 /nonexistent/x.iso
+    expect "eject not removable" 1 "vscsictl: Device 'disk0' is not removable" $V eject disk0
+    expect "eject unknown" 1 "vscsictl: Device 'nope' not found" $V eject nope
+    expect "eject --json" 0 "{}" $V --json eject cd1
     expect "block --json" 0 '"virtual-size": 1073741824' $V query-block --json
     expect "blockstats table" 0 "drive2   -       3       12K       2       8K        1        0       0       100        50" \
         $V query-blockstats
@@ -126,7 +163,7 @@ stub)
     ;;
 vscsid)
     expect "scsi table" 0 "disk0  scsi-hd  0        2    1G    no  d0     S1" $V query-scsi-devices
-    expect "block table d1" 0 "d1     -       null-co  yes  64M   null-co://" $V query-block
+    expect "block table d1" 0 "d1     -       null-co  yes  64M   -     null-co://" $V query-block
     expect "block --json" 0 '"qdev": "disk0"' $V --json query-block
     # hot-plug wrappers: one line saying what happened; errors name the argument
     truncate -s 16M "$DIR/hp.img"
@@ -150,6 +187,39 @@ vscsid)
     expect "device_del gone" 1 "vscsictl: Device 'hpdisk' not found" $V device_del id=hpdisk
     expect "device_del --no-wait" 0 "" $V --no-wait device_del id=scsi0-0-5
     expect "blockdev-del" 0 "drive hp deleted" $V blockdev-del node-name=hp
+    # removable media on a real scsi-cd (needs the SCSI layer's MMC)
+    truncate -s 4M "$DIR/a.iso"
+    truncate -s 6M "$DIR/b.iso"
+    expect "blockdev-add iso" 0 "drive iso added" \
+        $V blockdev-add node-name=iso driver=raw read-only=true file.driver=file file.filename="$DIR/a.iso"
+    out=$($V device_add driver=scsi-cd drive=iso scsi-id=2 lun=0 id=cd 2>&1)
+    case $out in
+    *"not supported yet"*|*"no drive"*)
+        echo "skip media: the SCSI layer has no removable media yet ($out)" ;;
+    *)
+        [ "$out" = "device cd (scsi-cd) added at scsi-id 2 lun 0, drive iso" ] && ok "device_add scsi-cd" ||
+            fail "device_add scsi-cd: $out"
+        expect "scsi-cd table" 0 "cd     scsi-cd  2        0    4M    yes  iso" $V query-scsi-devices
+        expect "change-medium" 0 "cd: tray closed, medium $DIR/b.iso" $V change-medium cd "$DIR/b.iso"
+        expect "scsi-cd 6M" 0 "cd     scsi-cd  2        0    6M" $V query-scsi-devices
+        expect "change-medium missing" 1 "vscsictl: drive iso: cannot open '$DIR/none.iso': No such file" \
+            $V change-medium cd "$DIR/none.iso"
+        expect "eject" 0 "cd: tray open, no medium" $V eject cd
+        expect "close-tray empty" 0 "cd: tray closed, no medium" $V close-tray cd
+        expect "remove-medium closed" 1 "vscsictl: Tray of device 'cd' is not open" $V remove-medium cd
+        expect "blockdev-add node" 0 "drive n2 added" \
+            $V blockdev-add node-name=n2 driver=raw read-only=true file.driver=file file.filename="$DIR/a.iso"
+        expect "open-tray" 0 "cd: tray open, no medium" $V open-tray cd
+        expect "insert-medium" 0 "cd: tray open, medium $DIR/a.iso" $V insert-medium cd n2
+        expect "blockdev-del lent" 1 "the medium in drive 'iso'" $V blockdev-del node-name=n2
+        expect "close-tray" 0 "cd: tray closed, medium $DIR/a.iso" $V close-tray cd
+        expect "block table cd" 0 "iso    cd      raw      yes  4M    closed  $DIR/a.iso" $V query-block
+        expect "eject --force" 0 "cd: tray open, no medium" $V eject cd --force
+        expect "blockdev-del node" 0 "drive n2 deleted" $V blockdev-del node-name=n2
+        expect "device_del cd" 0 "device cd deleted" $V device_del id=cd
+        ;;
+    esac
+    expect "blockdev-del iso" 0 "drive iso deleted" $V blockdev-del node-name=iso
     ;;
 esac
 

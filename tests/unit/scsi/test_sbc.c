@@ -800,23 +800,24 @@ static void test_start_stop_removable(void)
     check_good(&t);
     t_run(e, &t, 0, tur, 6, SCSI_DIR_NONE, NULL, 0);
     check_good(&t);
-    /* eject LUN 1 */
+    /* eject LUN 1: the tray opens (MEDIUM NOT PRESENT - TRAY OPEN) */
     t_run(e, &t, 1, ssu, 6, SCSI_DIR_NONE, NULL, 0);
     check_good(&t);
     t_run(e, &t, 1, tur, 6, SCSI_DIR_NONE, NULL, 0);
-    check_sense(&t, 2, 0x3a, 0);
+    check_sense(&t, 2, 0x3a, 0x02);
     cdb_rw10(c, 0x28, 0, 1);
     t_run(e, &t, 1, c, 10, SCSI_DIR_FROM_DEV, b, 512);
-    check_sense(&t, 2, 0x3a, 0);
+    check_sense(&t, 2, 0x3a, 0x02);
     {
         uint8_t rc[10] = { 0x25 }, rs[6] = { 0x03, 0, 0, 0, 18, 0 };
 
         t_run(e, &t, 1, rc, 10, SCSI_DIR_FROM_DEV, b, 8);
-        check_sense(&t, 2, 0x3a, 0);
+        check_sense(&t, 2, 0x3a, 0x02);
         t_run(e, &t, 1, rs, 6, SCSI_DIR_FROM_DEV, b, 18);
         check_good(&t);
         CHECK_EQ(b[2], 2);
         CHECK_EQ(b[12], 0x3a);
+        CHECK_EQ(b[13], 0x02);
     }
     /* INQUIRY still works */
     {
@@ -848,7 +849,7 @@ static void test_start_stop_removable(void)
     t_run(e, &t, 1, ssu, 6, SCSI_DIR_NONE, NULL, 0);
     check_good(&t);
     t_run(e, &t, 1, tur, 6, SCSI_DIR_NONE, NULL, 0);
-    check_sense(&t, 2, 0x3a, 0);
+    check_sense(&t, 2, 0x3a, 0x02);
     /* PREVENT 2/3: reserved bit */
     pa[4] = 2;
     t_run(e, &t, 1, pa, 6, SCSI_DIR_NONE, NULL, 0);

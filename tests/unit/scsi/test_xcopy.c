@@ -293,11 +293,75 @@ static void test_between_luns(void)
     t_env_free(e);
 }
 
+static unsigned removed_calls;
+
+static void removed(void *opaque, struct blk_drive *d)
+{
+    *(struct blk_drive **)opaque = d;
+    removed_calls++;
+}
+
+/* Removable copy targets: a CD-ROM is none, a disk with its tray open can't
+ * be reached, and a copy holds the medium it reads through a removal. */
+static void test_removable_targets(void)
+{
+    struct t_env *e = t_env_new(MiB, 512, false);
+    struct scsi_dev_config cd = { .type = SCSI_DEV_CD }, rm = { .type = SCSI_DEV_HD, .removable = true };
+    struct blk_drive *cdd = fake_drive_new(64 << 10), *rd = fake_drive_new(MiB), *out = NULL;
+    struct scsi_lun *lu2;
+    uint8_t cdb[16] = { 0x83 };
+    char err[128];
+    struct plist p;
+    struct tcmd t;
+    size_t len;
+
+    CHECK_EQ(scsi_bus_add_lun(e->bus, 0, 1, &cd, cdd, err, sizeof(err)), 0);
+    CHECK_EQ(scsi_bus_add_lun(e->bus, 0, 2, &rm, rd, err, sizeof(err)), 0);
+    lu2 = scsi_bus_find_lun(e->bus, 0, 2);
+    t_clear_ua(e, 0, 0);
+    /* within the CD-ROM: it has 2048-byte blocks, but is no block device */
+    pl_init(&p, 1, 0);
+    pl_tgt(&p, 0xe4, lun_wwn(e, 1), 2048);
+    pl_seg(&p, 0x02, 0, 0, 1, 0, 1);
+    xcopy(e, &t, &p, (uint32_t)pl_done(&p));
+    check_sense(&t, 0x0a, 0x0d, 0x03);          /* INCORRECT COPY TARGET DEVICE TYPE */
+    CHECK_EQ(cdd->nops[BLK_OP_WRITE], 0);
+
+    pl_init(&p, 2, 0);
+    pl_tgt(&p, 0xe4, lun_wwn(e, 0), 512);
+    pl_tgt(&p, 0xe4, lun_wwn(e, 2), 512);
+    pl_seg(&p, 0x02, 1, 0, 8, 0, 16);
+    len = pl_done(&p);
+    CHECK_EQ(scsi_lun_open_tray(lu2, false), 0);
+    xcopy(e, &t, &p, (uint32_t)len);
+    check_sense(&t, 0x0a, 0x0d, 0x02);          /* COPY TARGET DEVICE NOT REACHABLE */
+    CHECK_EQ(scsi_lun_close_tray(lu2), 0);
+
+    memset(rd->data, 0x3c, 8 * 512);
+    put_be32(&cdb[10], (uint32_t)len);
+    tcmd_init(&t, 0, 0, cdb, 16, SCSI_DIR_TO_DEV, p.b, len);
+    tcmd_submit(e, &t);
+    CHECK_EQ(t.done, 0);
+    CHECK_EQ(scsi_lun_open_tray(lu2, true), 0);
+    CHECK_EQ(scsi_lun_remove_medium(lu2, removed, &out), 0);
+    CHECK_EQ(removed_calls, 0);
+    fake_ctx_run(e->ctx, 0);
+    check_good(&t);
+    CHECK_EQ(removed_calls, 1);
+    CHECK(out == rd);
+    CHECK_EQ(e->drive->data[16 * 512], 0x3c);
+    CHECK_EQ(e->drive->data[24 * 512 - 1], 0x3c);
+    t_env_free(e);
+    fake_drive_free(cdd);
+    fake_drive_free(rd);
+}
+
 int main(void)
 {
     RUN_TEST(test_op_params);
     RUN_TEST(test_copy_self);
     RUN_TEST(test_errors);
     RUN_TEST(test_between_luns);
+    RUN_TEST(test_removable_targets);
     return test_exit();
 }

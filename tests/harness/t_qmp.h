@@ -1,22 +1,17 @@
-/* A minimal line-based QMP client for the harness tests (vscsid ends each
- * message with \r\n): connect and negotiate, commands with printf-style
- * arguments, events kept while waiting for replies. Header-only; include
- * after t_common.h. */
-#ifndef QMPC_H
-#define QMPC_H
+/* A minimal line-based QMP client for the harness tests that run vscsid with
+ * --qmp (g_qmp_path): commands with their replies, events kept while waiting
+ * (vscsid ends each message with \r\n). Used by t_mgmt.c and t_media.c. */
+#ifndef T_QMP_H
+#define T_QMP_H
 
-#include <errno.h>
+#include "t_common.h"
+
 #include <poll.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
 
-#include "test.h"
-#include "vuf.h"
+static char g_qmp_path[108];
 
 struct qmpc {
     int fd;
@@ -59,14 +54,14 @@ static inline void qmp_keep_event(struct qmpc *q, const char *line)
     }
 }
 
-static inline int qmp_open_path(struct qmpc *q, const char *path)
+static inline int qmp_open(struct qmpc *q)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char line[1024];
     static const char caps[] = "{\"execute\": \"qmp_capabilities\"}\r\n";
 
     memset(q, 0, sizeof(*q));
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", g_qmp_path);
     q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         return -errno;
