@@ -568,6 +568,9 @@ int scsi_lun_remove_medium(struct scsi_lun *lu, void (*done_cb)(void *opaque, st
     lu->remove_medium_cb = done_cb;
     lu->remove_medium_opaque = opaque;
     lu->drive = NULL;
+    /* held after an I/O error, they would be retried on a medium that is
+     * gone (and keep it): aborted instead */
+    scsi_held_abort_all(lu);
     removal_check(lu);
     return 0;
 }

@@ -214,7 +214,8 @@ int scsi_lun_open_tray(struct scsi_lun *lu, bool force);
  * event and SCSI_EV_MEDIA_CHANGED to the listeners; an empty tray answers
  * NOT READY 3A/01. 0 when it was already closed. -ENOTSUP: not removable. */
 int scsi_lun_close_tray(struct scsi_lun *lu);
-/* Take the medium out of the open tray. New commands no longer see it at once;
+/* Take the medium out of the open tray. New commands no longer see it at once
+ * (commands held after an I/O error end aborted);
  * done_cb(opaque, drive) runs once no command uses it any more (possibly
  * before this returns), and the caller may close the drive then.
  * -ENOTSUP not removable, -EINVAL tray closed, -ENOENT no medium,

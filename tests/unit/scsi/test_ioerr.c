@@ -299,11 +299,50 @@ static void test_lu_reset(void)
     t_env_free(e);
 }
 
+static void medium_gone(void *opaque, struct blk_drive *d)
+{
+    (void)d;
+    (*(int *)opaque)++;
+}
+
+/* A removable LU: taking the medium out aborts the commands held on it
+ * (retrying them on a medium that is gone would stop again forever). */
+static void test_medium_removed(void)
+{
+    struct hook h = { .action = SCSI_IOERR_HOLD };
+    struct scsi_dev_config cfg = { .type = SCSI_DEV_HD, .id = "rm", .logical_block_size = 512,
+                                   .removable = true, .io_error_cb = hook_cb, .io_error_opaque = &h };
+    struct t_env *e = t_env_new(MiB, 512, false);
+    struct blk_drive *d = t_add_lun(e, 0, 2, &cfg, MiB);
+    static uint8_t b[4096];
+    struct tcmd t;
+    uint8_t c[10];
+    int gone = 0;
+
+    t_clear_ua(e, 0, 2);
+    fail_next(d, EIO, 1);
+    cdb_rw10(c, 0x28, 0, 8);
+    tcmd_init(&t, 0, 2, c, 10, SCSI_DIR_FROM_DEV, b, 4096);
+    tcmd_run(e, &t);
+    CHECK_EQ(t.done, 0);
+    CHECK_EQ(scsi_bus_held_count(e->bus), 1);
+    struct scsi_lun *lu = scsi_bus_find_lun(e->bus, 0, 2);
+    CHECK_EQ(scsi_lun_open_tray(lu, true), 0);
+    CHECK_EQ(t.done, 0);                    /* an open tray alone changes nothing */
+    CHECK_EQ(scsi_lun_remove_medium(lu, medium_gone, &gone), 0);
+    CHECK_EQ(t.done, 1);
+    CHECK_EQ(t.c.host_status, SCSI_HOST_ABORTED);
+    CHECK_EQ(gone, 1);                      /* and the medium is free at once */
+    CHECK_EQ(scsi_bus_held_count(e->bus), 0);
+    t_env_free(e);
+}
+
 int main(void)
 {
     RUN_TEST(test_report_ignore);
     RUN_TEST(test_hold_order);
     RUN_TEST(test_abort_reset_remove);
     RUN_TEST(test_lu_reset);
+    RUN_TEST(test_medium_removed);
     return test_exit();
 }
