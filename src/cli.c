@@ -7,7 +7,8 @@
 #include "util/opts.h"
 
 static const char *const drive_keys =
-    "file, id, format, cache, readonly, discard, aio, driver, size, read-zeroes, media";
+    "file, id, format, cache, readonly, discard, aio, driver, size, read-zeroes, media, werror, "
+    "rerror, inject";
 static const char *const device_keys =
     "drive, scsi-id, lun, id, serial, wwn, vendor, product, ver, logical_block_size, "
     "physical_block_size, removable, pr-state, bus, path-of";
@@ -68,6 +69,39 @@ static void prefix_err(const char *what, const char *str, char *err, size_t errl
 
     snprintf(tmp, sizeof(tmp), "%s", err);
     snprintf(err, errlen, "%s %s: %s", what, str, tmp);
+}
+
+/* werror=/rerror= (QEMU's -drive values); 1 when given, 0 absent, -EINVAL. */
+static int get_error_policy(struct opts *o, const char *key, bool is_read, enum blk_error_policy *out,
+                            const char *what, char *err, size_t errlen)
+{
+    const char *v = opts_get(o, key);
+
+    if (!v)
+        return 0;
+    if (blk_error_policy_parse(v, is_read, out) == 0)
+        return 1;
+    snprintf(err, errlen, "%s: %s=%s: expected %s", what, key, v,
+             is_read ? "report, ignore or stop (enospc applies to werror only)"
+                     : "report, ignore, stop or enospc");
+    return -EINVAL;
+}
+
+/* Fault injection rules (tests): checked here with the block layer's parser,
+ * so a bad rule is refused before anything is opened. */
+static int get_inject(struct opts *o, struct drive_conf *conf, const char *what, char *err,
+                      size_t errlen)
+{
+    char msg[256];
+    int ret = get_str(o, "inject", conf->inject, sizeof(conf->inject), what, err, errlen);
+
+    if (ret <= 0)
+        return ret;
+    if (blk_inject_check(conf->inject, msg, sizeof(msg)) < 0) {
+        snprintf(err, errlen, "%s: %s", what, msg);
+        return -EINVAL;
+    }
+    return 1;
 }
 
 int cli_parse_drive(const char *str, struct drive_conf *conf, char *err, size_t errlen)
@@ -135,6 +169,10 @@ int cli_drive_from_opts(struct opts *o, struct drive_conf *conf, const char *wha
         ret = -EINVAL;
         goto out;
     }
+    if ((ret = get_error_policy(o, "werror", false, &conf->blk.werror, what, err, errlen)) < 0 ||
+        (ret = get_error_policy(o, "rerror", true, &conf->blk.rerror, what, err, errlen)) < 0 ||
+        (ret = get_inject(o, conf, what, err, errlen)) < 0)
+        goto out;
     if ((ret = reject_unused(o, what, drive_keys, err, errlen)) < 0)
         goto out;
     ret = -EINVAL;

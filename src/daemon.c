@@ -16,6 +16,7 @@ struct drive_entry {
     struct drive_entry *lender;     /* blk is that node's (vscsid_insert_node), not ours */
     struct drive_entry *lent_to;    /* our blk is the medium in that drive */
     char used_by[64];               /* device id, "" when unattached */
+    enum blk_io_status io_status;   /* QEMU's BlockBackend iostatus: the first error that stopped */
     struct device_entry *user;      /* ... and that device */
     struct drive_entry *next;
 };
@@ -66,6 +67,8 @@ struct vscsid {
         void *opaque;
     } sinks[VSCSID_MAX_SINKS];
     bool freeing;
+    bool quiesced;
+    enum vscsid_run_state run_state;
 };
 
 struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen)
@@ -192,6 +195,7 @@ int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err,
     e->conf.blk.id = e->conf.id;
     e->conf.blk.filename = e->conf.filename[0] ? e->conf.filename : NULL;
     e->conf.blk.format = e->conf.format[0] ? e->conf.format : NULL;
+    e->conf.blk.inject = e->conf.inject[0] ? e->conf.inject : NULL;
     if (conf->cdrom)
         e->conf.blk.readonly = true;
     if (conf->blk.driver == BLK_DRIVER_FILE && !conf->filename[0]) {
@@ -258,6 +262,8 @@ static void tray_moved_cb(void *opaque, bool tray_open)
     emit(dev->d, &(struct vscsid_event){ .type = VSCSID_EVENT_TRAY_MOVED, .device = dev->conf.id,
                                          .drive = dev->drive->conf.id, .tray_open = tray_open });
 }
+
+static enum scsi_io_error_action device_io_error_cb(void *opaque, const struct scsi_io_error *e);
 
 int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *err, size_t errlen)
 {
@@ -354,6 +360,8 @@ int vscsid_add_device(struct vscsid *d, const struct device_conf *conf, char *er
     }
     dev->drive = drv;
     dev->d = d;
+    dev->conf.scsi.io_error_cb = device_io_error_cb;    /* the drive's werror/rerror */
+    dev->conf.scsi.io_error_opaque = dev;
     if (first)
         ret = scsi_bus_add_path(bus->bus, conf->target, conf->lun, first->bus->bus, first->conf.target,
                                 first->conf.lun, err, errlen);
@@ -822,6 +830,10 @@ static int open_medium(const struct drive_entry *drv, const char *filename, cons
     nc->blk.readonly = ro == VSCSID_RO_RETAIN ? cur_ro : ro == VSCSID_RO_READ_ONLY;
     nc->blk.size = 0;
     nc->blk.null_no_read_zeroes = false;
+    /* the error policies are the drive's and stay; fault injection rules were
+     * the old medium's */
+    nc->inject[0] = 0;
+    nc->blk.inject = NULL;
     return blk_open(&nc->blk, blk, err, errlen);
 }
 
@@ -831,6 +843,7 @@ static void set_conf(struct drive_entry *drv, const struct drive_conf *nc)
     drv->conf.blk.id = drv->conf.id;
     drv->conf.blk.filename = drv->conf.filename;
     drv->conf.blk.format = drv->conf.format[0] ? drv->conf.format : NULL;
+    drv->conf.blk.inject = drv->conf.inject[0] ? drv->conf.inject : NULL;
 }
 
 int vscsid_open_tray(struct vscsid *d, const char *dev_id, const char *drive_id, bool force,
@@ -950,6 +963,7 @@ static void drive_info(struct drive_entry *e, struct vscsid_drive_info *out)
         .medium = e->lender ? &e->lender->conf : e->blk ? &e->conf : NULL,
         .attached_to = e->used_by[0] ? e->used_by : NULL,
         .lent_to = e->lent_to ? e->lent_to->conf.id : NULL,
+        .io_status = e->io_status,
     };
     /* a device being deleted is off the bus already: no tray to ask */
     if (dev && !dev->deleting && dev_removable(dev)) {
@@ -1038,6 +1052,8 @@ int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *
     b->ctrl = vscsi_ctrl_new(d->loop, d->blk_ctx, b->bus, &cfg, err, errlen);
     if (!b->ctrl)
         return -EINVAL;
+    if (d->run_state != VSCSID_RUNNING)
+        vscsi_ctrl_pause(b->ctrl, true);
     if (b == d->buses)
         d->ctrl = b->ctrl;
     if (conf->poll_us) {
@@ -1068,6 +1084,7 @@ unsigned vscsid_inflight(const struct vscsid *d)
 
 void vscsid_quiesce(struct vscsid *d)
 {
+    d->quiesced = true;
     /* no polling while draining: the loop must block so waits take real time */
     ev_loop_set_poller(d->loop, NULL, 0);
     for (struct bus_entry *b = d->buses; b; b = b->next)
@@ -1087,8 +1104,14 @@ int vscsid_drain(struct vscsid *d, int timeout_ms)
 {
     uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 
-    while ((vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx)) && mono_ms() < deadline)
+    while ((vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx)) && mono_ms() < deadline) {
+        /* held by a stop policy (now, or since the queues stopped): answered
+         * RESET, the guest sends them again (to the next daemon) */
+        for (struct bus_entry *b = d->buses; b; b = b->next)
+            if (scsi_bus_held_count(b->bus))
+                scsi_bus_reset_held(b->bus, NULL, NULL);
         ev_loop_run_once(d->loop, 10);
+    }
     return vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx) ? -ETIMEDOUT : 0;
 }
 
@@ -1171,6 +1194,112 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
             return r;
     }
     return 0;
+}
+
+/* ---- run state and I/O error policy ---- */
+
+static const char *const run_state_names[] = {
+    [VSCSID_RUNNING] = "running", [VSCSID_PAUSED] = "paused", [VSCSID_IO_ERROR] = "io-error",
+};
+
+enum vscsid_run_state vscsid_run_state(const struct vscsid *d)
+{
+    return d->run_state;
+}
+
+static void pause_all(struct vscsid *d, bool paused)
+{
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        if (b->ctrl)
+            vscsi_ctrl_pause(b->ctrl, paused);
+}
+
+/* QEMU's vm_stop: only a running VM stops (and says so once). */
+static void vm_stop(struct vscsid *d, enum vscsid_run_state state)
+{
+    if (d->run_state != VSCSID_RUNNING)
+        return;
+    d->run_state = state;
+    pause_all(d, true);
+    log_info("guest I/O stopped (%s)%s", run_state_names[state],
+             state == VSCSID_IO_ERROR ? "; the failed requests are held until cont" : "");
+    emit(d, &(struct vscsid_event){ .type = VSCSID_EVENT_STOP });
+}
+
+void vscsid_stop(struct vscsid *d)
+{
+    vm_stop(d, VSCSID_PAUSED);
+}
+
+void vscsid_cont(struct vscsid *d)
+{
+    unsigned held = vscsid_held(d);
+
+    if (d->run_state == VSCSID_RUNNING)
+        return;
+    d->run_state = VSCSID_RUNNING;
+    for (struct drive_entry *e = d->drives; e; e = e->next)
+        e->io_status = BLK_IOSTATUS_OK;
+    log_info("guest I/O resumed%s", held ? "; retrying the held requests" : "");
+    emit(d, &(struct vscsid_event){ .type = VSCSID_EVENT_RESUME });
+    /* held requests first, in order, then what the guests queued meanwhile */
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        scsi_bus_retry_held(b->bus);
+    /* a retry refused at once may have stopped us again */
+    if (d->run_state == VSCSID_RUNNING)
+        pause_all(d, false);
+}
+
+unsigned vscsid_held(const struct vscsid *d)
+{
+    unsigned n = 0;
+
+    for (const struct bus_entry *b = d->buses; b; b = b->next)
+        n += scsi_bus_held_count(b->bus);
+    return n;
+}
+
+/* The LU's I/O error hook: the drive's policy decides, the event tells the
+ * management plane (QEMU sends BLOCK_IO_ERROR for every action), a stop
+ * holds the request and stops every controller. */
+static enum scsi_io_error_action device_io_error_cb(void *opaque, const struct scsi_io_error *e)
+{
+    struct device_entry *dev = opaque;
+    struct vscsid *d = dev->d;
+    struct drive_entry *drv = dev->drive;
+    struct vscsid_io_error info = {
+        .drive = drv->conf.id, .device = dev->conf.id, .is_read = e->is_read, .err = e->err,
+        .action = blk_error_action(drv->conf.blk.werror, drv->conf.blk.rerror, e->is_read, e->err),
+    };
+    struct vscsid_event ev = { .type = VSCSID_EVENT_IO_ERROR, .device = dev->conf.id, .io_error = &info };
+
+    /* status first (the first error counts), then BLOCK_IO_ERROR, then STOP
+     * (QEMU's order); the policy and the status are the drive's, whatever
+     * medium is in it */
+    if (info.action == BLK_ACTION_STOP && drv->io_status == BLK_IOSTATUS_OK)
+        drv->io_status = e->err == ENOSPC ? BLK_IOSTATUS_NOSPACE : BLK_IOSTATUS_FAILED;
+    emit(d, &ev);
+    switch (info.action) {
+    case BLK_ACTION_STOP:
+        vm_stop(d, VSCSID_IO_ERROR);
+        return SCSI_IOERR_HOLD;
+    case BLK_ACTION_IGNORE:
+        return SCSI_IOERR_IGNORE;
+    case BLK_ACTION_REPORT:
+        break;
+    }
+    return SCSI_IOERR_REPORT;
+}
+
+int vscsid_set_inject(struct vscsid *d, const char *drive, const char *rules, char *err, size_t errlen)
+{
+    struct drive_entry *e = find_drive(d, drive);
+
+    if (!e) {
+        snprintf(err, errlen, "drive '%s' not found", drive);
+        return -ENOENT;
+    }
+    return blk_set_inject(e->blk, rules, err, errlen);
 }
 
 void vscsid_request_shutdown(struct vscsid *d)

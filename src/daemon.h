@@ -20,6 +20,7 @@ struct drive_conf {
     char filename[4096];        /* "" with media=cdrom: an empty drive (no medium) */
     char format[16];
     bool cdrom;                 /* media=cdrom: read-only, may be empty */
+    char inject[1024];          /* blk.inject: fault injection rules (tests), "" = none */
 };
 
 struct device_conf {
@@ -141,6 +142,7 @@ struct vscsid_drive_info {
     bool has_tray;                  /* attached to a removable device */
     bool tray_open;                 /* has_tray: the tray is open */
     bool locked;                    /* has_tray: the guest prevents medium removal */
+    enum blk_io_status io_status;   /* QEMU's: set by an I/O error that stopped, until cont */
 };
 struct vscsid_device_info {
     const struct device_conf *conf;
@@ -163,18 +165,49 @@ int vscsid_foreach_device(struct vscsid *d, int (*fn)(void *opaque, const struct
 enum vscsid_event_type {
     VSCSID_EVENT_DEVICE_DELETED,    /* device: its removal (vscsid_del_device) completed */
     VSCSID_EVENT_TRAY_MOVED,        /* device's tray moved (guest or host); tray_open */
+    VSCSID_EVENT_IO_ERROR,          /* io_error: a request failed; the drive's policy acted */
+    VSCSID_EVENT_STOP,              /* the run state left running (stop, or an I/O error) */
+    VSCSID_EVENT_RESUME,            /* running again (vscsid_cont) */
+};
+struct vscsid_io_error {
+    const char *drive;              /* drive id */
+    const char *device;             /* id of the device the request came through */
+    bool is_read;                   /* read (rerror) or write/flush/discard (werror) */
+    int err;                        /* positive errno */
+    enum blk_error_action action;
 };
 struct vscsid_event {
     enum vscsid_event_type type;
     const char *device;             /* device id */
     const char *drive;              /* TRAY_MOVED: the device's drive id */
     bool tray_open;                 /* TRAY_MOVED: the tray's new position */
+    const struct vscsid_io_error *io_error;     /* VSCSID_EVENT_IO_ERROR */
 };
 typedef void vscsid_event_cb(void *opaque, const struct vscsid_event *ev);
 /* Up to VSCSID_MAX_SINKS sinks (one per management socket). 0 or -ENOSPC. */
 #define VSCSID_MAX_SINKS 4
 int vscsid_add_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
 void vscsid_del_event_sink(struct vscsid *d, vscsid_event_cb *cb, void *opaque);
+
+/* Run state, VM-wide like QEMU's (vm_stop stops every device): while not
+ * running no controller takes requests from its guest (vscsi_ctrl_pause);
+ * requests already taken complete, except those held by werror/rerror=stop.
+ * An I/O error whose drive policy says stop holds the request and, when
+ * running, moves to IO_ERROR (events IO_ERROR then STOP). */
+enum vscsid_run_state { VSCSID_RUNNING, VSCSID_PAUSED, VSCSID_IO_ERROR };
+enum vscsid_run_state vscsid_run_state(const struct vscsid *d);
+/* QMP stop: PAUSED (event STOP) when running; no change otherwise. */
+void vscsid_stop(struct vscsid *d);
+/* QMP cont: back to running (event RESUME; drives' io_status reset), every
+ * held request resubmitted, each device's in arrival order, then the
+ * controllers take requests again. A retry that fails with a stop policy
+ * stops again. Nothing happens when running. */
+void vscsid_cont(struct vscsid *d);
+/* Requests held by a stop policy, all controllers. */
+unsigned vscsid_held(const struct vscsid *d);
+/* Replace a drive's fault injection rules (blk_set_inject; "" clears).
+ * -ENOENT, -EINVAL with a message. */
+int vscsid_set_inject(struct vscsid *d, const char *drive, const char *rules, char *err, size_t errlen);
 
 /* Ask the daemon to shut down gracefully (QMP quit, signals). */
 void vscsid_request_shutdown(struct vscsid *d);

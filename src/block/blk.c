@@ -85,6 +85,7 @@ static void drive_free(struct blk_drive *d)
     if (d->fd >= 0)
         close(d->fd);
     pthread_mutex_destroy(&d->rmw_lock);
+    pthread_mutex_destroy(&d->inject_lock);
     free(d->id);
     free(d->filename);
     free(d);
@@ -117,12 +118,17 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
         snprintf(err, errlen, "drive %s: no file name given", id);
         return -EINVAL;
     }
+    if ((unsigned)opts->werror > BLK_ERR_ENOSPC || (unsigned)opts->rerror > BLK_ERR_STOP) {
+        snprintf(err, errlen, "drive %s: invalid werror or rerror value", id);
+        return -EINVAL;
+    }
 
     d = calloc(1, sizeof(*d));
     if (!d)
         goto nomem;
     d->fd = -1;
     pthread_mutex_init(&d->rmw_lock, NULL);
+    pthread_mutex_init(&d->inject_lock, NULL);
     d->id = strdup(id);
     d->filename = opts->filename ? strdup(opts->filename) : NULL;
     if (!d->id || (opts->filename && !d->filename))
@@ -136,6 +142,15 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
     d->wce = cache_wce(opts->cache);
     d->dio_align = 1;
     d->host_bs = 512;
+    if (opts->inject) {
+        char msg[256];
+
+        ret = blk_set_inject(d, opts->inject, msg, sizeof(msg));
+        if (ret < 0) {
+            snprintf(err, errlen, "drive %s: %s", id, msg);
+            goto fail;
+        }
+    }
 
     if (opts->driver == BLK_DRIVER_NULL) {
         d->size = opts->size;
@@ -601,7 +616,10 @@ int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req)
     req->stage = 0;
     req->start_ns = ev_loop_now(ctx->loop);
     ctx->inflight++;
-    if (d->driver == BLK_DRIVER_NULL) {
+    /* fault injection (tests): a matching request fails without being done */
+    if ((ret = blk_inject_match(d, req)) != 0) {
+        blk_complete_later(ctx, req, -ret);
+    } else if (d->driver == BLK_DRIVER_NULL) {
         null_submit(ctx, req);
     } else if (req_is_trivial(d, req)) {
         blk_complete_later(ctx, req, 0);

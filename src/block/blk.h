@@ -30,6 +30,24 @@ enum blk_aio { BLK_AIO_IO_URING, BLK_AIO_THREADS };
 
 enum blk_driver_kind { BLK_DRIVER_FILE, BLK_DRIVER_NULL };
 
+/* What to do when a request fails (QEMU's werror/rerror, BlockdevOnError).
+ * The policy belongs to whoever owns the drive, as QEMU's belongs to the
+ * BlockBackend (it stays when the medium changes); the block layer parses
+ * it and decides the action (blk_error_action); the device model above
+ * carries it out. */
+enum blk_error_policy {
+    BLK_ERR_AUTO,       /* the default: enospc for writes, report for reads */
+    BLK_ERR_REPORT,     /* the guest gets the error */
+    BLK_ERR_IGNORE,     /* the request counts as done */
+    BLK_ERR_STOP,       /* hold the request, stop the VM until `cont` */
+    BLK_ERR_ENOSPC,     /* stop on ENOSPC, report anything else (writes only) */
+};
+/* QEMU's BlockErrorAction */
+enum blk_error_action { BLK_ACTION_REPORT, BLK_ACTION_IGNORE, BLK_ACTION_STOP };
+/* QEMU's BlockDeviceIoStatus (kept by the drive's owner): failed/nospace
+ * after an error that stopped, ok again after cont. */
+enum blk_io_status { BLK_IOSTATUS_OK, BLK_IOSTATUS_FAILED, BLK_IOSTATUS_NOSPACE };
+
 struct blk_opts {
     const char *id;             /* name used in messages */
     enum blk_driver_kind driver;
@@ -43,6 +61,8 @@ struct blk_opts {
     bool null_no_read_zeroes;   /* BLK_DRIVER_NULL: leave read buffers untouched
                                  * (benchmarks of the device path; QEMU's
                                  * null-co read-zeroes=off) */
+    enum blk_error_policy werror, rerror;   /* checked by blk_open; kept by the owner */
+    const char *inject;         /* fault injection rules (blk_set_inject), NULL = none */
 };
 
 /* Open a drive. Returns 0, or -errno with a one-line human message in err. */
@@ -67,6 +87,44 @@ void blk_set_write_cache(struct blk_drive *d, bool on);
 /* Re-read the size (after an external resize) or truncate to new_size (0 = just re-read).
  * Returns 0 or -errno. */
 int blk_resize(struct blk_drive *d, uint64_t new_size);
+
+/* Error policy (src/block/policy.c). The action for a failed request: a read
+ * (is_read) follows rerror, everything else (write, flush, discard, write
+ * zeroes) werror; err is a positive errno. */
+enum blk_error_action blk_error_action(enum blk_error_policy werror, enum blk_error_policy rerror,
+                                       bool is_read, int err);
+/* AUTO resolved: enospc for writes, report for reads. */
+enum blk_error_policy blk_error_policy_resolve(enum blk_error_policy p, bool is_read);
+/* Names as on the command line and in QMP ("report", "stop", ...); parse: 0
+ * or -EINVAL (enospc is a write policy only). */
+const char *blk_error_policy_name(enum blk_error_policy p);
+const char *blk_error_action_name(enum blk_error_action a);
+const char *blk_io_status_name(enum blk_io_status s);
+int blk_error_policy_parse(const char *s, bool is_read, enum blk_error_policy *out);
+/* Fault injection (src/block/inject.c), for tests: requests matching a rule
+ * fail with its errno instead of being done, `count` times. Syntax (also in
+ * docs/robustness.md):
+ *   RULES := RULE[;RULE...]      RULE := OP:ERRNO[:KEY=VALUE...]
+ *   OP    := read|write|flush|discard|write-zeroes|any
+ *   ERRNO := eio|enospc|edquot|enodata|eremoteio|enomedium|enomem|einval|
+ *            eagain|ebusy|erofs|eacces|eperm|etimedout|edom|ebade|enodev
+ *   sector=S[+N]       only requests overlapping 512-byte sectors S..S+N-1 (N 1)
+ *   offset=B[+LEN]     the same in bytes (suffixes k, M, G, T; LEN default 1)
+ *   count=N|inf        how many requests fail before the rule is spent (1)
+ * A request is checked against the rules in order; the first live rule that
+ * matches fails it. */
+#define BLK_INJECT_MAX 16
+/* Check rules without applying them. 0 or -EINVAL with a message. */
+int blk_inject_check(const char *rules, char *err, size_t errlen);
+/* Replace the drive's rules (NULL or "" clears them). 0 or -EINVAL. */
+int blk_set_inject(struct blk_drive *d, const char *rules, char *err, size_t errlen);
+struct blk_inject_info {
+    char rule[128];             /* canonical form: OP:ERRNO[:offset=B+LEN][:count=N|inf] */
+    uint64_t hits;              /* requests failed so far */
+    uint64_t remaining;         /* UINT64_MAX: no limit */
+};
+/* The current rules (at most max); returns how many there are. */
+unsigned blk_get_inject(struct blk_drive *d, struct blk_inject_info *out, unsigned max);
 
 /* Per-drive counters, summed over all contexts. Operations are counted when
  * they complete (errors included); bytes only for successful reads/writes. */

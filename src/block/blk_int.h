@@ -22,6 +22,15 @@
 /* Tri-state for features probed lazily (fallocate modes, discard ioctls). */
 enum { BLK_FEAT_UNKNOWN = 0, BLK_FEAT_OK = 1, BLK_FEAT_NO = -1 };
 
+/* One fault injection rule (inject.c). */
+struct blk_inject_rule {
+    uint32_t ops;               /* 1u << BLK_OP_* */
+    int err;                    /* positive errno */
+    uint64_t start, len;        /* byte range; len 0 = every offset */
+    uint64_t remaining;         /* UINT64_MAX = no limit */
+    uint64_t hits;
+};
+
 struct blk_drive {
     char *id;
     char *filename;
@@ -45,6 +54,11 @@ struct blk_drive {
     int zero_range;             /* atomic BLK_FEAT_*: FALLOC_FL_ZERO_RANGE / BLKZEROOUT */
     pthread_mutex_t rmw_lock;   /* serialises read-modify-write of partial O_DIRECT blocks */
     struct blk_stats stats;     /* updated with atomic adds */
+    /* fault injection: ninject (atomic) is 0 on the fast path; the rules are
+     * read and spent under inject_lock */
+    unsigned ninject;
+    pthread_mutex_t inject_lock;
+    struct blk_inject_rule inject[BLK_INJECT_MAX];
 };
 
 /* Completion queue entry. */
@@ -185,6 +199,10 @@ int uring_ctx_init(struct blk_ctx *ctx);
 void uring_ctx_fini(struct blk_ctx *ctx);
 void uring_submit(struct blk_ctx *ctx, struct blk_req *req);
 void uring_flush(struct blk_ctx *ctx);
+
+/* inject.c: the errno (positive) a rule makes req fail with, or 0. Spends
+ * one count of the matching rule. */
+int blk_inject_match(struct blk_drive *d, const struct blk_req *req);
 
 /* null.c */
 void null_submit(struct blk_ctx *ctx, struct blk_req *req);

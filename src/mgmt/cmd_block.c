@@ -31,6 +31,9 @@ static const struct qmp_arg blockdev_add_args[] = {
     { "cache", QMP_ARG_OBJECT, true },
     { "discard", QMP_ARG_STR, true },
     { "detect-zeroes", QMP_ARG_STR, true },
+    { "werror", QMP_ARG_STR, true },        /* vscsid: -drive's error policies */
+    { "rerror", QMP_ARG_STR, true },
+    { "x-inject", QMP_ARG_STR, true },      /* vscsid: fault injection rules */
     { NULL },
 };
 
@@ -165,6 +168,12 @@ static int blockdev_opts(struct opt_list *l, const struct json_value *args)
         if (put(l, "discard", discard) < 0)
             return -EINVAL;
     }
+    /* QEMU has these on -drive and on the device; vscsid's drive is both */
+    static const char *const pass[][2] = { { "werror", "werror" }, { "rerror", "rerror" },
+                                           { "x-inject", "inject" } };
+    for (unsigned i = 0; i < 3; i++)
+        if (qmp_arg_str(args, pass[i][0]) && put(l, pass[i][1], qmp_arg_str(args, pass[i][0])) < 0)
+            return -EINVAL;
     return put_cache(l, json_obj_get(args, "cache"));
 }
 

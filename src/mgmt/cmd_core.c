@@ -47,13 +47,19 @@ static int cmd_query_version(struct qmp_req *req, const struct json_value *args,
     return 0;
 }
 
+/* QEMU's RunState names: running, paused (stop), io-error (werror/rerror=
+ * stop), shutdown (after quit). */
 static int cmd_query_status(struct qmp_req *req, const struct json_value *args, struct json_buf *ret)
 {
+    static const char *const names[] = {
+        [VSCSID_RUNNING] = "running", [VSCSID_PAUSED] = "paused", [VSCSID_IO_ERROR] = "io-error",
+    };
+    enum vscsid_run_state st = req->daemon ? vscsid_run_state(req->daemon) : VSCSID_RUNNING;
     bool quitting = qmp_server_quitting(req->server);
 
     json_buf_begin_object(ret);
-    json_buf_kv_str(ret, "status", quitting ? "shutdown" : "running");
-    json_buf_kv_bool(ret, "running", !quitting);
+    json_buf_kv_str(ret, "status", quitting ? "shutdown" : names[st]);
+    json_buf_kv_bool(ret, "running", !quitting && st == VSCSID_RUNNING);
     json_buf_end_object(ret);
     return 0;
 }

@@ -125,6 +125,10 @@ static void write_drive(struct json_buf *ret, const struct vscsid_drive_info *in
         json_buf_end_object(ret);
         json_buf_end_object(ret);
     }
+    /* QEMU's BlockDeviceIoStatus, kept for a drive a device uses: failed or
+     * nospace after a stop, until cont */
+    if (info->attached_to)
+        json_buf_kv_str(ret, "io-status", blk_io_status_name(info->io_status));
     json_buf_end_object(ret);
 }
 

@@ -427,10 +427,14 @@ static void accept_cb(void *opaque, int fd, uint32_t events)
 /* ---- daemon events ---- */
 
 /* QEMU's event data. DEVICE_DELETED: the id and the device's QOM path (for a
- * device with an id QEMU's is /machine/peripheral/ID; tools match either). */
+ * device with an id QEMU's is /machine/peripheral/ID; tools match either).
+ * BLOCK_IO_ERROR: device is the BlockBackend name and node-name the node's;
+ * in vscsid both are the drive id (see cmd_block.c); nospace and reason as
+ * QEMU (strerror of the error). STOP and RESUME have no data. */
 static void daemon_event_cb(void *opaque, const struct vscsid_event *ev)
 {
     struct qmp_server *s = opaque;
+    const struct vscsid_io_error *e = ev->io_error;
     const char *name = "?";
     struct json_buf b;
     char path[128];
@@ -451,12 +455,26 @@ static void daemon_event_cb(void *opaque, const struct vscsid_event *ev)
         json_buf_kv_str(&b, "id", ev->device);
         json_buf_kv_bool(&b, "tray-open", ev->tray_open);
         break;
+    case VSCSID_EVENT_IO_ERROR:
+        name = "BLOCK_IO_ERROR";
+        json_buf_kv_str(&b, "device", e->drive);
+        json_buf_kv_str(&b, "node-name", e->drive);
+        json_buf_kv_str(&b, "operation", e->is_read ? "read" : "write");
+        json_buf_kv_str(&b, "action", blk_error_action_name(e->action));
+        json_buf_kv_bool(&b, "nospace", e->err == ENOSPC);
+        json_buf_kv_str(&b, "reason", strerror(e->err));
+        break;
+    case VSCSID_EVENT_STOP:
+    case VSCSID_EVENT_RESUME:
+        json_buf_free(&b);
+        qmp_server_event(s, ev->type == VSCSID_EVENT_STOP ? "STOP" : "RESUME", NULL);
+        return;
     }
     json_buf_end_object(&b);
     if (!b.err)
         qmp_server_event(s, name, json_buf_str(&b));
     else
-        log_err("qmp: %s %s: out of memory; not sent", name, ev->device);
+        log_err("qmp: %s %s: out of memory; not sent", name, ev->device ? ev->device : "");
     json_buf_free(&b);
 }
 

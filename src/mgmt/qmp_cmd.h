@@ -88,6 +88,7 @@ extern const struct qmp_cmd qmp_query_cmds[];   /* cmd_query.c */
 extern const struct qmp_cmd qmp_block_cmds[];   /* cmd_block.c */
 extern const struct qmp_cmd qmp_device_cmds[];  /* cmd_device.c */
 extern const struct qmp_cmd qmp_media_cmds[];   /* cmd_media.c */
+extern const struct qmp_cmd qmp_run_cmds[];     /* cmd_run.c */
 
 const struct qmp_cmd *qmp_find_command(const char *name);
 /* Calls fn for every command, in table order. */

@@ -14,6 +14,7 @@ static const struct qmp_cmd *const qmp_cmd_groups[] = {
     qmp_block_cmds,
     qmp_device_cmds,
     qmp_media_cmds,
+    qmp_run_cmds,
     NULL,
 };
 

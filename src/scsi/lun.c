@@ -124,6 +124,8 @@ int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
     lu->removable = cd || cfg->removable;
     lu->tray_cb = cfg->tray_cb;
     lu->tray_opaque = cfg->tray_opaque;
+    lu->io_error_cb = cfg->io_error_cb;
+    lu->io_error_opaque = cfg->io_error_opaque;
     lu->block_size = lbs;
     lu->block_shift = (uint8_t)__builtin_ctz(lbs);
     lu->lbppbe = (uint8_t)__builtin_ctz(pbs / lbs);
@@ -566,6 +568,9 @@ int scsi_lun_remove_medium(struct scsi_lun *lu, void (*done_cb)(void *opaque, st
     lu->remove_medium_cb = done_cb;
     lu->remove_medium_opaque = opaque;
     lu->drive = NULL;
+    /* held after an I/O error, they would be retried on a medium that is
+     * gone (and keep it): aborted instead */
+    scsi_held_abort_all(lu);
     removal_check(lu);
     return 0;
 }

@@ -59,8 +59,7 @@ static int submit(struct scsi_cmd *cmd, blk_done_cb *cb, bool is_write)
     /* the medium the command started with, even if the tray opened since */
     if (!cmd->medium)
         return scsi_lun_no_medium(cmd->lu);
-    cmd->breq.done_cb = cb;
-    cmd->breq.opaque = cmd;
+    scsi_io_prepare(cmd, cb);      /* I/O errors go through the LU's policy */
     ret = blk_submit(cmd->blk_ctx, cmd->medium, &cmd->breq);
     if (ret < 0)
         return sense_from_errno(ret, is_write);

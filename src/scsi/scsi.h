@@ -97,6 +97,26 @@ struct scsi_cmd {
     size_t priv_len;            /* bytes of priv charged to the LUN's buffer budget */
     struct scsi_cmd *next_deferred;     /* waiting behind COMPARE AND WRITE */
     struct blk_drive *medium;   /* the medium the command started with (counted), or NULL */
+    /* I/O error policy (ioerr.c): the step's own completion, the order of
+     * arrival on the LU, the LU's list of held commands */
+    blk_done_cb *io_cb;
+    uint64_t seq;
+    struct scsi_cmd *next_held;
+};
+
+/* I/O errors (QEMU's werror/rerror, carried out by whoever owns the LU): when
+ * a block request of READ, WRITE, VERIFY, WRITE SAME, UNMAP, SYNCHRONIZE
+ * CACHE, COMPARE AND WRITE or ORWRITE fails (and the command was not
+ * aborted), the LU's io_error_cb says what happens to the command. */
+enum scsi_io_error_action {
+    SCSI_IOERR_REPORT,  /* CHECK CONDITION with the sense for the errno */
+    SCSI_IOERR_IGNORE,  /* the failed request counts as done; the command goes on */
+    SCSI_IOERR_HOLD,    /* keep the command, unanswered, until scsi_bus_retry_held */
+};
+struct scsi_io_error {
+    bool is_read;       /* a read of the medium; else a write, flush, discard or zeroing */
+    int err;            /* positive errno */
+    uint64_t offset, len;   /* the failed block request, bytes */
 };
 
 /* Device configuration, from --device or QMP device_add. */
@@ -118,6 +138,10 @@ struct scsi_dev_config {
      * owner's thread, after the state changed. NULL: nobody listens. */
     void (*tray_cb)(void *opaque, bool tray_open);
     void *tray_opaque;
+    /* An I/O error on this LU (see enum scsi_io_error_action), on the bus
+     * owner's thread, from the block completion. NULL: report every error. */
+    enum scsi_io_error_action (*io_error_cb)(void *opaque, const struct scsi_io_error *e);
+    void *io_error_opaque;
     /* File that keeps persistent reservations made with APTPL=1 across
      * restarts (SPC-4 5.13.5); empty: APTPL is not supported (PTPL_C=0). */
     char pr_state[1024];
@@ -190,7 +214,8 @@ int scsi_lun_open_tray(struct scsi_lun *lu, bool force);
  * event and SCSI_EV_MEDIA_CHANGED to the listeners; an empty tray answers
  * NOT READY 3A/01. 0 when it was already closed. -ENOTSUP: not removable. */
 int scsi_lun_close_tray(struct scsi_lun *lu);
-/* Take the medium out of the open tray. New commands no longer see it at once;
+/* Take the medium out of the open tray. New commands no longer see it at once
+ * (commands held after an I/O error end aborted);
  * done_cb(opaque, drive) runs once no command uses it any more (possibly
  * before this returns), and the caller may close the drive then.
  * -ENOTSUP not removable, -EINVAL tray closed, -ENOENT no medium,
@@ -206,6 +231,22 @@ int scsi_lun_insert_medium(struct scsi_lun *lu, struct blk_drive *drive, char *e
 /* Execute a command. Always completes through cmd->done_cb, possibly before
  * returning (GOOD/CHECK CONDITION answered from memory) or later (I/O). */
 void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd);
+
+/* Held commands (SCSI_IOERR_HOLD). They stay in flight: a TMF that aborts
+ * one, or removing its LU, completes it at once (TASK ABORTED / host
+ * ABORTED). */
+/* Resubmit the failed block request of every command held on the bus' LUs,
+ * each LU's in the order the commands arrived. A retry that fails goes
+ * through io_error_cb again. */
+void scsi_bus_retry_held(struct scsi_bus *bus);
+/* Complete, with host status RESET, the commands held that came through this
+ * bus and for which match(opaque, cmd) is true (match NULL: all): the
+ * transport is going away (queue stopped, device reset, shutdown). The
+ * initiator retries them. */
+void scsi_bus_reset_held(struct scsi_bus *bus, bool (*match)(void *opaque, const struct scsi_cmd *cmd),
+                         void *opaque);
+/* Commands held that came through this bus. */
+unsigned scsi_bus_held_count(const struct scsi_bus *bus);
 
 /* Task management (SAM-5 7). */
 enum scsi_tmf_type {

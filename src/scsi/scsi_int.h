@@ -53,6 +53,7 @@ enum scsi_sense_reason {
     SENSE_SPACE_ALLOC_FAILED,       /* 07/27/07 */
     SENSE_READ_ERROR,               /* 03/11/00 */
     SENSE_WRITE_ERROR,              /* 03/0C/00 */
+    SENSE_IO_ERROR,                 /* 0B/00/06 I/O PROCESS TERMINATED (QEMU's EIO) */
     SENSE_MISCOMPARE,               /* 0E/1D/00 */
     SENSE_INTERNAL_FAILURE,         /* 04/44/00 */
     SENSE_UA_POWER_ON,              /* 06/29/00 */
@@ -99,7 +100,9 @@ bool sense_reason_is_ua(int reason);
  * (0 = none). info: INFORMATION field when info_valid. Returns the length. */
 size_t sense_build(uint8_t *buf, size_t cap, bool desc, int reason,
                    uint32_t sks, bool info_valid, uint64_t info);
-/* Map a block-layer -errno to a reason; is_write picks the medium error. */
+/* Map a block-layer -errno to a reason, as QEMU's scsi-disk does where QEMU
+ * has an answer (EIO and unknown errors: ABORTED COMMAND, which initiators
+ * retry). is_write is not used by the mapping. */
 int sense_from_errno(int err, bool is_write);
 
 /* Sense-key specific field pointer (SPC-4 4.5.2.4.2). */
@@ -215,6 +218,7 @@ struct scsi_bus {
     const struct scsi_bus_listener_ops *listener;
     void *listener_opaque;
     unsigned nluns;
+    unsigned nheld;                 /* commands held (ioerr.c) that came through this bus */
 };
 
 #define SCSI_SERIAL_MAX  36
@@ -312,6 +316,13 @@ struct scsi_lun {
     bool atomic_active;
     bool resuming;
     struct scsi_cmd *deferred, **deferred_tail;
+
+    /* I/O error policy (ioerr.c): the owner's hook, commands held by it (in
+     * arrival order, seq), the arrival counter */
+    enum scsi_io_error_action (*io_error_cb)(void *opaque, const struct scsi_io_error *e);
+    void *io_error_opaque;
+    struct scsi_cmd *held;
+    uint64_t next_seq;
 
     bool removed;                   /* out of the map, draining */
     void (*remove_cb)(void *opaque);
@@ -416,6 +427,17 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason);
 void scsi_lun_notify(struct scsi_lun *lu, enum scsi_bus_event ev);
 /* SCSI_DEV_HD LU not writable now (SWP, or a read-only medium). */
 bool scsi_lun_write_protected(const struct scsi_lun *lu);
+/* Mark cmd aborted (reset: by a reset, host status RESET), counted until it completes. */
+void scsi_cmd_mark_aborted(struct scsi_cmd *cmd, bool reset);
+
+/* ioerr.c: a block request of cmd's through the I/O error policy: sets
+ * breq.done_cb so that a failure asks the LU's io_error_cb, and cb runs with
+ * the outcome (0 when ignored; not at all while held). */
+void scsi_io_prepare(struct scsi_cmd *cmd, blk_done_cb *cb);
+/* Complete held commands of lu that are aborted (after a TMF marked them). */
+void scsi_held_flush_aborted(struct scsi_lun *lu);
+/* Abort every held command of lu (its last path is being removed). */
+void scsi_held_abort_all(struct scsi_lun *lu);
 
 /* Command flags (cmd->flags) */
 #define SCSI_CMDF_ABORTED   (1u << 0)
@@ -429,6 +451,7 @@ bool scsi_lun_write_protected(const struct scsi_lun *lu);
 #define SCSI_CMDF_EXCL      (1u << 8)   /* holds lu->excl_active */
 #define SCSI_CMDF_RWCOUNTED (1u << 9)   /* counted in lu->nrw */
 #define SCSI_CMDF_ATOMIC    (1u << 10)  /* holds lu->atomic_active */
+#define SCSI_CMDF_HELD      (1u << 11)  /* on lu->held (ioerr.c) */
 #define SCSI_CMDF_GATE      (SCSI_CMDF_WCOUNTED | SCSI_CMDF_EXCL | SCSI_CMDF_RWCOUNTED | SCSI_CMDF_ATOMIC)
 
 /* Helpers for execute functions */

@@ -13,6 +13,7 @@
 #define SK_ILLEGAL_REQUEST  0x5
 #define SK_UNIT_ATTENTION   0x6
 #define SK_DATA_PROTECT     0x7
+#define SK_ABORTED_COMMAND  0xb
 #define SK_COPY_ABORTED     0xa
 #define SK_MISCOMPARE       0xe
 
@@ -37,6 +38,7 @@ static const struct sense_info sense_table[SENSE__COUNT] = {
     [SENSE_SPACE_ALLOC_FAILED]      = { CC, SK_DATA_PROTECT, 0x27, 0x07 },
     [SENSE_READ_ERROR]              = { CC, SK_MEDIUM_ERROR, 0x11, 0x00 },
     [SENSE_WRITE_ERROR]             = { CC, SK_MEDIUM_ERROR, 0x0c, 0x00 },
+    [SENSE_IO_ERROR]                = { CC, SK_ABORTED_COMMAND, 0x00, 0x06 },
     [SENSE_MISCOMPARE]              = { CC, SK_MISCOMPARE, 0x1d, 0x00 },
     [SENSE_INTERNAL_FAILURE]        = { CC, SK_HARDWARE_ERROR, 0x44, 0x00 },
     [SENSE_UA_POWER_ON]             = { CC, SK_UNIT_ATTENTION, 0x29, 0x00 },
@@ -137,23 +139,36 @@ size_t sense_build(uint8_t *buf, size_t cap, bool desc, int reason,
     return len;
 }
 
-/* One errno -> sense table for block-layer completions. */
+/* One errno -> sense table for block-layer completions: QEMU's
+ * (scsi_sense_from_errno, used by scsi-disk for werror/rerror=report) for
+ * the errnos it names, plus our own for errnos our block layer gives a
+ * specific meaning (read-only, a drive that shrank, transient shortage). */
 int sense_from_errno(int err, bool is_write)
 {
+    (void)is_write;
     switch (err) {
     case 0:
         return SENSE_OK;
     case -ENOSPC:
     case -EDQUOT:
-        return SENSE_SPACE_ALLOC_FAILED;    /* as QEMU: 07/27/07 */
+        return SENSE_SPACE_ALLOC_FAILED;    /* 07/27/07, as QEMU for ENOSPC */
+    case -ENOMEDIUM:
+        return SENSE_MEDIUM_NOT_PRESENT;    /* QEMU */
+    case -ENODATA:
+        return SENSE_READ_ERROR;            /* QEMU: Linux's medium error */
+    case -EREMOTEIO:
+    case -ENODEV:
+        return SENSE_INTERNAL_FAILURE;      /* QEMU: 04/44/00 TARGET FAILURE */
+    case -EDOM:
+        return SENSE_TASK_SET_FULL;         /* QEMU */
+    case -EBADE:
+        return SENSE_RESERVATION_CONFLICT;  /* QEMU: Linux's reservation conflict */
     case -EROFS:
     case -EPERM:
     case -EACCES:
         return SENSE_WRITE_PROTECTED;
     case -ERANGE:
         return SENSE_LBA_OUT_OF_RANGE;      /* drive shrank under the command */
-    case -ENOMEDIUM:
-        return SENSE_MEDIUM_NOT_PRESENT;
     case -ENOMEM:
     case -EAGAIN:
     case -EBUSY:
@@ -164,6 +179,6 @@ int sense_from_errno(int err, bool is_write)
     case -EBADF:
         return SENSE_INTERNAL_FAILURE;      /* our request was wrong, not the medium */
     default:
-        return is_write ? SENSE_WRITE_ERROR : SENSE_READ_ERROR;
+        return SENSE_IO_ERROR;              /* QEMU: 0B/00/06, retried by initiators */
     }
 }

@@ -373,8 +373,11 @@ int scsi_bus_remove_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
     lu->remove_opaque = opaque;
     scsi_target_foreach(tgt, ua_luns_changed, NULL);
     bus_event(bus, SCSI_EV_LUN_REMOVED, target, lun);
-    if (!lu->ninflight)
-        lun_finish_remove(lu);
+    /* commands held after an I/O error would wait for a retry that no
+     * longer makes sense: aborted (host ABORTED), as a real unplug does */
+    scsi_lun_hold(lu);
+    scsi_held_abort_all(lu);
+    scsi_lun_release(lu);
     return 0;
 }
 
@@ -504,7 +507,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
         scsi_lun_medium_put(lu);
     }
 
-    if (!tracked) {
+    if (!tracked || !lu) {     /* tracked commands have an LU; said for the analyzer */
         cmd->done_cb(cmd);
         return;
     }
@@ -731,6 +734,9 @@ static void gate_flush_aborted(struct scsi_lun *lu)
 {
     struct scsi_cmd **pp = &lu->deferred, *ready = NULL, **rtail = &ready;
 
+    /* held after an I/O error (ioerr.c): nothing of theirs is in flight either */
+    scsi_held_flush_aborted(lu);
+
     while (*pp) {
         struct scsi_cmd *c = *pp;
 
@@ -770,6 +776,7 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
         uint32_t flags = t->op[cmd->cdb[0]].flags;
 
         inflight_link(lu, cmd);
+        cmd->seq = lu->next_seq++;
         if ((flags & (SCSI_OPF_WRITE | SCSI_OPF_RW)) && !gate_enter(lu, cmd, flags))
             return;
     }
@@ -912,6 +919,8 @@ void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
     cmd->state = 0;
     cmd->next_inflight = NULL;
     cmd->pprev_inflight = NULL;
+    cmd->io_cb = NULL;
+    cmd->next_held = NULL;
     if (cmd->cdb_len > SCSI_CDB_MAX)
         cmd->cdb_len = SCSI_CDB_MAX;
 
@@ -961,6 +970,13 @@ static void tmf_check(struct scsi_target *tgt)
     }
 }
 
+void scsi_cmd_mark_aborted(struct scsi_cmd *cmd, bool reset)
+{
+    cmd->flags |= SCSI_CMDF_ABORTED | (reset ? SCSI_CMDF_RESET : 0);
+    cmd->lu->naborted++;
+    cmd->tgt->naborted++;
+}
+
 enum abort_match { MATCH_TAG, MATCH_NEXUS, MATCH_ALL };
 
 /* Mark matching commands aborted; they complete with TASK ABORTED when
@@ -975,11 +991,8 @@ static unsigned lun_abort(struct scsi_lun *lu, enum abort_match m, uint32_t nexu
         if (m == MATCH_TAG && c->tag != tag)
             continue;
         n++;
-        if (c->flags & SCSI_CMDF_ABORTED)
-            continue;
-        c->flags |= SCSI_CMDF_ABORTED | (reset ? SCSI_CMDF_RESET : 0);
-        lu->naborted++;
-        c->tgt->naborted++;
+        if (!(c->flags & SCSI_CMDF_ABORTED))
+            scsi_cmd_mark_aborted(c, reset);
     }
     return n;
 }

@@ -83,6 +83,7 @@ struct vscsi_ctrl {
     unsigned ev_head, ev_count;
     bool events_missed;
     bool quiesced;
+    bool paused;                    /* vscsi_ctrl_pause: request and control queues not popped */
     bool polling;                   /* request queues are polled by the loop */
 };
 
@@ -559,6 +560,8 @@ static unsigned queue_process(struct vscsi_queue *q)
         events_flush(q->ctrl);
         return 0;
     }
+    if (q->ctrl->paused)
+        return 0;       /* vscsi_ctrl_pause(false) schedules a round */
     vq_disable_notify(q->vq);
     for (;;) {
         struct vscsi_req *r;
@@ -606,6 +609,9 @@ bool vscsi_ctrl_poll(struct vscsi_ctrl *ctrl)
 {
     unsigned handled = 0;
 
+    if (ctrl->paused)
+        return false;
+
     for (unsigned i = VQ_REQ0; i < ctrl->num_vqs; i++) {
         struct vscsi_queue *q = &ctrl->queues[i];
 
@@ -618,6 +624,10 @@ bool vscsi_ctrl_poll(struct vscsi_ctrl *ctrl)
 bool vscsi_ctrl_poll_idle(struct vscsi_ctrl *ctrl)
 {
     bool work = false;
+
+    /* paused: buffers waiting in the rings are not work (no busy polling) */
+    if (ctrl->paused)
+        return false;
 
     for (unsigned i = VQ_REQ0; i < ctrl->num_vqs; i++) {
         struct vscsi_queue *q = &ctrl->queues[i];
@@ -676,6 +686,13 @@ static void queue_start_cb(void *opaque, unsigned qidx, struct vq *vq)
     schedule_process(q);
 }
 
+static bool held_on_queue(void *opaque, const struct scsi_cmd *cmd)
+{
+    const struct vscsi_req *r = cmd->opaque;
+
+    return r->q == opaque;
+}
+
 static void queue_stop_cb(void *opaque, unsigned qidx, struct vq *vq)
 {
     struct vscsi_ctrl *ctrl = opaque;
@@ -692,6 +709,11 @@ static void queue_stop_cb(void *opaque, unsigned qidx, struct vq *vq)
     q->vq = NULL;
     q->starved = false;
     log_debug("queue %u stopped (%u in flight)", qidx, q->busy);
+    /* Commands held after an I/O error would keep the frontend waiting
+     * (GET_VRING_BASE, reset, reconnect) until a `cont`: they end with
+     * VIRTIO_SCSI_S_RESET now, and the guest sends them again. */
+    if (qidx >= VQ_REQ0 && scsi_bus_held_count(ctrl->bus))
+        scsi_bus_reset_held(ctrl->bus, held_on_queue, q);
 }
 
 static void features_set_cb(void *opaque, uint64_t features)
@@ -762,6 +784,24 @@ void vscsi_ctrl_quiesce(struct vscsi_ctrl *ctrl)
     for (unsigned i = 0; i < ctrl->num_vqs; i++)
         if (ctrl->queues[i].vq)
             queue_stop_cb(ctrl, i, ctrl->queues[i].vq);
+}
+
+void vscsi_ctrl_pause(struct vscsi_ctrl *ctrl, bool paused)
+{
+    if (ctrl->paused == paused)
+        return;
+    ctrl->paused = paused;
+    if (paused)
+        return;
+    /* kicks read while paused were dropped: look at every ring once */
+    for (unsigned i = 0; i < ctrl->num_vqs; i++)
+        if (i != VQ_EVENT && ctrl->queues[i].vq)
+            schedule_process(&ctrl->queues[i]);
+}
+
+bool vscsi_ctrl_paused(const struct vscsi_ctrl *ctrl)
+{
+    return ctrl->paused;
 }
 
 unsigned vscsi_ctrl_inflight(const struct vscsi_ctrl *ctrl)

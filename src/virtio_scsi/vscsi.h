@@ -38,6 +38,13 @@ void vscsi_ctrl_free(struct vscsi_ctrl *ctrl);
  * and queues are not popped, even if the frontend starts them again; commands
  * already taken still complete. */
 void vscsi_ctrl_quiesce(struct vscsi_ctrl *ctrl);
+/* Pause or resume taking requests from the guest (the daemon's run state:
+ * QMP stop/cont, an I/O error with werror/rerror=stop). While paused the
+ * request and control queues are not popped (what the guest adds waits in
+ * the rings; a TMF cannot overtake the commands queued before it), commands
+ * already taken complete normally, events are still delivered. */
+void vscsi_ctrl_pause(struct vscsi_ctrl *ctrl, bool paused);
+bool vscsi_ctrl_paused(const struct vscsi_ctrl *ctrl);
 /* Adaptive polling (see ev_loop_set_poller): handle what the request queues
  * hold without waiting for kicks; true when something was handled. */
 bool vscsi_ctrl_poll(struct vscsi_ctrl *ctrl);

@@ -5,9 +5,11 @@
  * a medium (4) and without (5), plus an absent LUN. The input is a sequence
  * of commands (CDB, CDB field length, direction, buffer size, split into
  * iovecs, data-out bytes; bits 7-6 of the op byte pick the device pair),
- * block-layer progress, TMFs, injected I/O errors and host tray actions
- * (open, forced open, close, remove the medium, insert a new one) on LUNs
- * 2-5; commands overlap, as with a real queue.
+ * block-layer progress (bits 4-2 of its byte: LUN 1's I/O error policy,
+ * report/ignore/hold, and its held commands retried or reset by the
+ * transport), TMFs, injected I/O errors and host tray actions (open, forced
+ * open, close, remove the medium, insert a new one) on LUNs 2-5; commands
+ * overlap, as with a real queue.
  *
  * Buffers are malloc'd to their exact size so ASan sees any access past a
  * guest buffer. Oracle: every command completes exactly once, never reports
@@ -84,6 +86,46 @@ static void tray_action(struct t_env *e, struct fz *f)
     }
 }
 
+static enum scsi_io_error_action g_action;
+
+/* The LU owner's error hook (the daemon's in vscsid): a fuzz-chosen action. */
+static enum scsi_io_error_action io_error_cb(void *opaque, const struct scsi_io_error *e)
+{
+    (void)opaque;
+    if (e->err <= 0)
+        abort();
+    return g_action;
+}
+
+static bool odd_tag(void *opaque, const struct scsi_cmd *cmd)
+{
+    (void)opaque;
+    return cmd->tag & 1;
+}
+
+/* Bits 4-2 of a progress byte: the policy, or what happens to held commands. */
+static void held_action(struct t_env *e, unsigned a)
+{
+    switch (a) {
+    case 1:
+    case 2:
+    case 3:
+        g_action = (enum scsi_io_error_action)(a - 1);     /* report, ignore, hold */
+        break;
+    case 4:
+        scsi_bus_retry_held(e->bus);
+        break;
+    case 5:
+        scsi_bus_reset_held(e->bus, NULL, NULL);
+        break;
+    case 6:
+        scsi_bus_reset_held(e->bus, odd_tag, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
 struct fcmd {
     struct tcmd t;
     uint8_t *buf;
@@ -124,12 +166,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fz f = { data, size };
     struct t_env *e = t_env_new(64 << 10, 512, true);
     struct scsi_dev_config cfg4k = { .type = SCSI_DEV_HD, .id = "disk1",
-                                     .logical_block_size = 4096, .physical_block_size = 4096 };
+                                     .logical_block_size = 4096, .physical_block_size = 4096,
+                                     .io_error_cb = io_error_cb };
     unsigned ntmf = 0;
     uint64_t tag = 1;
 
     memset(cmds, 0, sizeof(cmds));
     memset(tmfs, 0, sizeof(tmfs));
+    g_action = SCSI_IOERR_REPORT;
     if (!t_add_lun(e, 0, 1, &cfg4k, 256 << 10))
         abort();
     add_removable(e, 2, SCSI_DEV_CD, 0, 64 << 10);
@@ -182,9 +226,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tcmd_submit(e, &c->t);
             break;
         }
-        case 2:                                         /* block layer makes progress */
-            fake_ctx_run(e->ctx, fz_u8(&f) % 4);
+        case 2: {                                       /* block layer makes progress */
+            uint8_t sel = fz_u8(&f);
+
+            held_action(e, (sel >> 2) & 7);
+            fake_ctx_run(e->ctx, sel % 4);
             break;
+        }
         case 3: {                                       /* task management */
             if (ntmf == 8)
                 break;
@@ -223,6 +271,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     fake_ctx_run(e->ctx, 0);
+    /* held commands: retried with errors reported now (the injected errors
+     * run out), so every command ends */
+    g_action = SCSI_IOERR_REPORT;
+    scsi_bus_retry_held(e->bus);
+    fake_ctx_run(e->ctx, 0);
+    if (scsi_bus_held_count(e->bus))
+        abort();
     for (unsigned i = 0; i < MAX_CMDS; i++) {
         if (cmds[i].used) {
             check_done(&cmds[i]);

@@ -135,6 +135,15 @@ tr += scsi_cmd([0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0], 1, 512, data=pat, pair=2) + tr
 tr += tray(2, 2) + RUN + tray(3, 0) + tray(3, 3, size=8) + tray(3, 1)
 tr += scsi_cmd([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], 2, 4096, lun=1, pair=2) + RUN
 out('fuzz_scsi', 'tray', tr)
+# LUN 1's error policy and held commands ride on a progress byte (bits 4-2)
+HOLD, RETRY, RESET = bytes([2, 3 << 2]), bytes([2, 4 << 2]), bytes([2, 5 << 2])
+EIO_LUN1 = bytes([4, 0x21])       # LUN 1: the next request of any op fails with EIO
+held = HOLD + EIO_LUN1 + scsi_cmd([0x2a, 0, 0, 0, 0, 1, 0, 0, 1, 0], 1, 4096, lun=1, data=pat)
+held += RUN + RETRY + RUN
+held += EIO_LUN1 + scsi_cmd([0x88, 0] + [0] * 7 + [2, 0, 0, 0, 1, 0, 0], 2, 4096, lun=1) + RUN + RESET
+held += EIO_LUN1 + scsi_cmd([0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], lun=1) + RUN
+held += bytes([3, 5 | (1 << 3), 0]) + RUN
+out('fuzz_scsi', 'held', held)
 
 # ---- fuzz_qmp ----
 

@@ -145,6 +145,24 @@ static inline void wait_stopped(pid_t pid)
 
 #define RUN(fn) do { RUN_TEST(fn); ensure_daemon(#fn); } while (0)
 
+/* Resident memory of a process (VmRSS, kB), -1 when unknown. */
+static inline long vm_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
 /* Start vscsid (skip with 77 when there is none). */
 static void start_daemon(int argc, char **argv, const struct vuf_vscsid_disk *disks, unsigned n,
                          const char *const *extra)

@@ -150,4 +150,28 @@ static inline bool qmp_wait_event(struct qmpc *q, const char *name, const char *
     return false;
 }
 
+/* The next event, in arrival order (kept ones first); 0 or -ETIMEDOUT. A
+ * reply read meanwhile (none is expected) is an error. */
+static inline int qmp_next_event(struct qmpc *q, char *out, size_t cap, int timeout_ms)
+{
+    char line[8192];
+    int rc;
+
+    if (q->nevents) {
+        snprintf(out, cap, "%s", q->events[0]);
+        memmove(q->events[0], q->events[1], (q->nevents - 1) * sizeof(q->events[0]));
+        q->nevents--;
+        return 0;
+    }
+    rc = qmp_line(q, line, sizeof(line), timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (strncmp(line, "{\"event\"", 8)) {
+        fprintf(stderr, "  QMP: expected an event, got %s\n", line);
+        return -EPROTO;
+    }
+    snprintf(out, cap, "%s", line);
+    return 0;
+}
+
 #endif

@@ -30,21 +30,6 @@ static const struct vuf_vscsid_disk disks[] = {
     { .size = 32 << 20, .target = 0, .lun = 1 },
 };
 
-static long vm_rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    long kb = -1;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
 static struct vuf *hsession(unsigned qsize)
 {
     struct vuf_opts o = { .mem_size = 64 << 20, .queue_size = qsize, .num_queues = 4 };

@@ -47,6 +47,44 @@ static void test_drive_errors(void)
     CHECK_EQ(cli_parse_drive("driver=null,id=n", &c, err, sizeof(err)), -EINVAL);
 }
 
+/* werror/rerror (QEMU's -drive values) and inject rules (checked at once) */
+static void test_drive_error_policy(void)
+{
+    struct drive_conf c;
+    char err[512];
+
+    CHECK_EQ(cli_parse_drive("file=/x,id=d", &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.blk.werror, BLK_ERR_AUTO);
+    CHECK_EQ(c.blk.rerror, BLK_ERR_AUTO);
+    CHECK(!c.inject[0]);
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,werror=stop,rerror=ignore", &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.blk.werror, BLK_ERR_STOP);
+    CHECK_EQ(c.blk.rerror, BLK_ERR_IGNORE);
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,werror=enospc,rerror=report", &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.blk.werror, BLK_ERR_ENOSPC);
+    CHECK_EQ(c.blk.rerror, BLK_ERR_REPORT);
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,werror=ignore", &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.blk.werror, BLK_ERR_IGNORE);
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,rerror=enospc", &c, err, sizeof(err)), -EINVAL);
+    CHECK(!strcmp(err, "--drive: rerror=enospc: expected report, ignore or stop (enospc applies "
+                       "to werror only)"));
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,werror=halt", &c, err, sizeof(err)), -EINVAL);
+    CHECK(!strcmp(err, "--drive: werror=halt: expected report, ignore, stop or enospc"));
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,werror=auto", &c, err, sizeof(err)), -EINVAL);
+
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,inject=write:enospc:sector=2048+64:count=3;read:eio",
+                             &c, err, sizeof(err)), 0);
+    CHECK(!strcmp(c.inject, "write:enospc:sector=2048+64:count=3;read:eio"));
+    CHECK_EQ(c.blk.inject, NULL);       /* pointed at c.inject by vscsid_add_drive */
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,inject=write:enospc:count=0", &c, err, sizeof(err)), -EINVAL);
+    CHECK(!strcmp(err, "--drive: inject: rule 1 'write:enospc:count=0': count=0: expected a "
+                       "number >= 1, or inf"));
+    /* a comma inside the value is QEMU's ",," */
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,inject=read:eio,count=2", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "'count=2' is not of the form key=value") != NULL ||
+          strstr(err, "unknown key") != NULL);
+}
+
 static void test_device(void)
 {
     struct device_conf c;
@@ -182,6 +220,7 @@ int main(void)
 {
     RUN_TEST(test_drive_ok);
     RUN_TEST(test_drive_errors);
+    RUN_TEST(test_drive_error_policy);
     RUN_TEST(test_device);
     RUN_TEST(test_drive_cdrom);
     RUN_TEST(test_device_cd);

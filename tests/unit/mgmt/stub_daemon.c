@@ -21,6 +21,7 @@ static void stub_drive_info(struct vscsid *d, unsigned i, struct vscsid_drive_in
         .conf = &d->drives[i], .blk = empty ? NULL : &d->blks[i], .medium = empty ? NULL : &d->drives[i],
         .attached_to = i < 2 ? d->devices[i].id : NULL,
         .has_tray = i == 1, .tray_open = i == 1 && d->tray_open, .locked = i == 1 && d->locked,
+        .io_status = d->blks[i].iostatus,
     };
 }
 
@@ -420,4 +421,80 @@ void stub_init(bool long_names)
     d->devices[1].lun = 1;
     d->devices[1].scsi.type = SCSI_DEV_CD;
     d->devices[1].scsi.removable = true;
+}
+
+/* ---- run state and I/O errors (cmd_run.c, query-status, query-block) ---- */
+
+enum vscsid_run_state vscsid_run_state(const struct vscsid *d) { return d->run_state; }
+
+void vscsid_stop(struct vscsid *d)
+{
+    d->stop_calls++;
+    if (d->run_state == VSCSID_RUNNING)
+        d->run_state = VSCSID_PAUSED;
+}
+
+void vscsid_cont(struct vscsid *d)
+{
+    d->cont_calls++;
+    d->run_state = VSCSID_RUNNING;
+}
+
+unsigned vscsid_held(const struct vscsid *d) { (void)d; return 0; }
+
+/* The stub keeps the rules as text; "bad" in them stands for a syntax error. */
+int blk_inject_check(const char *rules, char *err, size_t errlen)
+{
+    if (rules && strstr(rules, "bad")) {
+        snprintf(err, errlen, "inject: rule 1 'bad': 'bad' is not an operation");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int vscsid_set_inject(struct vscsid *d, const char *drive, const char *rules, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < d->ndrives; i++) {
+        if (strcmp(d->drives[i].id, drive))
+            continue;
+        if (blk_inject_check(rules, err, errlen) < 0)
+            return -EINVAL;
+        snprintf(d->blks[i].inject, sizeof(d->blks[i].inject), "%s", rules);
+        return 0;
+    }
+    snprintf(err, errlen, "drive '%s' not found", drive);
+    return -ENOENT;
+}
+
+unsigned blk_get_inject(struct blk_drive *d, struct blk_inject_info *out, unsigned max)
+{
+    if (!d->inject[0] || !max)
+        return 0;
+    snprintf(out[0].rule, sizeof(out[0].rule), "%.100s", d->inject);
+    out[0].hits = 1;
+    out[0].remaining = strstr(d->inject, "inf") ? UINT64_MAX : 2;
+    return 1;
+}
+
+const char *blk_io_status_name(enum blk_io_status s)
+{
+    return s == BLK_IOSTATUS_NOSPACE ? "nospace" : s == BLK_IOSTATUS_FAILED ? "failed" : "ok";
+}
+
+const char *blk_error_action_name(enum blk_error_action a)
+{
+    return a == BLK_ACTION_STOP ? "stop" : a == BLK_ACTION_IGNORE ? "ignore" : "report";
+}
+
+int blk_error_policy_parse(const char *s, bool is_read, enum blk_error_policy *out)
+{
+    static const char *const names[] = { "report", "ignore", "stop", "enospc" };
+
+    for (unsigned i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) || (i == 3 && is_read))
+            continue;
+        *out = (enum blk_error_policy)(BLK_ERR_REPORT + i);
+        return 0;
+    }
+    return -EINVAL;
 }

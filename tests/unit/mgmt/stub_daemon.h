@@ -13,6 +13,8 @@
 struct blk_drive {
     uint64_t size;
     bool ro, wce;
+    enum blk_io_status iostatus;
+    char inject[256];           /* the rules last set (stub_daemon.c) */
 };
 
 struct vscsid {
@@ -27,6 +29,8 @@ struct vscsid {
     struct device_conf last_device;
     unsigned add_drive_calls, add_device_calls, del_device_calls;
     uint64_t last_resize;
+    enum vscsid_run_state run_state;
+    unsigned stop_calls, cont_calls;
     char last_resize_drive[64];
     struct {
         vscsid_event_cb *cb;

@@ -336,6 +336,123 @@ static void test_events_and_quit(void)
     tclose(&fresh);
 }
 
+static const char *status_of(struct tclient *c, bool *running)
+{
+    static char st[32];
+    struct json_value *v = cmd(c, "{\"execute\": \"query-status\"}");
+    const struct json_value *r = json_obj_get(v, "return");
+
+    snprintf(st, sizeof(st), "%s", json_get_str(json_obj_get(r, "status")) ?: "?");
+    *running = json_is(json_obj_get(r, "running"), JSON_BOOL) && json_obj_get(r, "running")->u.b;
+    json_free(v);
+    return st;
+}
+
+/* stop/cont/query-status, the I/O error events as QEMU's, x-vscsi-inject's
+ * arguments, io-status in query-block; the daemon side is the stub. */
+static void test_run_state(void)
+{
+    struct tclient c;
+    struct json_value *v;
+    const struct json_value *r, *data;
+    bool running;
+
+    stub_init(false);
+    CHECK(connect_negotiated(&c) == 0);
+    CHECK(!strcmp(status_of(&c, &running), "running") && running);
+    CHECK(is_empty_return(cmd(&c, "{\"execute\": \"stop\"}")));
+    CHECK_EQ(g_d.stop_calls, 1);
+    CHECK(!strcmp(status_of(&c, &running), "paused") && !running);
+    g_d.run_state = VSCSID_IO_ERROR;
+    CHECK(!strcmp(status_of(&c, &running), "io-error") && !running);
+    CHECK(is_empty_return(cmd(&c, "{\"execute\": \"cont\"}")));
+    CHECK_EQ(g_d.cont_calls, 1);
+    CHECK(!strcmp(status_of(&c, &running), "running") && running);
+    CHECK(is_error(cmd(&c, "{\"execute\": \"cont\", \"arguments\": {\"x\": 1}}"), "GenericError",
+                   "Parameter 'x' is unexpected", false));
+
+    /* the daemon's events as QMP events */
+    struct vscsid_io_error ioe = { .drive = "drive3", .device = "disk3", .is_read = false,
+                                   .err = ENOSPC, .action = BLK_ACTION_STOP };
+    struct vscsid_event ev = { .type = VSCSID_EVENT_IO_ERROR, .device = "disk3", .io_error = &ioe };
+    for (unsigned i = 0; i < VSCSID_MAX_SINKS; i++)
+        if (g_d.sinks[i].cb) {
+            g_d.sinks[i].cb(g_d.sinks[i].opaque, &ev);
+            ev.type = VSCSID_EVENT_STOP;
+            g_d.sinks[i].cb(g_d.sinks[i].opaque, &ev);
+            ev.type = VSCSID_EVENT_RESUME;
+            g_d.sinks[i].cb(g_d.sinks[i].opaque, &ev);
+        }
+    v = trecv(&c);
+    CHECK(!strcmp(json_get_str(json_obj_get(v, "event")), "BLOCK_IO_ERROR"));
+    data = json_obj_get(v, "data");
+    CHECK(!strcmp(json_get_str(json_obj_get(data, "device")), "drive3"));
+    CHECK(!strcmp(json_get_str(json_obj_get(data, "node-name")), "drive3"));
+    CHECK(!strcmp(json_get_str(json_obj_get(data, "operation")), "write"));
+    CHECK(!strcmp(json_get_str(json_obj_get(data, "action")), "stop"));
+    CHECK(json_is(json_obj_get(data, "nospace"), JSON_BOOL) && json_obj_get(data, "nospace")->u.b);
+    CHECK(!strcmp(json_get_str(json_obj_get(data, "reason")), "No space left on device"));
+    json_free(v);
+    v = trecv(&c);
+    CHECK(!strcmp(json_get_str(json_obj_get(v, "event")), "STOP") && !json_obj_get(v, "data"));
+    json_free(v);
+    v = trecv(&c);
+    CHECK(!strcmp(json_get_str(json_obj_get(v, "event")), "RESUME"));
+    json_free(v);
+
+    /* x-vscsi-inject */
+    CHECK(is_error(cmd(&c, "{\"execute\": \"x-vscsi-inject\"}"), "GenericError",
+                   "Parameter 'node-name' is missing", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"x-vscsi-inject\", \"arguments\": {\"node-name\": \"nope\"}}"),
+                   "DeviceNotFound", "Failed to find node with node-name='nope'", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"x-vscsi-inject\", \"arguments\": {\"node-name\": \"drive2\", "
+                           "\"rules\": \"bad\"}}"),
+                   "GenericError", "Parameter 'rules': inject: rule 1 'bad': 'bad' is not an operation", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"x-vscsi-inject\", \"arguments\": {\"node-name\": \"drive2\", "
+                           "\"rules\": 3}}"),
+                   "GenericError", "Invalid parameter type for 'rules', expected: string", false));
+    v = cmd(&c, "{\"execute\": \"x-vscsi-inject\", \"arguments\": {\"node-name\": \"drive2\", "
+                "\"rules\": \"write:enospc:count=3\"}}");
+    r = json_obj_get(v, "return");
+    CHECK(json_array_len(r) == 1);
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 0), "rule")), "write:enospc:count=3"));
+    CHECK(json_obj_get(json_array_at(r, 0), "remaining")->u.i == 2);
+    CHECK(json_obj_get(json_array_at(r, 0), "hits")->u.i == 1);
+    json_free(v);
+    CHECK(!strcmp(g_d.blks[2].inject, "write:enospc:count=3"));
+    v = cmd(&c, "{\"execute\": \"x-vscsi-inject\", \"arguments\": {\"node-name\": \"drive2\", "
+                "\"rules\": \"read:eio:count=inf\"}}");
+    r = json_obj_get(v, "return");
+    CHECK(json_obj_get(json_array_at(r, 0), "remaining") == NULL);     /* no limit */
+    json_free(v);
+    v = cmd(&c, "{\"execute\": \"x-vscsi-inject\", \"arguments\": {\"node-name\": \"drive2\", "
+                "\"rules\": \"\"}}");
+    CHECK(json_array_len(json_obj_get(v, "return")) == 0);
+    json_free(v);
+
+    /* io-status in query-block */
+    g_d.blks[0].iostatus = BLK_IOSTATUS_NOSPACE;
+    v = cmd(&c, "{\"execute\": \"query-block\"}");
+    r = json_obj_get(v, "return");
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 0), "io-status")), "nospace"));
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 1), "io-status")), "ok"));
+    CHECK(json_obj_get(json_array_at(r, 5), "io-status") == NULL);    /* no device */
+    json_free(v);
+
+    /* blockdev-add passes werror/rerror/x-inject to the --drive checks */
+    CHECK(is_empty_return(cmd(&c, "{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"w1\", "
+                                  "\"driver\": \"null-co\", \"size\": 4096, \"werror\": \"stop\", "
+                                  "\"rerror\": \"ignore\", \"x-inject\": \"read:eio\"}}")));
+    CHECK_EQ(g_d.last_drive.blk.werror, BLK_ERR_STOP);
+    CHECK_EQ(g_d.last_drive.blk.rerror, BLK_ERR_IGNORE);
+    CHECK(!strcmp(g_d.last_drive.inject, "read:eio"));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"w2\", "
+                           "\"driver\": \"null-co\", \"size\": 4096, \"rerror\": \"enospc\"}}"),
+                   "GenericError", "blockdev-add: rerror=enospc: expected report, ignore or stop", true));
+    tclose(&c);
+    stub_init(true);
+}
+
 static void test_client_limit(void)
 {
     static struct tclient cs[70];
@@ -877,6 +994,7 @@ int main(void)
     RUN_TEST(test_arg_checks);
     RUN_TEST(test_hotplug_args);
     RUN_TEST(test_media);
+    RUN_TEST(test_run_state);
     RUN_TEST(test_events_and_quit);
     qmp_server_free(g_srv);
     CHECK(access(g_path, F_OK) < 0);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fake_blk.h"
 #include "scsi/scsi.h"
@@ -61,6 +62,19 @@ uint32_t t_sks(const struct scsi_cmd *c);
 bool t_info(const struct scsi_cmd *c, uint64_t *info);
 
 #define MiB (1024 * 1024ull)
+
+/* A 10-byte READ/WRITE-style CDB: opcode, LBA, transfer length. */
+static inline void cdb_rw10(uint8_t *c, uint8_t op, uint32_t lba, uint16_t n)
+{
+    memset(c, 0, 10);
+    c[0] = op;
+    c[2] = (uint8_t)(lba >> 24);
+    c[3] = (uint8_t)(lba >> 16);
+    c[4] = (uint8_t)(lba >> 8);
+    c[5] = (uint8_t)lba;
+    c[7] = (uint8_t)(n >> 8);
+    c[8] = (uint8_t)n;
+}
 
 /* Shared result checks (need test.h's CHECK macros in the including file). */
 #ifdef CHECK_EQ

@@ -20,18 +20,6 @@ static void cdb_rw16(uint8_t *c, uint8_t op, uint64_t lba, uint32_t n)
     c[13] = (uint8_t)n;
 }
 
-static void cdb_rw10(uint8_t *c, uint8_t op, uint32_t lba, uint16_t n)
-{
-    memset(c, 0, 10);
-    c[0] = op;
-    c[2] = (uint8_t)(lba >> 24);
-    c[3] = (uint8_t)(lba >> 16);
-    c[4] = (uint8_t)(lba >> 8);
-    c[5] = (uint8_t)lba;
-    c[7] = (uint8_t)(n >> 8);
-    c[8] = (uint8_t)n;
-}
-
 static void test_read_capacity(void)
 {
     /* 10 MiB + 100 bytes: the partial block is not reported */
@@ -302,13 +290,13 @@ static void test_errors(void)
     e->drive->fail_count = 1;
     cdb_rw10(c, 0x28, 0, 1);
     t_run(e, &t, 0, c, 10, SCSI_DIR_FROM_DEV, b, 512);
-    check_sense(&t, 3, 0x11, 0);
+    check_sense(&t, 0x0b, 0, 0x06);     /* QEMU's answer to EIO */
     CHECK_EQ(t.c.xfer_len, 0);
     e->drive->fail_errno = EIO;
     e->drive->fail_count = 1;
     cdb_rw10(c, 0x2a, 0, 1);
     t_run(e, &t, 0, c, 10, SCSI_DIR_TO_DEV, b, 512);
-    check_sense(&t, 3, 0x0c, 0);
+    check_sense(&t, 0x0b, 0, 0x06);
     e->drive->fail_errno = ENOSPC;
     e->drive->fail_count = 1;
     t_run(e, &t, 0, c, 10, SCSI_DIR_TO_DEV, b, 512);
@@ -335,7 +323,7 @@ static void test_errors(void)
         e->drive->fail_errno = EIO;
         e->drive->fail_count = 1;
         t_run(e, &t, 0, s10, 10, SCSI_DIR_NONE, NULL, 0);
-        check_sense(&t, 3, 0x0c, 0);
+        check_sense(&t, 0x0b, 0, 0x06);
     }
     t_env_free(e);
 }
@@ -667,7 +655,7 @@ static void test_unmap(void)
     e->drive->fail_errno = EIO;
     e->drive->fail_count = 1;
     unmap(e, &t, pl, 40, 0);
-    check_sense(&t, 3, 0x0c, 0);
+    check_sense(&t, 0x0b, 0, 0x06);
     t_env_free(e);
 }
 

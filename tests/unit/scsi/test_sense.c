@@ -108,8 +108,22 @@ static void test_table(void)
 static void test_errno(void)
 {
     CHECK_EQ(sense_from_errno(0, false), SENSE_OK);
-    CHECK_EQ(sense_from_errno(-EIO, false), SENSE_READ_ERROR);
-    CHECK_EQ(sense_from_errno(-EIO, true), SENSE_WRITE_ERROR);
+    /* QEMU's scsi_sense_from_errno where it has an answer */
+    CHECK_EQ(sense_from_errno(-EIO, false), SENSE_IO_ERROR);
+    CHECK_EQ(sense_from_errno(-EIO, true), SENSE_IO_ERROR);
+    CHECK_EQ(sense_from_errno(-ETIMEDOUT, true), SENSE_IO_ERROR);
+    CHECK_EQ(sense_reason_info(SENSE_IO_ERROR)->key, 0x0b);
+    CHECK_EQ(sense_reason_info(SENSE_IO_ERROR)->asc, 0x00);
+    CHECK_EQ(sense_reason_info(SENSE_IO_ERROR)->ascq, 0x06);
+    CHECK_EQ(sense_from_errno(-ENODATA, true), SENSE_READ_ERROR);
+    CHECK_EQ(sense_from_errno(-EREMOTEIO, false), SENSE_INTERNAL_FAILURE);
+    CHECK_EQ(sense_from_errno(-ENODEV, false), SENSE_INTERNAL_FAILURE);
+    CHECK_EQ(sense_from_errno(-EDOM, false), SENSE_TASK_SET_FULL);
+    CHECK_EQ(sense_from_errno(-EBADE, true), SENSE_RESERVATION_CONFLICT);
+    CHECK_EQ(sense_from_errno(-EDQUOT, true), SENSE_SPACE_ALLOC_FAILED);
+    CHECK_EQ(sense_reason_info(SENSE_SPACE_ALLOC_FAILED)->key, 0x07);
+    CHECK_EQ(sense_reason_info(SENSE_SPACE_ALLOC_FAILED)->asc, 0x27);
+    CHECK_EQ(sense_reason_info(SENSE_SPACE_ALLOC_FAILED)->ascq, 0x07);
     CHECK_EQ(sense_from_errno(-ENOSPC, true), SENSE_SPACE_ALLOC_FAILED);
     CHECK_EQ(sense_from_errno(-EROFS, true), SENSE_WRITE_PROTECTED);
     CHECK_EQ(sense_from_errno(-ENOMEM, false), SENSE_BUSY);
