@@ -7,7 +7,7 @@ set -euo pipefail
 # vscsid runs unsandboxed and says so); libseccomp2 is its run-time library.
 build_pkgs=(gcc meson ninja-build pkg-config liburing-dev libseccomp-dev libseccomp2)
 test_pkgs=(qemu-system-x86 qemu-system-common seabios sg3-utils fio libiscsi-bin lsscsi
-           cpio kmod gzip util-linux eject xorriso)
+           cpio kmod gzip util-linux mount eject xorriso)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && pkgs+=("${test_pkgs[@]}")

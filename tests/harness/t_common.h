@@ -63,6 +63,24 @@ static inline const char *res_str(const struct vuf_scsi_result *r)
     return vuf_scsi_result_str(r, buf, sizeof(buf));
 }
 
+/* Any command on LUN t:l; returns vuf_scsi_cmd's rc, and CHECKs that the
+ * device answered GOOD (what names the command in the message). */
+static inline int scsi_good(struct vuf *h, unsigned t, unsigned l, const uint8_t *cdb, unsigned len,
+                            const void *out, uint32_t out_len, void *in, uint32_t in_len,
+                            const char *what)
+{
+    struct vuf_scsi_result r;
+    int rc = vuf_scsi_cmd(h, t, l, cdb, len, out, out_len, in, in_len, &r);
+
+    CHECK_EQ(rc, 0);
+    if (rc == 0 && (r.response || r.status)) {
+        fprintf(stderr, "  %s on %u:%u: %s\n", what, t, l, res_str(&r));
+        CHECK(0);
+        return -EIO;
+    }
+    return rc;
+}
+
 /* Plain READ/WRITE(10) on the first request queue; returns vuf_scsi_do's rc,
  * and CHECKs GOOD. */
 static inline int rw10(struct vuf *h, unsigned t, unsigned l, bool write, uint32_t lba, uint16_t blocks,

@@ -119,21 +119,6 @@ static void test_default_is_on(void)
     CHECK_EQ(n, ntasks);
 }
 
-static int cmd(struct vuf *h, unsigned t, unsigned l, const uint8_t *cdb, unsigned len,
-               const void *out, uint32_t out_len, void *in, uint32_t in_len, const char *what)
-{
-    struct vuf_scsi_result r;
-    int rc = vuf_scsi_cmd(h, t, l, cdb, len, out, out_len, in, in_len, &r);
-
-    CHECK_EQ(rc, 0);
-    if (rc == 0 && (r.response || r.status)) {
-        fprintf(stderr, "  %s on %u:%u: %s\n", what, t, l, res_str(&r));
-        CHECK(0);
-        return -EIO;
-    }
-    return rc;
-}
-
 /* Reads and writes (plain and FUA), flush, UNMAP, WRITE SAME with and
  * without UNMAP, GET LBA STATUS, READ CAPACITY on one LUN. */
 static void lun_workload(struct vuf *h, unsigned t, unsigned l)
@@ -145,11 +130,11 @@ static void lun_workload(struct vuf *h, unsigned t, unsigned l)
     rw10(h, t, l, true, 128, sizeof(w) / BS, w);
     vuf_cdb_rw16(cdb, true, 512, 8);
     cdb[1] |= 0x08;                             /* FUA */
-    cmd(h, t, l, cdb, 16, w, 8 * BS, NULL, 0, "WRITE(16) FUA");
+    scsi_good(h, t, l, cdb, 16, w, 8 * BS, NULL, 0, "WRITE(16) FUA");
     rw10(h, t, l, false, 128, sizeof(rd) / BS, rd);
     CHECK_MEM(rd, w, sizeof(w));
     vuf_cdb_sync_cache10(cdb);
-    cmd(h, t, l, cdb, 10, NULL, 0, NULL, 0, "SYNCHRONIZE CACHE");
+    scsi_good(h, t, l, cdb, 10, NULL, 0, NULL, 0, "SYNCHRONIZE CACHE");
     /* UNMAP 8 blocks at 128 (SBC-4 5.30) */
     memset(cdb, 0, 10);
     cdb[0] = 0x42;
@@ -159,25 +144,25 @@ static void lun_workload(struct vuf *h, unsigned t, unsigned l)
     par[3] = 16;
     par[15] = 128;
     par[19] = 8;
-    cmd(h, t, l, cdb, 10, par, 24, NULL, 0, "UNMAP");
+    scsi_good(h, t, l, cdb, 10, par, 24, NULL, 0, "UNMAP");
     /* WRITE SAME(16) with UNMAP, then without (zero-out) */
     memset(cdb, 0, 16);
     cdb[0] = 0x93;
     cdb[1] = 0x08;
     cdb[9] = 136;
     cdb[13] = 8;
-    cmd(h, t, l, cdb, 16, zero, BS, NULL, 0, "WRITE SAME(16) UNMAP");
+    scsi_good(h, t, l, cdb, 16, zero, BS, NULL, 0, "WRITE SAME(16) UNMAP");
     cdb[1] = 0;
     cdb[9] = 144;
-    cmd(h, t, l, cdb, 16, zero, BS, NULL, 0, "WRITE SAME(16)");
+    scsi_good(h, t, l, cdb, 16, zero, BS, NULL, 0, "WRITE SAME(16)");
     /* GET LBA STATUS from 0 (SBC-4 5.7) */
     memset(cdb, 0, 16);
     cdb[0] = 0x9e;
     cdb[1] = 0x12;
     cdb[13] = sizeof(lbas);
-    cmd(h, t, l, cdb, 16, NULL, 0, lbas, sizeof(lbas), "GET LBA STATUS");
+    scsi_good(h, t, l, cdb, 16, NULL, 0, lbas, sizeof(lbas), "GET LBA STATUS");
     vuf_cdb_read_capacity16(cdb, sizeof(cap));
-    cmd(h, t, l, cdb, 16, NULL, 0, cap, sizeof(cap), "READ CAPACITY(16)");
+    scsi_good(h, t, l, cdb, 16, NULL, 0, cap, sizeof(cap), "READ CAPACITY(16)");
 }
 
 static void test_block_io(void)
@@ -206,7 +191,7 @@ static void test_pr_aptpl(void)
         return;
     par[15] = 0x42;                             /* SERVICE ACTION RESERVATION KEY */
     par[20] = 0x01;                             /* APTPL */
-    cmd(h, 0, 0, cdb, 10, par, 24, NULL, 0, "PR OUT REGISTER APTPL");
+    scsi_good(h, 0, 0, cdb, 10, par, 24, NULL, 0, "PR OUT REGISTER APTPL");
     vuf_free(h);
     CHECK_EQ(stat(g_pr, &st), 0);
     f = fopen(g_pr, "r");
