@@ -323,9 +323,14 @@ int main(int argc, char **argv)
                 return usage_error("--log-file: %s", err);
             break;
         case 'S':
-            if (!strcmp(optarg, "on"))
+            if (!strcmp(optarg, "on")) {
+#ifdef VSCSI_SANITIZER_BUILD
+                /* known before anything is opened: say so at once */
+                return usage_error("--sandbox %s: not available in a sanitizer (ASan/UBSan) build; "
+                                   "use --sandbox=off or a normal build", optarg);
+#endif
                 sandbox = SANDBOX_ON;
-            else if (!strcmp(optarg, "off"))
+            } else if (!strcmp(optarg, "off"))
                 sandbox = SANDBOX_OFF;
             else
                 return usage_error("--sandbox %s: expected on or off", optarg);
