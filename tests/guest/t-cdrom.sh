@@ -212,10 +212,16 @@ wait_change "$sr0" 30 has_data "$sr0" "$MD5RAW" 1048576
 [ "$(blockdev --getsize64 "$sr0")" = 1048576 ] || vs_die "$sr0 has $(blockdev --getsize64 "$sr0") bytes, want 1048576"
 echo "STEP raw"
 
-# 7. the guest opens the tray; the host closes it
+# 7. the guest opens the tray; the host closes it. Linux closes an open tray on
+# the next open of the drive (autoclose): off meanwhile, so that the tray stays
+# open until the host has looked at it and closed it (the opens in wait_change
+# then fail with "No medium found" instead of closing it).
+[ -w /proc/sys/dev/cdrom/autoclose ] || vs_die "no /proc/sys/dev/cdrom/autoclose"
+echo 0 > /proc/sys/dev/cdrom/autoclose
 eject "$sr0" || vs_die "eject $sr0 failed"
 echo "STEP guest-ejected"
 wait_change "$sr0" 30 has_data "$sr0" "$MD5RAW" 1048576
+echo 1 > /proc/sys/dev/cdrom/autoclose
 echo "STEP closed"
 eject "$sr0" || vs_die "second eject $sr0 failed"
 eject -t "$sr0" || vs_die "eject -t $sr0 failed"
