@@ -427,9 +427,6 @@ static void device_deleted_cb(void *opaque)
         dev->drive->user = NULL;
     }
     log_info("device %s (scsi-id=%u,lun=%u) removed", dev->conf.id, dev->conf.target, dev->conf.lun);
-    /* the event says every command on the device is done: the guest sees them first */
-    if (dev->bus && dev->bus->ctrl)
-        vscsi_ctrl_publish(dev->bus->ctrl);
     emit(d, &(struct vscsid_event){ .type = VSCSID_EVENT_DEVICE_DELETED, .device = dev->conf.id });
     free(dev);
 }

@@ -111,16 +111,10 @@ struct vq_elem {
  * the guest sees a stuck queue, the daemon and other queues carry on. */
 int vq_pop(struct vq *vq, struct vq_elem *elem, struct iovec *iov, unsigned iov_cap);
 /* Put a completed chain on the used ring with len bytes written (device-writable).
- * Every popped element must be pushed exactly once, also after queue_stop. The
- * guest sees it once used->idx moves: at the next vq_notify (or queue stop,
- * drain, memory table change), one index store per batch. */
+ * Every popped element must be pushed exactly once, also after queue_stop. */
 void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len);
-/* Move used->idx over everything pushed so far, without notifying (vq_notify
- * does this first; also done on stop, drain and memory table changes). */
-void vq_publish(struct vq *vq);
-/* Publish the pushed entries (used->idx), then signal the guest if the
- * notification rules (EVENT_IDX / NO_INTERRUPT) ask for it. Call after a batch
- * of pushes: it is what makes them visible. */
+/* Signal the guest if the notification rules (EVENT_IDX / NO_INTERRUPT) ask for it.
+ * Call after a batch of pushes. */
 void vq_notify(struct vq *vq);
 /* Kick eventfd to watch (read it to clear). -1 when none. */
 int vq_kick_fd(const struct vq *vq);

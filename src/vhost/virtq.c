@@ -120,37 +120,8 @@ static int vq_map_rings(struct vq *vq)
     return 0;
 }
 
-/* Publish the used entries vq_push wrote since the last flush: one used->idx
- * store per batch (the guest polls that line; a store per request stalls on
- * it), then clear the batch's inflight marks and record used_idx, the order
- * the inflight spec asks for (a backend killed in between leaves a batch that
- * vq_inflight_recover repairs from last_batch_head). */
-void vq_publish(struct vq *vq)
-{
-    struct vq_inflight_region *r = vq->ireg;
-    unsigned n = vq->unpublished;
-
-    if (!n)
-        return;
-    vq->unpublished = 0;
-    if (!vq->used)
-        return;
-    /* 2.7.8.2: the entries are visible before the index that publishes them. */
-    __atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
-    if (r) {
-        uint16_t head = r->last_batch_head;
-
-        for (unsigned i = 0; i < n && head < vq->num; i++) {
-            __atomic_store_n(&r->desc[head].inflight, 0, __ATOMIC_RELEASE);
-            head = r->desc[head].next;
-        }
-        __atomic_store_n(&r->used_idx, vq->used_idx, __ATOMIC_RELEASE);
-    }
-}
-
 void vq_set_mem(struct vq *vq, struct vhost_mem *mem)
 {
-    vq_publish(vq);
     vq->mem = mem;
     if (!vq->addr_set || !vq->num) {
         vq_unmap_rings(vq);
@@ -269,7 +240,6 @@ int vq_start(struct vq *vq)
 
     if (vq->running)
         return 0;
-    vq_publish(vq);
     ret = vq_map_rings(vq);
     if (ret < 0)
         return ret;
@@ -302,7 +272,6 @@ int vq_start(struct vq *vq)
 
 void vq_stop(struct vq *vq)
 {
-    vq_publish(vq);
     vq->running = false;
 }
 
@@ -329,7 +298,6 @@ static void vq_drop_inflight(struct vq *vq)
 
 void vq_detach(struct vq *vq)
 {
-    vq_publish(vq);
     vq->running = false;
     vq->mem = NULL;
     vq_drop_inflight(vq);
@@ -341,8 +309,6 @@ void vq_detach(struct vq *vq)
 
 void vq_reset(struct vq *vq, bool keep_fds)
 {
-    vq_publish(vq);
-    vq->unpublished = 0;
     vq->running = false;
     vq_drop_inflight(vq);
     vq_unmap_rings(vq);
@@ -649,21 +615,20 @@ void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len)
         __atomic_store_n(&u->id, head, __ATOMIC_RELAXED);
         __atomic_store_n(&u->len, len, __ATOMIC_RELAXED);
         vq->used_idx++;
-        /* used->idx moves in vq_publish (vq_notify, stop, drain), once per batch;
-         * a full ring's worth is published at once so the shadow index never
-         * laps the published one. */
-        if (++vq->unpublished >= vq->num)
-            vq_publish(vq);
+        /* 2.7.8.2: the entry is visible before the index that publishes it. */
+        __atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+        if (r) {
+            __atomic_store_n(&r->desc[head].inflight, 0, __ATOMIC_RELEASE);
+            __atomic_store_n(&r->used_idx, vq->used_idx, __ATOMIC_RELEASE);
+        }
     }
 
     /* Seam for LOG_SHMFD: mark the used entry and the written buffers dirty here. */
 
     mem_unref(mem);
     if (__atomic_sub_fetch(&vq->inflight, 1, __ATOMIC_SEQ_CST) == 0 &&
-        __atomic_load_n(&vq->drain_wanted, __ATOMIC_SEQ_CST) && vq->drain_cb) {
-        vq_publish(vq);           /* the frontend reads used->idx after the drain */
+        __atomic_load_n(&vq->drain_wanted, __ATOMIC_SEQ_CST) && vq->drain_cb)
         vq->drain_cb(vq->drain_opaque, vq);
-    }
 }
 
 /* virtio 2.7.10: vring_need_event */
@@ -702,7 +667,6 @@ void vq_notify(struct vq *vq)
 {
     if (!vq->used || !vq->avail)
         return;
-    vq_publish(vq);
     pthread_mutex_lock(&vq->call_lock);
     if (vq_should_notify(vq))
         eventfd_signal(vq->call_fd);

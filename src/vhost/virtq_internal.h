@@ -109,8 +109,7 @@ struct vq {
     bool broken;
     bool notify_enabled;
     uint16_t last_avail_idx;            /* next avail entry to pop */
-    uint16_t used_idx;                  /* our copy of used->idx, ahead of it by unpublished */
-    uint16_t unpublished;               /* used entries written, used->idx not yet moved (vq_publish) */
+    uint16_t used_idx;                  /* our copy of used->idx */
     uint16_t signalled_used;            /* used_idx at the last notify check */
     bool signalled_used_valid;
 

@@ -208,13 +208,8 @@ static void req_complete(struct vscsi_req *r, uint32_t len)
 
     vq_push(vq, &r->elem, len);
     req_put(r);
-    /* vq_notify publishes the batch; if it cannot be deferred, do it now */
-    if (!q->notify_pending) {
-        if (ev_loop_defer(q->ctrl->loop, notify_deferred, q) == 0)
-            q->notify_pending = true;
-        else
-            vq_notify(vq);
-    }
+    if (!q->notify_pending && ev_loop_defer(q->ctrl->loop, notify_deferred, q) == 0)
+        q->notify_pending = true;
     if (q->starved && q->vq) {
         q->starved = false;
         schedule_process(q);
@@ -802,13 +797,6 @@ void vscsi_ctrl_pause(struct vscsi_ctrl *ctrl, bool paused)
     for (unsigned i = 0; i < ctrl->num_vqs; i++)
         if (i != VQ_EVENT && ctrl->queues[i].vq)
             schedule_process(&ctrl->queues[i]);
-}
-
-void vscsi_ctrl_publish(struct vscsi_ctrl *ctrl)
-{
-    for (unsigned i = 0; i < ctrl->num_vqs; i++)
-        if (ctrl->queues[i].vq)
-            vq_notify(ctrl->queues[i].vq);
 }
 
 bool vscsi_ctrl_paused(const struct vscsi_ctrl *ctrl)

@@ -44,10 +44,6 @@ void vscsi_ctrl_quiesce(struct vscsi_ctrl *ctrl);
  * the rings; a TMF cannot overtake the commands queued before it), commands
  * already taken complete normally, events are still delivered. */
 void vscsi_ctrl_pause(struct vscsi_ctrl *ctrl, bool paused);
-/* Make every completion so far visible to the guest now (used rings and
- * notifications are otherwise batched to the end of the loop round): for
- * management events that promise the commands are done (DEVICE_DELETED). */
-void vscsi_ctrl_publish(struct vscsi_ctrl *ctrl);
 bool vscsi_ctrl_paused(const struct vscsi_ctrl *ctrl);
 /* Adaptive polling (see ev_loop_set_poller): handle what the request queues
  * hold without waiting for kicks; true when something was handled. */

@@ -11,14 +11,6 @@
 #include "guest.h"
 #include "util/log.h"
 
-/* vq_push publishes at the next vq_notify; these tests look at the used ring
- * right after each push. */
-static void push_pub(struct vq *vq, const struct vq_elem *e, uint32_t len)
-{
-    vq_push(vq, e, len);
-    vq_publish(vq);
-}
-
 #define F(bit)          (1ull << (bit))
 #define FEAT            (F(VIRTIO_F_VERSION_1) | F(VIRTIO_RING_F_INDIRECT_DESC))
 #define NUM             16
@@ -91,16 +83,16 @@ static void test_marks(void)
     CHECK_EQ(reg->desc[3].counter, 0);
     CHECK_EQ(reg->desc[5].counter, 1);
     CHECK_EQ(reg->desc[7].counter, 2);
-    push_pub(&g.vq, &el[1], 0x80);                /* head 5 */
+    vq_push(&g.vq, &el[1], 0x80);                /* head 5 */
     CHECK_EQ(reg->desc[5].inflight, 0);
     CHECK_EQ(reg->last_batch_head, 5);
     CHECK_EQ(reg->used_idx, 1);
     CHECK_EQ(g_used(&g)->idx, 1);
-    push_pub(&g.vq, &el[0], 0x80);                /* head 3 */
+    vq_push(&g.vq, &el[0], 0x80);                /* head 3 */
     CHECK_EQ(reg->last_batch_head, 3);
     CHECK_EQ(reg->desc[3].next, 5);
     CHECK_EQ(reg->used_idx, 2);
-    push_pub(&g.vq, &el[2], 0x80);
+    vq_push(&g.vq, &el[2], 0x80);
     for (unsigned h = 0; h < NUM; h++)
         CHECK_EQ(reg->desc[h].inflight, 0);
     teardown();
@@ -116,7 +108,7 @@ static void test_resubmit_in_counter_order(void)
     g_publish(&g, 7);
     for (unsigned i = 0; i < 4; i++)
         CHECK_EQ(pop(i), 1);
-    push_pub(&g.vq, &el[1], 0x80);
+    vq_push(&g.vq, &el[1], 0x80);
     CHECK_EQ(g_used(&g)->idx, 1);
     abandon(0);
     abandon(2);
@@ -139,7 +131,7 @@ static void test_resubmit_in_counter_order(void)
     CHECK_EQ(pop(4), 0);
     CHECK_EQ(vq_inflight(&g.vq), 4);
     for (unsigned i = 0; i < 4; i++)
-        push_pub(&g.vq, &el[i], 1);
+        vq_push(&g.vq, &el[i], 1);
     CHECK_EQ(g_used(&g)->idx, 5);
     CHECK_EQ(reg->used_idx, 5);
     /* A second restart finds nothing left to do. */
@@ -159,7 +151,7 @@ static void test_last_batch_repair(void)
     g_publish(&g, 4);
     CHECK_EQ(pop(0), 1);
     CHECK_EQ(pop(1), 1);
-    push_pub(&g.vq, &el[1], 0x80);               /* head 4 fully used */
+    vq_push(&g.vq, &el[1], 0x80);               /* head 4 fully used */
     /* Head 2: the batch list and used ring are written, the mark is not. */
     reg->desc[2].next = reg->last_batch_head;
     reg->last_batch_head = 2;
@@ -175,64 +167,6 @@ static void test_last_batch_repair(void)
     teardown();
 }
 
-/* vq_push writes used entries and the batch list; the guest sees them (and
- * the marks clear) only when vq_publish moves used->idx once for the batch.
- * A death before that leaves them in flight: resubmitted. A death in the
- * middle of the publication (index moved, marks not cleared) is repaired
- * from the batch list, whole batch. */
-static void test_batched_publish(void)
-{
-    setup();
-    g_publish(&g, 3);
-    g_publish(&g, 5);
-    g_publish(&g, 7);
-    for (unsigned i = 0; i < 3; i++)
-        CHECK_EQ(pop(i), 1);
-    for (unsigned i = 0; i < 3; i++)
-        vq_push(&g.vq, &el[i], 0x80);
-    CHECK_EQ(g_used(&g)->idx, 0);               /* not published yet */
-    CHECK_EQ(reg->used_idx, 0);
-    CHECK_EQ(reg->desc[3].inflight, 1);
-    CHECK_EQ(reg->desc[7].inflight, 1);
-    CHECK_EQ(reg->last_batch_head, 7);
-    CHECK_EQ(reg->desc[7].next, 5);
-    CHECK_EQ(reg->desc[5].next, 3);
-    CHECK_EQ(g_used(&g)->ring[2].id, 7);        /* the entries are written */
-    vq_publish(&g.vq);
-    CHECK_EQ(g_used(&g)->idx, 3);
-    CHECK_EQ(reg->used_idx, 3);
-    for (unsigned h = 0; h < NUM; h++)
-        CHECK_EQ(reg->desc[h].inflight, 0);
-    vq_publish(&g.vq);                          /* nothing new: no change */
-    CHECK_EQ(g_used(&g)->idx, 3);
-
-    /* pushed, never published, then killed: the guest never saw them */
-    g_publish(&g, 9);
-    g_publish(&g, 11);
-    CHECK_EQ(pop(0), 1);
-    CHECK_EQ(pop(1), 1);
-    vq_push(&g.vq, &el[0], 0x80);
-    vq_push(&g.vq, &el[1], 0x80);
-    restart();
-    CHECK_EQ(vq_resubmit_pending(&g.vq), 2);
-    CHECK_EQ(pop(0), 1);
-    CHECK_EQ(el[0].head, 9);
-    CHECK_EQ(pop(1), 1);
-    CHECK_EQ(el[1].head, 11);
-
-    /* pushed, used->idx published, killed before the marks cleared */
-    vq_push(&g.vq, &el[0], 0x80);
-    vq_push(&g.vq, &el[1], 0x80);
-    g_used(&g)->idx = 5;
-    restart();
-    CHECK_EQ(vq_resubmit_pending(&g.vq), 0);
-    CHECK_EQ(reg->desc[9].inflight, 0);
-    CHECK_EQ(reg->desc[11].inflight, 0);
-    CHECK_EQ(reg->used_idx, 5);
-    CHECK_EQ(pop(0), 0);
-    teardown();
-}
-
 /* Stop and start in one process with requests in flight (SET_VRING_ENABLE
  * 0/1): our own marks are not resubmitted. */
 static void test_same_process_restart(void)
@@ -244,7 +178,7 @@ static void test_same_process_restart(void)
     CHECK_EQ(vq_start(&g.vq), 0);
     CHECK_EQ(vq_resubmit_pending(&g.vq), 0);
     CHECK_EQ(pop(1), 0);
-    push_pub(&g.vq, &el[0], 0);
+    vq_push(&g.vq, &el[0], 0);
     teardown();
 }
 
@@ -263,7 +197,7 @@ static void test_region_mismatch(void)
     CHECK_EQ(vq_last_avail(&g.vq), 0);
     CHECK_EQ(pop(0), 1);                        /* re-read from the avail ring */
     CHECK_EQ(el[0].head, 1);
-    push_pub(&g.vq, &el[0], 0);
+    vq_push(&g.vq, &el[0], 0);
     teardown();
 }
 
@@ -290,7 +224,7 @@ static void test_garbage_region(void)
     }
     CHECK(popped <= n);
     for (unsigned i = 0; i < popped; i++)
-        push_pub(&g.vq, &el[i], 0);
+        vq_push(&g.vq, &el[i], 0);
     CHECK_EQ(vq_inflight(&g.vq), 0);
     teardown();
 }
@@ -301,7 +235,6 @@ int main(void)
     RUN_TEST(test_marks);
     RUN_TEST(test_resubmit_in_counter_order);
     RUN_TEST(test_last_batch_repair);
-    RUN_TEST(test_batched_publish);
     RUN_TEST(test_same_process_restart);
     RUN_TEST(test_region_mismatch);
     RUN_TEST(test_garbage_region);

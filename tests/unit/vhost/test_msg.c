@@ -19,14 +19,6 @@
 #include "util/loop.h"
 #include "vhost/dev_internal.h"
 
-/* vq_push publishes at the next vq_notify; these tests look at the used ring
- * right after each push. */
-static void push_pub(struct vq *vq, const struct vq_elem *e, uint32_t len)
-{
-    vq_push(vq, e, len);
-    vq_publish(vq);
-}
-
 #define NQ              4
 #define QSIZE           16
 #define F(bit)          (1ull << (bit))
@@ -552,7 +544,7 @@ static void test_queue_lifecycle(void)
     CHECK(!vq_running(rec.vq[2]));
     CHECK_EQ(vq_pop(rec.vq[2], &e, iov, 4), 0);     /* stopped: nothing more */
     memcpy(iov[0].iov_base, "done", 4);
-    push_pub(rec.vq[2], &e, 4);
+    vq_push(rec.vq[2], &e, 4);
     vq_notify(rec.vq[2]);
     CHECK_EQ(recv_reply(fd, VHOST_USER_GET_VRING_BASE, &st, &size), 0);
     CHECK_EQ(size, 8);
@@ -583,7 +575,7 @@ static void test_queue_lifecycle(void)
     guest_add(2, 6);
     CHECK_EQ(vq_pop(rec.vq[2], &e, iov, 4), 1);
     CHECK_EQ(e.head, 6);
-    push_pub(rec.vq[2], &e, 0);
+    vq_push(rec.vq[2], &e, 0);
 
     /* Polling kick (no fd) also starts a ring. */
     setup_queue(fd, 3, -1, call, true);
@@ -625,7 +617,7 @@ static void test_disconnect_inflight(void)
     /* Memory is still mapped: the device may finish writing. */
     memcpy(iov[0].iov_base, "late", 4);
     CHECK_MEM(ram + DATA + 3 * 64, "late", 4);
-    push_pub(rec.vq[0], &e, 4);
+    vq_push(rec.vq[0], &e, 4);
     vq_notify(rec.vq[0]);
     CHECK_EQ(q_used(0)->idx, 0);                /* the ring is not touched any more */
     CHECK(read(call, &v, 8) < 0);               /* no signal on a dead session */
@@ -669,7 +661,7 @@ static void test_hangup_while_deferred(void)
     pump();
     CHECK(!vhost_dev_connected(dev));
     CHECK_EQ(rec.session_end, 1);
-    push_pub(rec.vq[1], &e, 0);
+    vq_push(rec.vq[1], &e, 0);
     pump();
     fd = connect_session(PROTO_ALL);
     close(fd);
@@ -693,7 +685,7 @@ static void test_reset_device(void)
     CHECK_EQ(recv_reply(fd, VHOST_USER_RESET_DEVICE, &v, NULL), -1);
     CHECK_EQ(rec.stopped[0], 1);
     CHECK_EQ(rec.session_end, 1);
-    push_pub(rec.vq[0], &e, 0);
+    vq_push(rec.vq[0], &e, 0);
     CHECK_EQ(recv_reply(fd, VHOST_USER_RESET_DEVICE, &v, NULL), 0);
     CHECK_EQ(v, 0);
     CHECK_EQ(vhost_dev_features(dev), 0);
@@ -707,7 +699,7 @@ static void test_reset_device(void)
     CHECK_EQ(rec.started[0], 2);
     guest_add(0, 2);
     CHECK_EQ(vq_pop(rec.vq[0], &e, iov, 4), 1);
-    push_pub(rec.vq[0], &e, 0);
+    vq_push(rec.vq[0], &e, 0);
 
     /* RESET_OWNER (deprecated) behaves the same. */
     CHECK_EQ(acked(fd, VHOST_USER_RESET_OWNER, NULL, 0, NULL, 0), 0);
@@ -800,7 +792,7 @@ static void test_call_replacement(void)
     CHECK_EQ(rec.stopped[0], 0);                /* no restart for a call fd */
     guest_add(0, 0);
     CHECK_EQ(vq_pop(rec.vq[0], &e, iov, 4), 1);
-    push_pub(rec.vq[0], &e, 0);
+    vq_push(rec.vq[0], &e, 0);
     vq_notify(rec.vq[0]);
     CHECK(read(c1, &v, 8) < 0);
     CHECK(read(c2, &v, 8) == 8);
@@ -808,7 +800,7 @@ static void test_call_replacement(void)
     CHECK_EQ(ack_u64(fd, VHOST_USER_SET_VRING_CALL, 0x100, -1), 0);
     guest_add(0, 1);
     CHECK_EQ(vq_pop(rec.vq[0], &e, iov, 4), 1);
-    push_pub(rec.vq[0], &e, 0);
+    vq_push(rec.vq[0], &e, 0);
     vq_notify(rec.vq[0]);
     /* The error fd is signalled when the guest breaks the ring. */
     int err = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -850,7 +842,7 @@ static void test_mem_change_while_running(void)
     CHECK(vq_running(rec.vq[0]) && !vq_is_broken(rec.vq[0]));
     /* The element popped through the first table is still fine. */
     memcpy(iov[0].iov_base, "ok", 2);
-    push_pub(rec.vq[0], &e, 2);
+    vq_push(rec.vq[0], &e, 2);
     CHECK_EQ(q_used(0)->idx, 1);
     CHECK_MEM(ram + DATA + 4 * 64, "ok", 2);
 

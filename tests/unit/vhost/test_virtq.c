@@ -8,14 +8,6 @@
 #include "guest.h"
 #include "util/log.h"
 
-/* vq_push publishes at the next vq_notify; these tests look at the used ring
- * right after each push. */
-static void push_pub(struct vq *vq, const struct vq_elem *e, uint32_t len)
-{
-    vq_push(vq, e, len);
-    vq_publish(vq);
-}
-
 #define F(bit)          (1ull << (bit))
 #define BASE_FEATURES   (F(VIRTIO_F_VERSION_1) | F(VIRTIO_RING_F_INDIRECT_DESC))
 #define NUM             16
@@ -70,7 +62,7 @@ static void test_simple_chain(void)
     memcpy(iov[1].iov_base, "response", 8);
     CHECK_MEM(g.ram + G_DATA + 0x100, "response", 8);
 
-    push_pub(&g.vq, &elem, 8);
+    vq_push(&g.vq, &elem, 8);
     CHECK_EQ(g_used(&g)->idx, 1);
     CHECK_EQ(g_used(&g)->ring[0].id, 3);
     CHECK_EQ(g_used(&g)->ring[0].len, 8);
@@ -88,7 +80,7 @@ static void test_zero_length_desc(void)
     CHECK_EQ(pop(), 1);
     CHECK_EQ(elem.out_num, 0);
     CHECK_EQ(elem.in_num, 1);
-    push_pub(&g.vq, &elem, 0);
+    vq_push(&g.vq, &elem, 0);
     guest_fini(&g);
 }
 
@@ -113,7 +105,7 @@ static void test_indirect(void)
     CHECK_EQ(iov[1].iov_len, 16);
     CHECK_EQ(iov[2].iov_len, 32);
     CHECK_EQ(iov[3].iov_len, 100);
-    push_pub(&g.vq, &elem, 100);
+    vq_push(&g.vq, &elem, 100);
     CHECK_EQ(g_used(&g)->ring[0].id, 5);
     guest_fini(&g);
 }
@@ -216,7 +208,7 @@ static void test_chain_limit(void)
         } else {
             CHECK_EQ(r, 1);
             CHECK_EQ(elem.out_num, VQ_MAX_CHAIN);
-            push_pub(&g.vq, &elem, 0);
+            vq_push(&g.vq, &elem, 0);
         }
         guest_fini(&g);
     }
@@ -310,7 +302,7 @@ static void test_avail_idx_jump(void)
     CHECK_EQ(pop(), 0);
     CHECK_EQ(vq_inflight(&g.vq), NUM);
     for (unsigned i = 0; i < NUM; i++)
-        push_pub(&g.vq, &all[i], 0);
+        vq_push(&g.vq, &all[i], 0);
     CHECK_EQ(vq_inflight(&g.vq), 0);
     CHECK_EQ(g_used(&g)->idx, NUM);
     guest_fini(&g);
@@ -334,7 +326,7 @@ static void test_head_in_flight_twice(void)
     CHECK(pop() < 0);
     CHECK(vq_is_broken(&g.vq));
     /* The first element can still complete. */
-    push_pub(&g.vq, &elem, 0);
+    vq_push(&g.vq, &elem, 0);
     CHECK_EQ(vq_inflight(&g.vq), 0);
     guest_fini(&g);
 }
@@ -363,7 +355,7 @@ static void test_split_regions(void)
     CHECK_EQ(iov[1].iov_len, 8);
     CHECK_MEM(iov[0].iov_base, "aaaaaaaa", 8);
     CHECK_MEM(iov[1].iov_base, "bbbbbbbb", 8);
-    push_pub(&g.vq, &elem, 0);
+    vq_push(&g.vq, &elem, 0);
     guest_fini(&g);
 }
 
@@ -384,7 +376,7 @@ static void test_used_ring_wrap(void)
         g_publish(&g, head);
         CHECK_EQ(pop(), 1);
         CHECK_EQ(elem.head, head);
-        push_pub(&g.vq, &elem, round);
+        vq_push(&g.vq, &elem, round);
         uint16_t idx = (uint16_t)(65530 + round);
         CHECK_EQ(g_used(&g)->ring[idx % NUM].id, head);
         CHECK_EQ(g_used(&g)->ring[idx % NUM].len, round);
@@ -400,8 +392,8 @@ static void test_double_push_refused(void)
     g_set_desc(&g, 1, g_gpa(G_DATA), 16, 0, 0);
     g_publish(&g, 1);
     CHECK_EQ(pop(), 1);
-    push_pub(&g.vq, &elem, 0);
-    push_pub(&g.vq, &elem, 0);                    /* device bug: ignored */
+    vq_push(&g.vq, &elem, 0);
+    vq_push(&g.vq, &elem, 0);                    /* device bug: ignored */
     CHECK_EQ(g_used(&g)->idx, 1);
     CHECK_EQ(vq_inflight(&g.vq), 0);
     guest_fini(&g);
@@ -420,7 +412,7 @@ static void push_one(unsigned head)
     g_set_desc(&g, head, g_gpa(G_DATA), 16, VRING_DESC_F_WRITE, 0);
     g_publish(&g, head);
     CHECK_EQ(pop(), 1);
-    push_pub(&g.vq, &elem, 1);
+    vq_push(&g.vq, &elem, 1);
 }
 
 static void test_notify_event_idx(void)
@@ -503,7 +495,7 @@ static void test_notify_on_empty(void)
     CHECK_EQ(signalled(efd), 0);
     /* Ring empty: notify despite NO_INTERRUPT. */
     CHECK_EQ(pop(), 1);
-    push_pub(&g.vq, &elem, 0);
+    vq_push(&g.vq, &elem, 0);
     vq_notify(&g.vq);
     CHECK_EQ(signalled(efd), 1);
     guest_fini(&g);
@@ -539,7 +531,7 @@ static void test_enable_disable_notify(void)
     CHECK(!vq_enable_notify(&g.vq));
     CHECK_EQ(*avail_event, 1);
     CHECK_EQ(g_used(&g)->flags, 0);             /* flags untouched with EVENT_IDX */
-    push_pub(&g.vq, &elem, 0);
+    vq_push(&g.vq, &elem, 0);
     guest_fini(&g);
 }
 
@@ -570,7 +562,7 @@ static void test_mapping_outlives_table(void)
     CHECK(page_mapped(iov[0].iov_base));
     CHECK_MEM(iov[0].iov_base, "still-mapped", 12);
     void *old = iov[0].iov_base;
-    push_pub(&g.vq, &elem, 0);
+    vq_push(&g.vq, &elem, 0);
     CHECK(!page_mapped(old));                   /* last user gone: unmapped */
     guest_fini(&g);
 }
