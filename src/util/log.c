@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +32,30 @@ static int open_log(const char *path, char *err, size_t errlen)
     return fd;
 }
 
+/* Make fd the sink (-1: stderr) and, when replace_path, path its name (owned);
+ * the old fd is closed outside the lock, the old name freed. */
+static void set_sink(int fd, bool replace_path, char *path)
+{
+    char *old_path = NULL;
+    int old;
+
+    pthread_mutex_lock(&g_log_lock);
+    old = g_log_fd;
+    g_log_fd = fd;
+    if (replace_path) {
+        old_path = g_log_path;
+        g_log_path = path;
+    }
+    pthread_mutex_unlock(&g_log_lock);
+    free(old_path);
+    if (old >= 0)
+        close(old);
+}
+
 int log_open_file(const char *path, char *err, size_t errlen)
 {
     char *copy;
-    int fd, old;
+    int fd;
 
     if (!path || !*path) {
         snprintf(err, errlen, "empty log file name");
@@ -49,21 +70,14 @@ int log_open_file(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    pthread_mutex_lock(&g_log_lock);
-    old = g_log_fd;
-    g_log_fd = fd;
-    free(g_log_path);
-    g_log_path = copy;
-    pthread_mutex_unlock(&g_log_lock);
-    if (old >= 0)
-        close(old);
+    set_sink(fd, true, copy);
     return 0;
 }
 
 int log_reopen(char *err, size_t errlen)
 {
     char path[4096];
-    int fd, old;
+    int fd;
 
     pthread_mutex_lock(&g_log_lock);
     if (!g_log_path) {
@@ -75,27 +89,13 @@ int log_reopen(char *err, size_t errlen)
     fd = open_log(path, err, errlen);
     if (fd < 0)
         return fd;
-    pthread_mutex_lock(&g_log_lock);
-    old = g_log_fd;
-    g_log_fd = fd;
-    pthread_mutex_unlock(&g_log_lock);
-    if (old >= 0)
-        close(old);
+    set_sink(fd, false, NULL);
     return 0;
 }
 
 void log_close_file(void)
 {
-    int old;
-
-    pthread_mutex_lock(&g_log_lock);
-    old = g_log_fd;
-    g_log_fd = -1;
-    free(g_log_path);
-    g_log_path = NULL;
-    pthread_mutex_unlock(&g_log_lock);
-    if (old >= 0)
-        close(old);
+    set_sink(-1, true, NULL);
 }
 
 void log_set_level(enum log_level level) { g_log_level = level; }
