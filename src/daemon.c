@@ -1,6 +1,8 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +52,22 @@ struct device_entry {
     struct device_entry *next;
 };
 
+/* An iothread: serves request queues with its own loop and block context. */
+struct iothread {
+    struct vscsid *d;
+    struct ev_loop *loop;
+    struct blk_ctx *blk_ctx;
+    pthread_t tid;
+    bool running;
+};
+
 struct vscsid {
     struct ev_loop *loop;
     struct blk_ctx *blk_ctx;
+    struct iothread *iothreads;
+    struct vscsi_iothread *vits;    /* the same, as vscsi_ctrl_config wants them */
+    unsigned num_iothreads;
+    unsigned poll_us;
     struct scsi_bus *bus;           /* the default controller's (buses->bus) */
     struct vscsi_ctrl *ctrl;        /* the default controller, once started */
     struct bus_entry *buses;        /* the default one first */
@@ -71,6 +86,18 @@ struct vscsid {
     enum vscsid_run_state run_state;
 };
 
+static void wait_unlock(void *opaque)
+{
+    (void)opaque;
+    scsi_unlock();
+}
+
+static void wait_lock(void *opaque)
+{
+    (void)opaque;
+    scsi_lock();
+}
+
 struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen)
 {
     struct vscsid *d = calloc(1, sizeof(*d));
@@ -83,6 +110,13 @@ struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen)
     d->blk_ctx = blk_ctx_new(loop, err, errlen);
     if (!d->blk_ctx)
         goto err_free;
+    /* This thread is the control thread: it holds the SCSI lock except while
+     * its loop waits for events, so management code needs no locking of its
+     * own and iothreads run between its rounds (the lock is recursive, so
+     * callbacks that take it again are fine). */
+    blk_ctx_bind_thread(d->blk_ctx);
+    scsi_lock();
+    ev_loop_set_wait_hooks(loop, wait_unlock, wait_lock, NULL);
     d->buses = calloc(1, sizeof(*d->buses));
     d->bus = d->buses ? scsi_bus_new() : NULL;
     if (!d->bus) {
@@ -95,6 +129,8 @@ struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen)
     return d;
 
 err_ctx:
+    ev_loop_set_wait_hooks(loop, NULL, NULL, NULL);
+    scsi_unlock();
     blk_ctx_free(d->blk_ctx);
 err_free:
     free(d);
@@ -1006,26 +1042,191 @@ int vscsid_find_device(struct vscsid *d, const char *id, struct vscsid_device_in
     return 0;
 }
 
+static void free_iothreads(struct vscsid *d);
+
+/* Pollers: one for the control loop (no iothreads), one per iothread. They
+ * walk the controller list, which the control thread changes: under the lock. */
+static bool poll_loop(struct vscsid *d, struct ev_loop *loop, bool idle)
+{
+    bool work = false;
+
+    scsi_lock();
+    for (struct bus_entry *b = d->buses; b; b = b->next)
+        if (b->ctrl && (idle ? vscsi_ctrl_poll_idle(b->ctrl, loop) : vscsi_ctrl_poll(b->ctrl, loop)))
+            work = true;
+    scsi_unlock();
+    return work;
+}
+
 static bool poll_cb(void *opaque)
 {
     struct vscsid *d = opaque;
-    bool busy = false;
 
-    for (struct bus_entry *b = d->buses; b; b = b->next)
-        if (b->ctrl && vscsi_ctrl_poll(b->ctrl))
-            busy = true;
-    return busy;
+    return poll_loop(d, d->loop, false);
 }
 
 static bool poll_idle_cb(void *opaque)
 {
     struct vscsid *d = opaque;
-    bool again = false;
 
-    for (struct bus_entry *b = d->buses; b; b = b->next)
-        if (b->ctrl && vscsi_ctrl_poll_idle(b->ctrl))
-            again = true;
-    return again;
+    return poll_loop(d, d->loop, true);
+}
+
+static bool iothread_poll_cb(void *opaque)
+{
+    struct iothread *it = opaque;
+
+    return poll_loop(it->d, it->loop, false);
+}
+
+static bool iothread_poll_idle_cb(void *opaque)
+{
+    struct iothread *it = opaque;
+
+    return poll_loop(it->d, it->loop, true);
+}
+
+static void guard_lock(void *opaque)
+{
+    (void)opaque;
+    scsi_lock();
+}
+
+static void guard_unlock(void *opaque)
+{
+    (void)opaque;
+    scsi_unlock();
+}
+
+int vscsid_set_iothreads(struct vscsid *d, unsigned n, unsigned poll_us, char *err, size_t errlen)
+{
+    if (d->num_iothreads || d->ctrl) {
+        snprintf(err, errlen, "iothreads must be set once, before any controller starts");
+        return -EBUSY;
+    }
+    if (n > VSCSID_MAX_IOTHREADS) {
+        snprintf(err, errlen, "at most %u iothreads", VSCSID_MAX_IOTHREADS);
+        return -EINVAL;
+    }
+    if (!n)
+        return 0;
+    d->iothreads = calloc(n, sizeof(*d->iothreads));
+    d->vits = calloc(n, sizeof(*d->vits));
+    if (!d->iothreads || !d->vits) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    d->poll_us = poll_us;
+    for (unsigned i = 0; i < n; i++) {
+        struct iothread *it = &d->iothreads[i];
+
+        it->d = d;
+        it->loop = ev_loop_new();
+        if (!it->loop) {
+            snprintf(err, errlen, "iothread %u: cannot create its event loop: %s", i, strerror(errno));
+            goto fail;
+        }
+        it->blk_ctx = blk_ctx_new(it->loop, err, errlen);
+        if (!it->blk_ctx) {
+            ev_loop_free(it->loop);
+            goto fail;
+        }
+        /* block completions run SCSI code: once per batch under the lock */
+        blk_ctx_set_guard(it->blk_ctx, guard_lock, guard_unlock, it);
+        if (poll_us) {
+            struct ev_poller p = { .poll_cb = iothread_poll_cb, .idle_cb = iothread_poll_idle_cb,
+                                   .opaque = it };
+            ev_loop_set_poller(it->loop, &p, (uint64_t)poll_us * 1000);
+        }
+        d->vits[i] = (struct vscsi_iothread){ .loop = it->loop, .blk_ctx = it->blk_ctx };
+        d->num_iothreads = i + 1;
+    }
+    return 0;
+
+fail:
+    free_iothreads(d);
+    return -ENOMEM;
+}
+
+static void *iothread_main(void *opaque)
+{
+    struct iothread *it = opaque;
+    sigset_t all;
+
+    /* signals are the control thread's (signalfd) */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    ev_loop_bind_thread(it->loop);
+    blk_ctx_bind_thread(it->blk_ctx);
+    if (ev_loop_run(it->loop) < 0)
+        log_err("iothread event loop failed: %s", strerror(errno));
+    return NULL;
+}
+
+int vscsid_start_iothreads(struct vscsid *d, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < d->num_iothreads; i++) {
+        struct iothread *it = &d->iothreads[i];
+        int r;
+
+        if (it->running)
+            continue;
+        r = pthread_create(&it->tid, NULL, iothread_main, it);
+        if (r) {
+            snprintf(err, errlen, "cannot start iothread %u: %s", i, strerror(r));
+            return -r;
+        }
+        it->running = true;
+    }
+    return 0;
+}
+
+static void iothread_stop_cb(void *opaque)
+{
+    struct iothread *it = opaque;
+
+    ev_loop_stop(it->loop);
+}
+
+/* Stop and join the iothreads, then free their contexts and loops. The lock
+ * is let go meanwhile: a thread finishing its round may need it. */
+static void free_iothreads(struct vscsid *d)
+{
+    for (unsigned i = 0; i < d->num_iothreads; i++) {
+        struct iothread *it = &d->iothreads[i];
+
+        if (!it->running)
+            continue;
+        if (ev_loop_post(it->loop, iothread_stop_cb, it) < 0) {
+            log_err("iothread %u: cannot stop it (out of memory)", i);
+            continue;
+        }
+        scsi_unlock();
+        pthread_join(it->tid, NULL);
+        scsi_lock();
+        it->running = false;
+    }
+    for (unsigned i = 0; i < d->num_iothreads; i++) {
+        struct iothread *it = &d->iothreads[i];
+
+        if (it->running)
+            continue;   /* could not be stopped: leave it be */
+        blk_ctx_free(it->blk_ctx);
+        it->blk_ctx = NULL;
+        /* runs what the other threads posted last (kick watches going away) */
+        ev_loop_free(it->loop);
+        it->loop = NULL;
+    }
+    free(d->iothreads);
+    free(d->vits);
+    d->iothreads = NULL;
+    d->vits = NULL;
+    d->num_iothreads = 0;
+}
+
+unsigned vscsid_iothread_count(const struct vscsid *d)
+{
+    return d->num_iothreads;
 }
 
 int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *err, size_t errlen)
@@ -1035,6 +1236,8 @@ int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *
         .socket_path = conf->socket_path,
         .num_queues = conf->num_queues,
         .polling = conf->poll_us > 0,
+        .iothreads = d->vits,
+        .num_iothreads = d->num_iothreads,
     };
 
     if (!b) {
@@ -1056,7 +1259,7 @@ int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *
         vscsi_ctrl_pause(b->ctrl, true);
     if (b == d->buses)
         d->ctrl = b->ctrl;
-    if (conf->poll_us) {
+    if (conf->poll_us && !d->num_iothreads) {
         struct ev_poller p = { .poll_cb = poll_cb, .idle_cb = poll_idle_cb, .opaque = d };
         ev_loop_set_poller(d->loop, &p, (uint64_t)conf->poll_us * 1000);
     }
@@ -1100,11 +1303,20 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static unsigned blk_inflight_all(const struct vscsid *d)
+{
+    unsigned n = blk_ctx_inflight(d->blk_ctx);
+
+    for (unsigned i = 0; i < d->num_iothreads; i++)
+        n += blk_ctx_inflight(d->iothreads[i].blk_ctx);
+    return n;
+}
+
 int vscsid_drain(struct vscsid *d, int timeout_ms)
 {
     uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 
-    while ((vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx)) && mono_ms() < deadline) {
+    while ((vscsid_inflight(d) || blk_inflight_all(d)) && mono_ms() < deadline) {
         /* held by a stop policy (now, or since the queues stopped): answered
          * RESET, the guest sends them again (to the next daemon) */
         for (struct bus_entry *b = d->buses; b; b = b->next)
@@ -1112,7 +1324,7 @@ int vscsid_drain(struct vscsid *d, int timeout_ms)
                 scsi_bus_reset_held(b->bus, NULL, NULL);
         ev_loop_run_once(d->loop, 10);
     }
-    return vscsid_inflight(d) || blk_ctx_inflight(d->blk_ctx) ? -ETIMEDOUT : 0;
+    return vscsid_inflight(d) || blk_inflight_all(d) ? -ETIMEDOUT : 0;
 }
 
 struct flush_state {
@@ -1319,6 +1531,10 @@ void vscsid_free(struct vscsid *d)
         return;
     d->freeing = true;
     for (struct bus_entry *b = d->buses; b; b = b->next)
+        if (b->ctrl)
+            vscsi_ctrl_quiesce(b->ctrl);
+    free_iothreads(d);
+    for (struct bus_entry *b = d->buses; b; b = b->next)
         vscsi_ctrl_free(b->ctrl);
     /* paths before the devices they are paths of (both lists are newest first:
      * paths come after their device, so go twice) */
@@ -1362,5 +1578,7 @@ void vscsid_free(struct vscsid *d)
         free(b);
     }
     blk_ctx_free(d->blk_ctx);
+    ev_loop_set_wait_hooks(d->loop, NULL, NULL, NULL);
+    scsi_unlock();
     free(d);
 }

@@ -44,8 +44,22 @@ struct ctrl_conf {
     unsigned poll_us;           /* adaptive polling window after activity; 0 = off */
 };
 
+/* The calling thread becomes the control thread: it runs loop (the
+ * vhost-user sessions, control and event queues, management), and holds the
+ * SCSI lock from here to vscsid_free except while loop waits for events. */
 struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen);
 void vscsid_free(struct vscsid *d);
+
+/* Iothreads (--iothreads N): each serves request queues with its own event
+ * loop and io_uring; controllers started afterwards spread their request
+ * queues over them round robin (none: every queue on the control loop).
+ * Set once, before any controller; poll_us as ctrl_conf's. The threads start
+ * with vscsid_start_iothreads (after the privilege drop, before the sandbox)
+ * and stop in vscsid_free. 0 or -errno with a message. */
+#define VSCSID_MAX_IOTHREADS 64
+int vscsid_set_iothreads(struct vscsid *d, unsigned n, unsigned poll_us, char *err, size_t errlen);
+int vscsid_start_iothreads(struct vscsid *d, char *err, size_t errlen);
+unsigned vscsid_iothread_count(const struct vscsid *d);
 
 /* Each returns 0 or -errno with a one-line message in err. */
 int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err, size_t errlen);

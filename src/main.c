@@ -28,7 +28,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: vscsid --socket PATH [--num-queues N] [--poll-us N] [--qmp PATH]\n"
+"Usage: vscsid --socket PATH [--num-queues N] [--iothreads N] [--poll-us N] [--qmp PATH]\n"
 "              --drive file=PATH,id=ID[,format=raw][,cache=MODE][,readonly=on|off]\n"
 "                      [,discard=ignore|unmap][,aio=io_uring|threads][,media=disk|cdrom]\n"
 "                      [,werror=enospc|report|ignore|stop][,rerror=report|ignore|stop]\n"
@@ -48,6 +48,10 @@ static void usage(FILE *f)
 "  -s, --socket PATH     vhost-user socket to listen on (created, mode 0600)\n"
 "  -q, --num-queues N    request queues offered (1-64, default 16; QEMU uses\n"
 "                        one per vCPU by default and needs at least that many)\n"
+"  --iothreads N         serve the request queues from N threads of their own\n"
+"                        (0-64, default 0: every queue on the main thread);\n"
+"                        queues are spread over them round robin, each thread\n"
+"                        has its own io_uring; control stays on the main thread\n"
 "  --poll-us N           after activity, poll the request queues for N us before\n"
 "                        sleeping (default 32; 0 = wait for guest kicks only);\n"
 "                        an idle daemon uses no CPU either way\n"
@@ -227,6 +231,7 @@ int main(int argc, char **argv)
         { "socket", required_argument, NULL, 's' },
         { "num-queues", required_argument, NULL, 'q' },
         { "poll-us", required_argument, NULL, 'P' },
+        { "iothreads", required_argument, NULL, 'I' },
         { "drive", required_argument, NULL, 'D' },
         { "device", required_argument, NULL, 'd' },
         { "qmp", required_argument, NULL, 'Q' },
@@ -259,6 +264,7 @@ int main(int argc, char **argv)
     struct sig_state sigs = { 0 };
     sigset_t mask;
     int c, sfd = -1, rc = 1, sandbox = SANDBOX_DEFAULT;
+    unsigned iothreads = 0;
 
     while ((c = getopt_long(argc, argv, "s:q:vhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -279,6 +285,14 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, &n) < 0 || n > 1000000)
                 return usage_error("--poll-us %s: expected microseconds from 0 (off) to 1000000", optarg);
             ctrl.poll_us = (unsigned)n;
+            break;
+        }
+        case 'I': {
+            uint64_t n;
+            if (parse_u64(optarg, &n) < 0 || n > VSCSID_MAX_IOTHREADS)
+                return usage_error("--iothreads %s: expected a number from 0 (none: the main thread "
+                                   "serves every queue) to 64", optarg);
+            iothreads = (unsigned)n;
             break;
         }
         case 'D':
@@ -393,6 +407,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "vscsid: %s\n", err);
         goto out;
     }
+    if (vscsid_set_iothreads(d, iothreads, ctrl.poll_us, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vscsid: --iothreads: %s\n", err);
+        goto out;
+    }
     for (unsigned i = 0; i < ndrives; i++) {
         if (vscsid_add_drive(d, &drives[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "vscsid: --drive: %s\n", err);
@@ -464,6 +482,12 @@ int main(int argc, char **argv)
             "    -device vhost-user-scsi-pci,chardev=vscsi0 ...\n",
             realpath(nctrls && !ctrl.socket_path[0] ? ctrls[0].socket_path : ctrl.socket_path, abs_socket)
                 ? abs_socket : (ctrl.socket_path[0] ? ctrl.socket_path : ctrls[0].socket_path));
+    if (vscsid_start_iothreads(d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vscsid: --iothreads: %s\n", err);
+        goto out;
+    }
+    if (iothreads)
+        log_info("%u iothread(s) serve the request queues", iothreads);
     if (start_sandbox(sandbox) < 0)
         goto out;
     if (ev_loop_run(loop) < 0)

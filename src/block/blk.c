@@ -349,13 +349,35 @@ static void ctx_destroy(struct blk_ctx *ctx)
 
 void blk_dispatch_enter(struct blk_ctx *ctx)
 {
-    ctx->dispatch_depth++;
+    if (ctx->dispatch_depth++ == 0 && ctx->guard_enter)
+        ctx->guard_enter(ctx->guard_opaque);
 }
 
 void blk_dispatch_leave(struct blk_ctx *ctx)
 {
-    if (--ctx->dispatch_depth == 0 && ctx->free_pending)
+    if (--ctx->dispatch_depth)
+        return;
+    if (ctx->guard_leave)
+        ctx->guard_leave(ctx->guard_opaque);
+    if (ctx->free_pending)
         ctx_destroy(ctx);
+}
+
+/* The context of the calling thread (blk_ctx_bind_thread), for requests
+ * issued on a thread other than the one their context belongs to. */
+static __thread struct blk_ctx *tls_ctx;
+
+void blk_ctx_bind_thread(struct blk_ctx *ctx)
+{
+    tls_ctx = ctx;
+}
+
+void blk_ctx_set_guard(struct blk_ctx *ctx, void (*enter)(void *opaque), void (*leave)(void *opaque),
+                       void *opaque)
+{
+    ctx->guard_enter = enter;
+    ctx->guard_leave = leave;
+    ctx->guard_opaque = opaque;
 }
 
 /* Run the completions queued before this call; later ones wait for the next
@@ -480,7 +502,7 @@ void blk_ctx_free(struct blk_ctx *ctx)
 
 unsigned blk_ctx_inflight(const struct blk_ctx *ctx)
 {
-    return ctx->inflight;
+    return __atomic_load_n(&ctx->inflight, __ATOMIC_RELAXED);
 }
 
 void blk_ctx_flush(struct blk_ctx *ctx)
@@ -531,7 +553,7 @@ void blk_complete(struct blk_ctx *ctx, struct blk_req *req, int ret)
         log_guest("drive %s: %s at %llu+%llu failed: %s", d->id, op_names[req->op],
                   (unsigned long long)req->offset, (unsigned long long)req->len, strerror(-ret));
     }
-    ctx->inflight--;
+    blk_inflight_add(ctx, -1);
     req->done_cb(req, ret);
 }
 
@@ -583,6 +605,11 @@ int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req)
 
     if (!ctx || !d || !req || !req->done_cb)
         return -EINVAL;
+    /* A request issued on another thread (a retry after `cont`, a command
+     * that waited behind another on a different queue) completes on the
+     * issuing thread, through that thread's own context. */
+    if (tls_ctx && ctx != tls_ctx && !ev_loop_is_current(ctx->loop))
+        ctx = tls_ctx;
     switch (req->op) {
     case BLK_OP_READ:
     case BLK_OP_WRITE:
@@ -615,7 +642,7 @@ int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req)
     req->done_bytes = 0;
     req->stage = 0;
     req->start_ns = ev_loop_now(ctx->loop);
-    ctx->inflight++;
+    blk_inflight_add(ctx, 1);
     /* fault injection (tests): a matching request fails without being done */
     if ((ret = blk_inject_match(d, req)) != 0) {
         blk_complete_later(ctx, req, -ret);
@@ -631,7 +658,7 @@ int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req)
     } else {
         ret = threads_submit(ctx, req);
         if (ret < 0) {
-            ctx->inflight--;
+            blk_inflight_add(ctx, -1);
             return ret;
         }
     }

@@ -183,10 +183,20 @@ struct blk_req {
 struct blk_ctx *blk_ctx_new(struct ev_loop *loop, char *err, size_t errlen);
 /* All requests must have completed. May be called from a completion callback. */
 void blk_ctx_free(struct blk_ctx *ctx);
-/* Number of requests submitted and not yet completed. */
+/* Number of requests submitted and not yet completed (any thread may ask). */
 unsigned blk_ctx_inflight(const struct blk_ctx *ctx);
+/* The calling thread issues its requests through ctx: blk_submit with a
+ * context that belongs to another thread uses this one instead, so that the
+ * completion runs on the thread that issued the request. */
+void blk_ctx_bind_thread(struct blk_ctx *ctx);
+/* enter(opaque) before and leave(opaque) after each batch of completion
+ * callbacks of ctx (e.g. to take a lock that the callbacks need once per
+ * batch rather than once per request). */
+void blk_ctx_set_guard(struct blk_ctx *ctx, void (*enter)(void *opaque), void (*leave)(void *opaque),
+                       void *opaque);
 
-/* Submit. The completion callback always runs later from ctx's loop, never from
+/* Submit. The completion callback always runs later from ctx's loop (or from
+ * the calling thread's context, see blk_ctx_bind_thread), never from
  * inside blk_submit. Returns 0, or -errno when the request was not accepted
  * (done_cb is then not called): -EINVAL for a range beyond the drive size or
  * len != iov_size, -EROFS for a write-type op on a readonly drive (callers

@@ -105,7 +105,11 @@ struct blk_round_tok {
 
 struct blk_ctx {
     struct ev_loop *loop;
-    uint32_t inflight;
+    uint32_t inflight;          /* written by the owner only; read anywhere (relaxed) */
+    /* blk_ctx_set_guard: around every batch of completions */
+    void (*guard_enter)(void *opaque);
+    void (*guard_leave)(void *opaque);
+    void *guard_opaque;
     unsigned dispatch_depth;    /* >0 while running our own loop callbacks */
     bool free_pending;          /* blk_ctx_free called from inside a callback */
 
@@ -139,6 +143,11 @@ void blk_complete_later(struct blk_ctx *ctx, struct blk_req *req, int ret);
 void blk_schedule_round(struct blk_ctx *ctx);
 void blk_dispatch_enter(struct blk_ctx *ctx);
 void blk_dispatch_leave(struct blk_ctx *ctx);
+
+static inline void blk_inflight_add(struct blk_ctx *ctx, int delta)
+{
+    __atomic_store_n(&ctx->inflight, ctx->inflight + (uint32_t)delta, __ATOMIC_RELAXED);
+}
 
 static inline uint64_t blk_size_get(const struct blk_drive *d)
 {

@@ -3,9 +3,13 @@
  * copy with its length and a data buffer described by an iovec array, and
  * completes through a callback. Uses block/ through blk.h only.
  *
- * Threading: a bus, its LUNs, and every command and TMF on it are used from
- * one thread (the bus owner's loop); commands may carry different blk_ctx
- * but their completions must run on that same thread. */
+ * Threading: every bus, LU, command and TMF is used under the SCSI lock
+ * (scsi_lock(); one process-wide recursive lock, because an LU may be a path
+ * on several buses). Every call into this layer is made with it held, and
+ * every callback out of it (command and TMF completions, bus events, tray_cb,
+ * io_error_cb) runs with it held, on whichever thread completed the block
+ * request or made the call. A command's block requests go to the block
+ * context of the thread that issues them (blk_submit redirects). */
 #ifndef VSCSI_SCSI_SCSI_H
 #define VSCSI_SCSI_SCSI_H
 
@@ -158,6 +162,10 @@ enum scsi_bus_event {
 struct scsi_bus_listener_ops {
     void (*event_cb)(void *opaque, enum scsi_bus_event ev, uint8_t target, uint16_t lun);
 };
+
+/* The SCSI lock (see Threading above). Recursive. */
+void scsi_lock(void);
+void scsi_unlock(void);
 
 struct scsi_bus *scsi_bus_new(void);
 void scsi_bus_free(struct scsi_bus *bus);   /* all LUNs removed, no commands in flight */

@@ -3,12 +3,27 @@
 #include "scsi/scsi_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/iov.h"
 #include "util/log.h"
+
+/* One lock for the whole layer: the I/O path takes it once per batch (a round
+ * of pops, a round of block completions), never per byte moved. */
+static pthread_mutex_t g_scsi_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+void scsi_lock(void)
+{
+    pthread_mutex_lock(&g_scsi_lock);
+}
+
+void scsi_unlock(void)
+{
+    pthread_mutex_unlock(&g_scsi_lock);
+}
 
 /* ---------------------------------------------------------------- LUN map */
 

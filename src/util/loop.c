@@ -1,6 +1,7 @@
 #include "util/loop.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -34,6 +35,14 @@ struct ev_loop {
     uint64_t poll_ns;
     uint64_t last_work_ns;
     uint64_t round_ns;                  /* ev_loop_now() */
+    pthread_t owner;                    /* the thread that runs the loop */
+    /* ev_loop_post: calls from any thread, run by the owner */
+    pthread_mutex_t post_lock;
+    struct ev_defer *post_head, **post_tail;
+    /* ev_loop_set_wait_hooks */
+    void (*before_wait)(void *opaque);
+    void (*after_wait)(void *opaque);
+    void *wait_opaque;
 };
 
 static uint64_t now_ns(void)
@@ -73,15 +82,33 @@ static int poll_round(struct ev_loop *loop, int timeout_ms)
     return timeout_ms;
 }
 
+/* Move what other threads posted onto this round's deferred list. */
+static void take_posted(struct ev_loop *loop)
+{
+    struct ev_defer *d;
+
+    pthread_mutex_lock(&loop->post_lock);
+    d = loop->post_head;
+    loop->post_head = NULL;
+    loop->post_tail = &loop->post_head;
+    pthread_mutex_unlock(&loop->post_lock);
+    if (!d)
+        return;
+    *loop->defer_tail = d;
+    while (d->next)
+        d = d->next;
+    loop->defer_tail = &d->next;
+}
+
 static void wake_cb(void *opaque, int fd, uint32_t events)
 {
     uint64_t v;
 
-    (void)opaque;
     (void)events;
     if (read(fd, &v, sizeof(v)) < 0) {
         /* EAGAIN: nothing pending; nothing else can fail on an eventfd */
     }
+    take_posted(opaque);
 }
 
 struct ev_loop *ev_loop_new(void)
@@ -96,11 +123,14 @@ struct ev_loop *ev_loop_new(void)
     loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (loop->wakefd < 0)
         goto err_ep;
-    loop->wake_h = (struct ev_handler){ .fd = loop->wakefd, .cb = wake_cb };
+    loop->wake_h = (struct ev_handler){ .fd = loop->wakefd, .cb = wake_cb, .opaque = loop };
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &loop->wake_h };
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0)
         goto err_wake;
     loop->defer_tail = &loop->defer_head;
+    loop->post_tail = &loop->post_head;
+    pthread_mutex_init(&loop->post_lock, NULL);
+    loop->owner = pthread_self();
     loop->round_ns = now_ns();
     return loop;
 
@@ -141,6 +171,7 @@ void ev_loop_free(struct ev_loop *loop)
 {
     if (!loop)
         return;
+    take_posted(loop);
     while (loop->defer_head)
         run_deferred(loop);
     reap_dead(loop);
@@ -151,6 +182,7 @@ void ev_loop_free(struct ev_loop *loop)
     }
     close(loop->wakefd);
     close(loop->epfd);
+    pthread_mutex_destroy(&loop->post_lock);
     free(loop);
 }
 
@@ -203,8 +235,11 @@ void ev_loop_del_fd(struct ev_loop *loop, struct ev_handler *h)
 
 int ev_loop_defer(struct ev_loop *loop, ev_defer_cb *cb, void *opaque)
 {
-    struct ev_defer *d = malloc(sizeof(*d));
+    struct ev_defer *d;
 
+    if (!ev_loop_is_current(loop))
+        return ev_loop_post(loop, cb, opaque);
+    d = malloc(sizeof(*d));
     if (!d)
         return -ENOMEM;
     *d = (struct ev_defer){ .cb = cb, .opaque = opaque };
@@ -221,7 +256,11 @@ int ev_loop_run_once(struct ev_loop *loop, int timeout_ms)
     if (loop->defer_head)
         timeout_ms = 0;
     timeout_ms = poll_round(loop, timeout_ms);
+    if (loop->before_wait)
+        loop->before_wait(loop->wait_opaque);
     n = epoll_wait(loop->epfd, evs, 64, timeout_ms);
+    if (loop->after_wait)
+        loop->after_wait(loop->wait_opaque);
     if (n < 0) {
         if (errno != EINTR)
             return -errno;
@@ -273,4 +312,37 @@ void ev_loop_wakeup(struct ev_loop *loop)
     if (write(loop->wakefd, &one, sizeof(one)) < 0) {
         /* EAGAIN only when the counter is saturated: a wakeup is pending anyway */
     }
+}
+
+void ev_loop_bind_thread(struct ev_loop *loop)
+{
+    loop->owner = pthread_self();
+}
+
+bool ev_loop_is_current(const struct ev_loop *loop)
+{
+    return pthread_equal(loop->owner, pthread_self());
+}
+
+int ev_loop_post(struct ev_loop *loop, ev_defer_cb *cb, void *opaque)
+{
+    struct ev_defer *d = malloc(sizeof(*d));
+
+    if (!d)
+        return -ENOMEM;
+    *d = (struct ev_defer){ .cb = cb, .opaque = opaque };
+    pthread_mutex_lock(&loop->post_lock);
+    *loop->post_tail = d;
+    loop->post_tail = &d->next;
+    pthread_mutex_unlock(&loop->post_lock);
+    ev_loop_wakeup(loop);
+    return 0;
+}
+
+void ev_loop_set_wait_hooks(struct ev_loop *loop, void (*before_wait)(void *opaque),
+                            void (*after_wait)(void *opaque), void *opaque)
+{
+    loop->before_wait = before_wait;
+    loop->after_wait = after_wait;
+    loop->wait_opaque = opaque;
 }

@@ -1,5 +1,5 @@
 /* A small epoll event loop. One loop per thread; not thread-safe except
- * ev_loop_wakeup(). Handlers may add/remove handlers (including themselves)
+ * ev_loop_wakeup() and ev_loop_post(). Handlers may add/remove handlers (including themselves)
  * from inside a callback: removal takes effect at once, memory is freed after
  * the current dispatch round. */
 #ifndef VSCSI_UTIL_LOOP_H
@@ -26,7 +26,8 @@ int ev_loop_mod_fd(struct ev_loop *loop, struct ev_handler *h, uint32_t events);
  * still registered when the loop is freed are freed with it. */
 void ev_loop_del_fd(struct ev_loop *loop, struct ev_handler *h);
 
-/* Run cb(opaque) once, after the current dispatch round (from the loop thread). */
+/* Run cb(opaque) once, after the current dispatch round, on the loop's thread
+ * (from another thread this is ev_loop_post). */
 int ev_loop_defer(struct ev_loop *loop, ev_defer_cb *cb, void *opaque);
 
 /* Dispatch ready events, waiting at most timeout_ms (-1 = forever). Returns the
@@ -54,5 +55,19 @@ uint64_t ev_loop_now(const struct ev_loop *loop);
 
 /* Wake a loop blocked in epoll_wait (any thread). */
 void ev_loop_wakeup(struct ev_loop *loop);
+
+/* Threads. A loop belongs to the thread that created it until
+ * ev_loop_bind_thread() hands it to the calling thread (an iothread that runs
+ * a loop created for it). */
+void ev_loop_bind_thread(struct ev_loop *loop);
+bool ev_loop_is_current(const struct ev_loop *loop);
+/* Run cb(opaque) on the loop's own thread, from any thread: the call is queued
+ * (FIFO, with the loop's deferred work) and the loop woken. 0 or -ENOMEM. */
+int ev_loop_post(struct ev_loop *loop, ev_defer_cb *cb, void *opaque);
+/* Called right before and right after the loop blocks in epoll_wait (also
+ * with a zero timeout): a thread that holds a lock while it works lets go of
+ * it only while it waits. */
+void ev_loop_set_wait_hooks(struct ev_loop *loop, void (*before_wait)(void *opaque),
+                            void (*after_wait)(void *opaque), void *opaque);
 
 #endif

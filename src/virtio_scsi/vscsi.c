@@ -8,6 +8,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +55,11 @@ struct vscsi_req {
 struct vscsi_queue {
     struct vscsi_ctrl *ctrl;
     unsigned idx;
+    struct ev_loop *loop;           /* the thread that serves the queue */
+    struct blk_ctx *blk_ctx;        /* ... and its block context */
     struct vq *vq;                  /* NULL while stopped */
-    struct ev_handler *kick_h;
+    struct ev_handler *kick_h;      /* on loop; touched only by loop's thread */
+    int kick_fd;                    /* an iothread's own copy of the kick fd, or -1 */
     struct vscsi_req *reqs;         /* mmap'd: pages are touched only when used */
     size_t reqs_bytes;
     unsigned nreqs;
@@ -177,26 +181,37 @@ static void req_put(struct vscsi_req *r)
     q->busy--;
 }
 
+/* Threads: a request queue is served by one loop (the controller's, or an
+ * iothread's); the control and event queues by the controller's. Everything
+ * here runs under the SCSI lock (scsi.h), which the loop callbacks below take:
+ * the SCSI layer completes commands on whichever thread finished their I/O,
+ * and the vhost layer changes rings and memory from the controller's thread.
+ * ev_loop_defer onto another thread's loop posts the call there. */
+
 static void notify_deferred(void *opaque)
 {
     struct vscsi_queue *q = opaque;
 
+    scsi_lock();
     q->notify_pending = false;
     vq_notify(vhost_dev_vq(q->ctrl->dev, q->idx));
+    scsi_unlock();
 }
 
 static void process_deferred(void *opaque)
 {
     struct vscsi_queue *q = opaque;
 
+    scsi_lock();
     q->process_pending = false;
     if (q->vq)
         queue_process(q);
+    scsi_unlock();
 }
 
 static void schedule_process(struct vscsi_queue *q)
 {
-    if (!q->process_pending && ev_loop_defer(q->ctrl->loop, process_deferred, q) == 0)
+    if (!q->process_pending && ev_loop_defer(q->loop, process_deferred, q) == 0)
         q->process_pending = true;
 }
 
@@ -208,7 +223,7 @@ static void req_complete(struct vscsi_req *r, uint32_t len)
 
     vq_push(vq, &r->elem, len);
     req_put(r);
-    if (!q->notify_pending && ev_loop_defer(q->ctrl->loop, notify_deferred, q) == 0)
+    if (!q->notify_pending && ev_loop_defer(q->loop, notify_deferred, q) == 0)
         q->notify_pending = true;
     if (q->starved && q->vq) {
         q->starved = false;
@@ -335,7 +350,7 @@ static void handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
     cmd->tag = le64toh(req.tag);
     cmd->task_attr = req.task_attr;
     cmd->nexus = ctrl->nexus;
-    cmd->blk_ctx = ctrl->blk_ctx;
+    cmd->blk_ctx = q->blk_ctx;
     cmd->done_cb = cmd_done_cb;
     cmd->opaque = r;
     if (out_len > sizeof(req)) {
@@ -441,6 +456,13 @@ static void handle_ctrl(struct vscsi_queue *q, struct vscsi_req *r)
         tmf->nexus = ctrl->nexus;
         tmf->done_cb = tmf_done_cb;
         tmf->opaque = r;
+        /* The guest queued its commands before this TMF: take them all, so
+         * that the TMF covers them, whichever thread serves their queue
+         * (virtio orders nothing across queues; SAM has the TMF act on the
+         * tasks the device server has received). */
+        for (unsigned i = VQ_REQ0; i < ctrl->num_vqs; i++)
+            if (ctrl->queues[i].vq && !vq_is_broken(ctrl->queues[i].vq))
+                queue_process(&ctrl->queues[i]);
         scsi_bus_tmf(ctrl->bus, tmf);
         return;
     }
@@ -555,6 +577,10 @@ static const struct scsi_bus_listener_ops bus_listener = { .event_cb = bus_event
 static unsigned queue_process(struct vscsi_queue *q)
 {
     unsigned budget = POP_BUDGET, handled = 0;
+    /* Notifications stay off only for the loop that polls this queue: on
+     * another thread (a TMF taking the request queues first) they go back
+     * on, or the owner, asleep, would never hear of the next request. */
+    bool polled = q->ctrl->polling && q->idx >= VQ_REQ0 && ev_loop_is_current(q->loop);
 
     if (q->idx == VQ_EVENT) {
         events_flush(q->ctrl);
@@ -586,7 +612,7 @@ static unsigned queue_process(struct vscsi_queue *q)
                           q->idx, strerror(-ret));
                 return handled;
             }
-            if (q->ctrl->polling && q->idx >= VQ_REQ0)
+            if (polled)
                 return handled;
             if (vq_enable_notify(q->vq)) {
                 vq_disable_notify(q->vq);
@@ -600,42 +626,40 @@ static unsigned queue_process(struct vscsi_queue *q)
         else
             handle_cmd(q, r);
     }
-    if (!q->ctrl->polling || q->idx < VQ_REQ0)
+    if (!polled)
         vq_enable_notify(q->vq);
     return handled;
 }
 
-bool vscsi_ctrl_poll(struct vscsi_ctrl *ctrl)
+bool vscsi_ctrl_poll(struct vscsi_ctrl *ctrl, struct ev_loop *loop)
 {
     unsigned handled = 0;
 
-    if (ctrl->paused)
-        return false;
-
-    for (unsigned i = VQ_REQ0; i < ctrl->num_vqs; i++) {
+    scsi_lock();
+    for (unsigned i = VQ_REQ0; i < ctrl->num_vqs && !ctrl->paused; i++) {
         struct vscsi_queue *q = &ctrl->queues[i];
 
-        if (q->vq && !q->starved && !vq_is_broken(q->vq))
+        if (q->loop == loop && q->vq && !q->starved && !vq_is_broken(q->vq))
             handled += queue_process(q);
     }
+    scsi_unlock();
     return handled > 0;
 }
 
-bool vscsi_ctrl_poll_idle(struct vscsi_ctrl *ctrl)
+bool vscsi_ctrl_poll_idle(struct vscsi_ctrl *ctrl, struct ev_loop *loop)
 {
     bool work = false;
 
+    scsi_lock();
     /* paused: buffers waiting in the rings are not work (no busy polling) */
-    if (ctrl->paused)
-        return false;
-
-    for (unsigned i = VQ_REQ0; i < ctrl->num_vqs; i++) {
+    for (unsigned i = VQ_REQ0; i < ctrl->num_vqs && !ctrl->paused; i++) {
         struct vscsi_queue *q = &ctrl->queues[i];
 
         /* true: buffers arrived while notifications were off */
-        if (q->vq && !vq_is_broken(q->vq) && vq_enable_notify(q->vq))
+        if (q->loop == loop && q->vq && !vq_is_broken(q->vq) && vq_enable_notify(q->vq))
             work = true;
     }
+    scsi_unlock();
     return work;
 }
 
@@ -647,8 +671,48 @@ static void kick_cb(void *opaque, int fd, uint32_t events)
     (void)events;
     if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         return;
+    scsi_lock();
     if (q->vq)
         queue_process(q);
+    scsi_unlock();
+}
+
+/* An iothread's queue: make its kick watch match the queue's state, on the
+ * iothread (posted by queue_start_cb/queue_stop_cb, in order). It watches its
+ * own copy of the kick fd, so the frontend replacing or closing the original
+ * cannot make the number point elsewhere under us. */
+static void kick_watch_sync(void *opaque)
+{
+    struct vscsi_queue *q = opaque;
+    int fd;
+
+    scsi_lock();
+    if (q->kick_h) {
+        ev_loop_del_fd(q->loop, q->kick_h);
+        q->kick_h = NULL;
+    }
+    if (q->kick_fd >= 0) {
+        close(q->kick_fd);
+        q->kick_fd = -1;
+    }
+    fd = q->vq ? vq_kick_fd(q->vq) : -1;
+    if (fd >= 0) {
+        q->kick_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (q->kick_fd < 0)
+            log_err("queue %u: cannot copy its kick fd: %s", q->idx, strerror(errno));
+        else if (!(q->kick_h = ev_loop_add_fd(q->loop, q->kick_fd, EPOLLIN, kick_cb, q)))
+            log_err("queue %u: cannot watch kick fd: %s", q->idx, strerror(errno));
+    }
+    /* Buffers may already be waiting (e.g. after a reconnect or re-enable). */
+    if (q->vq)
+        schedule_process(q);
+    scsi_unlock();
+}
+
+static void kick_watch_post(struct vscsi_queue *q)
+{
+    if (ev_loop_post(q->loop, kick_watch_sync, q) < 0)
+        log_err("queue %u: out of memory; its kicks are not watched", q->idx);
 }
 
 static void queue_start_cb(void *opaque, unsigned qidx, struct vq *vq)
@@ -664,6 +728,15 @@ static void queue_start_cb(void *opaque, unsigned qidx, struct vq *vq)
         return;
     if (queue_alloc_slots(q, vq_size(vq)) < 0) {
         log_err("queue %u: cannot allocate %u request slots", qidx, vq_size(vq));
+        return;
+    }
+    if (q->loop != ctrl->loop) {
+        q->vq = vq;
+        if (vq_kick_fd(vq) < 0)
+            log_warn("queue %u: the frontend asked for polling (no kick fd), which is not "
+                     "supported; the queue is served only when another event wakes it", qidx);
+        kick_watch_post(q);
+        log_debug("queue %u started (size %u) on an iothread", qidx, vq_size(vq));
         return;
     }
     if (q->kick_h) {
@@ -702,7 +775,9 @@ static void queue_stop_cb(void *opaque, unsigned qidx, struct vq *vq)
     if (qidx >= ctrl->num_vqs)
         return;
     q = &ctrl->queues[qidx];
-    if (q->kick_h) {
+    if (q->loop != ctrl->loop) {
+        kick_watch_post(q);
+    } else if (q->kick_h) {
         ev_loop_del_fd(ctrl->loop, q->kick_h);
         q->kick_h = NULL;
     }
@@ -765,8 +840,20 @@ struct vscsi_ctrl *vscsi_ctrl_new(struct ev_loop *loop, struct blk_ctx *blk_ctx,
     ctrl->polling = cfg->polling;
     ctrl->num_vqs = 2 + cfg->num_queues;
     for (unsigned i = 0; i < ctrl->num_vqs; i++) {
-        ctrl->queues[i].ctrl = ctrl;
-        ctrl->queues[i].idx = i;
+        struct vscsi_queue *q = &ctrl->queues[i];
+
+        q->ctrl = ctrl;
+        q->idx = i;
+        q->loop = loop;
+        q->blk_ctx = blk_ctx;
+        q->kick_fd = -1;
+        /* request queues spread over the iothreads, round robin */
+        if (i >= VQ_REQ0 && cfg->num_iothreads) {
+            const struct vscsi_iothread *it = &cfg->iothreads[(i - VQ_REQ0) % cfg->num_iothreads];
+
+            q->loop = it->loop;
+            q->blk_ctx = it->blk_ctx;
+        }
     }
     ctrl->dev = vhost_dev_new(loop, cfg->socket_path, ctrl->num_vqs, &vscsi_vhost_ops, ctrl,
                               err, errlen);
@@ -819,8 +906,17 @@ void vscsi_ctrl_free(struct vscsi_ctrl *ctrl)
         return;
     scsi_bus_set_listener(ctrl->bus, NULL, NULL);
     vhost_dev_free(ctrl->dev);
-    for (unsigned i = 0; i < ctrl->num_vqs; i++)
-        if (ctrl->queues[i].reqs)
-            munmap(ctrl->queues[i].reqs, ctrl->queues[i].reqs_bytes);
+    for (unsigned i = 0; i < ctrl->num_vqs; i++) {
+        struct vscsi_queue *q = &ctrl->queues[i];
+
+        /* iothreads have stopped (vscsi_ctrl_free's contract), so their
+         * loops may be touched from here */
+        if (q->kick_h)
+            ev_loop_del_fd(q->loop, q->kick_h);
+        if (q->kick_fd >= 0)
+            close(q->kick_fd);
+        if (q->reqs)
+            munmap(q->reqs, q->reqs_bytes);
+    }
     free(ctrl);
 }

@@ -15,11 +15,25 @@ struct vscsi_ctrl;
 
 #define VSCSI_MAX_REQUEST_QUEUES 64
 
+/* A thread that serves request queues: its loop and block context. */
+struct vscsi_iothread {
+    struct ev_loop *loop;
+    struct blk_ctx *blk_ctx;
+};
+
 struct vscsi_ctrl_config {
     const char *socket_path;
     unsigned num_queues;        /* request queues; virtqueues = 2 + num_queues */
     uint32_t nexus;             /* initiator port id given to the SCSI layer */
-    bool polling;               /* the loop polls request queues (vscsi_ctrl_poll) */
+    bool polling;               /* the loops poll request queues (vscsi_ctrl_poll) */
+    /* Request queue i goes to iothreads[i % num_iothreads]; none: every
+     * queue on the controller's loop. The control and event queues and the
+     * vhost-user session always stay on the controller's loop. An iothread's
+     * loop runs on its own thread, and its block context is bound to it
+     * (blk_ctx_bind_thread); the controller's thread holds the SCSI lock
+     * whenever it is not waiting for events (ev_loop_set_wait_hooks). */
+    const struct vscsi_iothread *iothreads;
+    unsigned num_iothreads;
 };
 
 /* Decode a virtio-scsi LUN field (5.6.6.1). Returns 0 and sets target/lun,
@@ -33,6 +47,7 @@ void vscsi_encode_lun(uint8_t target, uint16_t lun, uint8_t out[8]);
 struct vscsi_ctrl *vscsi_ctrl_new(struct ev_loop *loop, struct blk_ctx *blk_ctx,
                                   struct scsi_bus *bus, const struct vscsi_ctrl_config *cfg,
                                   char *err, size_t errlen);
+/* After vscsi_ctrl_quiesce and with every iothread stopped (joined). */
 void vscsi_ctrl_free(struct vscsi_ctrl *ctrl);
 /* Stop taking requests from the guest (shutdown): kicks are no longer watched
  * and queues are not popped, even if the frontend starts them again; commands
@@ -45,12 +60,13 @@ void vscsi_ctrl_quiesce(struct vscsi_ctrl *ctrl);
  * already taken complete normally, events are still delivered. */
 void vscsi_ctrl_pause(struct vscsi_ctrl *ctrl, bool paused);
 bool vscsi_ctrl_paused(const struct vscsi_ctrl *ctrl);
-/* Adaptive polling (see ev_loop_set_poller): handle what the request queues
- * hold without waiting for kicks; true when something was handled. */
-bool vscsi_ctrl_poll(struct vscsi_ctrl *ctrl);
-/* Before the loop sleeps: re-enable guest notifications; true when buffers
- * arrived meanwhile (keep polling). */
-bool vscsi_ctrl_poll_idle(struct vscsi_ctrl *ctrl);
+/* Adaptive polling (see ev_loop_set_poller), from the thread of loop: handle
+ * what the request queues served by loop hold without waiting for kicks;
+ * true when something was handled. */
+bool vscsi_ctrl_poll(struct vscsi_ctrl *ctrl, struct ev_loop *loop);
+/* Before loop sleeps: re-enable guest notifications on its queues; true when
+ * buffers arrived meanwhile (keep polling). */
+bool vscsi_ctrl_poll_idle(struct vscsi_ctrl *ctrl, struct ev_loop *loop);
 /* Commands popped from the guest and not yet completed. */
 unsigned vscsi_ctrl_inflight(const struct vscsi_ctrl *ctrl);
 

@@ -526,8 +526,11 @@ static void test_change_inflight(void)
         read_check(h, 1, CD_BS, 0, 4, to);
     }
     CHECK_EQ(other, 0);
-    /* a frozen daemon has the READs going when the change comes: some drain */
-    CHECK(deferred >= 1);
+    /* a frozen daemon has the READs going when the change comes: some drain.
+     * With iothreads the READs are taken by another thread than the change,
+     * so which comes first is a race: only the outcome checks above hold. */
+    if (!iothreads_in_use())
+        CHECK(deferred >= 1);
     fprintf(stderr, "  %u READs across changes: %u with the old data, %u not ready or UA, %u with "
             "the new data; %u of 3 changes waited for READs of the old medium\n", 3 * N, old,
             notready, new, deferred);

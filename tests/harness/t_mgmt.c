@@ -261,8 +261,10 @@ static bool unplug_round(struct vuf *h, struct qmpc *q, unsigned round, bool fre
         }
         if (r.response == VUF_SCSI_S_OK && r.status == VUF_SAM_GOOD)
             good++;
-        else if (vuf_sense_is(&r, 5, 0x25, 0x00))
-            gone++;             /* arrived after the removal: LOGICAL UNIT NOT SUPPORTED */
+        else if (vuf_sense_is(&r, 5, 0x25, 0x00) || r.response == VUF_SCSI_S_BAD_TARGET)
+            gone++;             /* taken after the removal (an iothread may pop them after
+                                 * the control thread ran device_del): LOGICAL UNIT NOT
+                                 * SUPPORTED, or no such target once its last LUN left */
         else {
             other++;
             fprintf(stderr, "  command %u: %s\n", i, res_str(&r));
@@ -327,8 +329,10 @@ static void test_unplug_inflight(void)
         deferred += unplug_round(h, &q, i, freeze[i], delays[i], &refused);
         rounds++;
     }
-    /* a frozen daemon sees the commands before device_del: some are in flight then */
-    CHECK(deferred >= 1);
+    /* a frozen daemon sees the commands before device_del: some are in flight
+     * then (with iothreads a race: only the per-command checks hold) */
+    if (!iothreads_in_use())
+        CHECK(deferred >= 1);
     QMP_OK(&q, "{'execute': 'blockdev-del', 'arguments': {'node-name': 'fl'}}");
     qmp_close(&q);
     vuf_free(h);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,6 +69,16 @@ int vuf_vscsid_start(struct vuf_vscsid *d, const char *exe, const struct vuf_vsc
     }
     for (unsigned i = 0; extra && extra[i] && !rc; i++)
         rc = add_arg(d, "%s", extra[i]);
+    /* VUF_VSCSID_ARGS: options added to every vscsid the tests start (the
+     * suite runs again with --iothreads=2), space-separated */
+    const char *env = getenv("VUF_VSCSID_ARGS");
+    if (env && !rc) {
+        char buf[256], *save = NULL;
+
+        snprintf(buf, sizeof(buf), "%s", env);
+        for (char *t = strtok_r(buf, " ", &save); t && !rc; t = strtok_r(NULL, " ", &save))
+            rc = add_arg(d, "%s", t);
+    }
     if (rc < 0) {
         vuf_vscsid_cleanup(d);
         return rc;
