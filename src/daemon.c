@@ -1165,6 +1165,8 @@ static void *iothread_main(void *opaque)
 
 int vscsid_start_iothreads(struct vscsid *d, char *err, size_t errlen)
 {
+    char name[16];
+
     for (unsigned i = 0; i < d->num_iothreads; i++) {
         struct iothread *it = &d->iothreads[i];
         int r;
@@ -1177,6 +1179,9 @@ int vscsid_start_iothreads(struct vscsid *d, char *err, size_t errlen)
             return -r;
         }
         it->running = true;
+        /* for top -H, ps -T, perf: "vscsi-io0", ... (before the sandbox) */
+        snprintf(name, sizeof(name), "vscsi-io%u", i % 100);
+        pthread_setname_np(it->tid, name);
     }
     return 0;
 }

@@ -314,14 +314,16 @@ void ev_loop_wakeup(struct ev_loop *loop)
     }
 }
 
+/* owner is read by other threads (ev_loop_defer from them), and set by the
+ * thread that takes the loop over: atomically. */
 void ev_loop_bind_thread(struct ev_loop *loop)
 {
-    loop->owner = pthread_self();
+    __atomic_store_n(&loop->owner, pthread_self(), __ATOMIC_RELEASE);
 }
 
 bool ev_loop_is_current(const struct ev_loop *loop)
 {
-    return pthread_equal(loop->owner, pthread_self());
+    return pthread_equal(__atomic_load_n(&loop->owner, __ATOMIC_ACQUIRE), pthread_self());
 }
 
 int ev_loop_post(struct ev_loop *loop, ev_defer_cb *cb, void *opaque)

@@ -776,7 +776,10 @@ static void queue_stop_cb(void *opaque, unsigned qidx, struct vq *vq)
         return;
     q = &ctrl->queues[qidx];
     if (q->loop != ctrl->loop) {
-        kick_watch_post(q);
+        /* already stopped (quiesced): nothing to tell its iothread, which
+         * may be gone by now (vscsi_ctrl_free after the threads stopped) */
+        if (q->vq)
+            kick_watch_post(q);
     } else if (q->kick_h) {
         ev_loop_del_fd(ctrl->loop, q->kick_h);
         q->kick_h = NULL;
