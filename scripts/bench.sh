@@ -134,8 +134,8 @@ DISK_DIRECT=${DISK_DIRECT:-1}
 # args. KIND fio: ARGS = fio args. @SOCK@ is the vhost-user socket.
 CFGS=()
 cfg() { CFGS+=("$1|$2|$3|$4"); }
-vscsid_null() {   # vscsid_null QUEUES
-    echo "taskset -c 0 $VSCSID -s @SOCK@ --num-queues $1 --drive driver=null,size=1G,id=d0 --device scsi-hd,drive=d0,scsi-id=0,lun=0"
+vscsid_null() {   # vscsid_null QUEUES [IOTHREADS]
+    echo "taskset -c 0 $VSCSID -s @SOCK@ --num-queues $1 --iothreads ${2:-0} --drive driver=null,size=1G,id=d0 --device scsi-hd,drive=d0,scsi-id=0,lun=0"
 }
 vscsid_file() {   # vscsid_file IMG CACHE
     echo "taskset -c 0 $VSCSID -s @SOCK@ --num-queues 4 --drive file=$1,id=d0,cache=$2,aio=io_uring --device scsi-hd,drive=d0,scsi-id=0,lun=0"
@@ -174,6 +174,13 @@ if want scale; then
     for q in 2 4; do
         cfg "scale-vscsid-q$q" scale bench "scsi;$(vscsid_null 4);$Q32 --rw randread --queues $q"
         [ "$HAVE_QSD" = 1 ] && cfg "scale-qsd-q$q" scale bench "blk;$(qsd_null $q);$Q32 --rw randread --queues $q"
+    done
+    # --iothreads 1 and 2 (vscsid still on core 0: what the threads cost and
+    # what they gain when the same core runs them)
+    for it in 1 2; do
+        for q in 1 2 4; do
+            cfg "scale-vscsid-it$it-q$q" scale bench "scsi;$(vscsid_null 4 $it);$Q32 --rw randread --queues $q"
+        done
     done
     # 1 queue: the null-* runs (added here when group null is not selected)
     if ! want null; then
@@ -428,12 +435,17 @@ scale = [(1, 'null-vscsid-poll', 'null-qsd-poll'), (2, 'scale-vscsid-q2', 'scale
          (4, 'scale-vscsid-q4', 'scale-qsd-q4')]
 if any(a in summary for _, a, _ in scale[1:]):
     P('## (c) Scaling: request queues (null drive, 4 KiB randread, QD32 per queue, one bench thread)\n')
-    P('vscsid serves every queue from its one event loop today (no --iothreads yet), so this shows '
-      'the cost of more queues, not parallelism.\n')
-    P('| queues | vscsid IOPS (best) | qsd IOPS (best) | vscsid us/IO | qsd us/IO | vscsid p99 us | qsd p99 us |')
-    P('|---:|---:|---:|---:|---:|---:|---:|')
+    P('vscsid is pinned to core 0 and the bench to core 1 in every run, so the iothread columns '
+      'show what the threads cost on one core, not parallel speed-up (a 2-core machine has no '
+      'third core to give them). Medians, best run in brackets.\n')
+    P('| queues | vscsid IOPS (best) | --iothreads 1 | --iothreads 2 | qsd IOPS (best) | vscsid us/IO | '
+      'iothreads 1 us/IO | iothreads 2 us/IO | qsd us/IO | vscsid p99 us | qsd p99 us |')
+    P('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for q, a, b in scale:
-        P('| %d | %s | %s | %s | %s | %s | %s |' % (q, mb(a), mb(b), fmt(v(a, 'daemon_us_per_io'), 2),
+        i1, i2 = 'scale-vscsid-it1-q%d' % q, 'scale-vscsid-it2-q%d' % q
+        P('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+          q, mb(a), mb(i1), mb(i2), mb(b), fmt(v(a, 'daemon_us_per_io'), 2),
+          fmt(v(i1, 'daemon_us_per_io'), 2), fmt(v(i2, 'daemon_us_per_io'), 2),
           fmt(v(b, 'daemon_us_per_io'), 2), fmt(v(a, 'lat_us.all.p99'), 0), fmt(v(b, 'lat_us.all.p99'), 0)))
     P('')
 
@@ -518,8 +530,11 @@ with open(os.path.join(out, 'plot-null.dat'), 'w') as f:
 with open(os.path.join(out, 'plot-scale.dat'), 'w') as f:
     for q, a, b in scale:
         ma, mb = summary.get(a, {}).get('iops'), summary.get(b, {}).get('iops')
-        f.write('%d %s %s %s %s\n' % (q, '%.1f' % ma['med'] if ma else 'NaN', '%.1f' % mb['med'] if mb else 'NaN',
-                                      '%.1f' % ma['max'] if ma else 'NaN', '%.1f' % mb['max'] if mb else 'NaN'))
+        m1 = summary.get('scale-vscsid-it1-q%d' % q, {}).get('iops')
+        m2 = summary.get('scale-vscsid-it2-q%d' % q, {}).get('iops')
+        f.write('%d %s %s %s %s %s %s\n' % (q, '%.1f' % ma['med'] if ma else 'NaN', '%.1f' % mb['med'] if mb else 'NaN',
+                                      '%.1f' % ma['max'] if ma else 'NaN', '%.1f' % mb['max'] if mb else 'NaN',
+                                      '%.1f' % m1['med'] if m1 else 'NaN', '%.1f' % m2['med'] if m2 else 'NaN'))
 with open(os.path.join(out, 'plot-qd1.dat'), 'w') as f:
     for n in qd1:
         f.write('"%s" %.2f %.2f\n' % (n[4:], v(n, 'lat_us.all.p50') or 0, v(n, 'lat_us.all.p99') or 0))
@@ -542,7 +557,7 @@ if [ "$HAVE_GNUPLOT" = 1 ]; then
         [ -s plot-scale.dat ] && gnuplot -e "$common; set output 'scaling.png';
             set title 'Null drive, 4 KiB randread, QD32 per queue'; set xlabel 'request queues'; set ylabel 'IOPS';
             set xtics (1,2,4); set yrange [0:*]; set key below; set xrange [0.8:4.2];
-            plot 'plot-scale.dat' using 1:2 with linespoints lw 2 title 'vscsid (median)', '' using 1:3 with linespoints lw 2 title 'qemu-storage-daemon (median)', '' using 1:4 with points pt 6 ps 1.5 title 'vscsid (best run)', '' using 1:5 with points pt 8 ps 1.5 title 'qemu-storage-daemon (best run)'"
+            plot 'plot-scale.dat' using 1:2 with linespoints lw 2 title 'vscsid (median)', '' using 1:3 with linespoints lw 2 title 'qemu-storage-daemon (median)', '' using 1:4 with points pt 6 ps 1.5 title 'vscsid (best run)', '' using 1:5 with points pt 8 ps 1.5 title 'qemu-storage-daemon (best run)', '' using 1:6 with linespoints lw 2 dt 2 title 'vscsid --iothreads 1 (median)', '' using 1:7 with linespoints lw 2 dt 3 title 'vscsid --iothreads 2 (median)'"
         [ -s plot-qd1.dat ] && gnuplot -e "$common; set output 'latency.png';
             set title 'QD1 4 KiB randread latency'; set ylabel 'microseconds'; set logscale y; set format y '%g';
             set style data histogram; set style histogram clustered gap 2; set xtics rotate by -20; set key below;
