@@ -53,6 +53,31 @@ run_meson_suite build "default"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 TIMEOUT_MULT=3 run_meson_suite build-asan "asan+ubsan" -Db_sanitize=address,undefined -Db_lundef=false
 
+# ThreadSanitizer over the multi-threaded paths: the harness suites that run
+# vscsid with --iothreads=2 (the first data race kills vscsid, failing the
+# test). GCC cannot model the virtqueue fences (-Wtsan): they order accesses
+# to guest memory, which the other side (QEMU, the harness) makes anyway.
+if [ "${VSCSI_SKIP_TSAN:-0}" != 1 ]; then
+    echo "=== tsan: build (build-tsan)"
+    if [ ! -f build-tsan/build.ninja ]; then
+        meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dc_args=-Wno-tsan >/dev/null ||
+            { failed=$((failed + 1)); failures+=("tsan: meson setup"); }
+    fi
+    if [ -f build-tsan/build.ninja ] && ninja -C build-tsan >build-tsan.build.log 2>&1; then
+        echo "=== tsan: harness tests with --iothreads=2"
+        tsan_tests=()
+        for t in basic hostile-ring hostile-msg mgmt media robust-restart robust-hostile poll errpol; do
+            tsan_tests+=("harness-iothreads-$t")
+        done
+        TSAN_OPTIONS=halt_on_error=1:exitcode=66 meson test -C build-tsan --print-errorlogs \
+            --num-processes 2 --timeout-multiplier 3 "${tsan_tests[@]}" || true
+        count_meson build-tsan "tsan"
+    elif [ -f build-tsan/build.ninja ]; then
+        tail -40 build-tsan.build.log
+        failed=$((failed + 1)); failures+=("tsan: build failed")
+    fi
+fi
+
 # Short fuzzing pass over every libFuzzer target (crash, leak, timeout = failure).
 if [ "${VSCSI_SKIP_FUZZ:-0}" != 1 ]; then
     echo "=== fuzz smoke pass"
@@ -106,6 +131,15 @@ if [ "${VSCSI_SKIP_GUEST:-0}" != 1 ] && [ "${VSCSI_SKIP_ASAN_GUEST:-0}" != 1 ] &
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ISCSI_STRICT=1 \
         VSCSID="$PWD/build-asan/vscsid" tests/guest/run-all.sh \
         ${VSCSI_ASAN_GUEST_TESTS:-}
+fi
+
+# The iothreads scenario against the TSan daemon: real guest concurrency on two
+# request queues, two iothreads and the control thread.
+if [ "${VSCSI_SKIP_GUEST:-0}" != 1 ] && [ "${VSCSI_SKIP_TSAN:-0}" != 1 ] && [ -x build-tsan/vscsid ]; then
+    echo "=== end-to-end iothreads scenario against the TSan daemon"
+    run_guest_suite "guest (tsan)" TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+        VSCSI_E2E_LOGDIR="$PWD/build/guest/logs-tsan" \
+        VSCSID="$PWD/build-tsan/vscsid" tests/guest/run-all.sh t-iothreads
 fi
 
 echo

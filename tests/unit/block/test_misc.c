@@ -1,6 +1,7 @@
 /* Open errors, request validation, readonly, the null driver, many requests
  * in flight, I/O error propagation, freeing a context from a callback, and
  * the automatic fallback when io_uring is unavailable. */
+#include <pthread.h>
 #include "blk_test.h"
 
 #include <linux/filter.h>
@@ -340,6 +341,90 @@ static int child_no_uring(void)
     return test_failures ? 1 : 0;
 }
 
+/* Threads: a request submitted with a context that belongs to another thread
+ * completes on the submitting thread's own context (blk_ctx_bind_thread); the
+ * guard hooks bracket each batch of completions. */
+static int guard_depth, guard_batches, guard_bad;
+
+static void guard_enter(void *opaque)
+{
+    (void)opaque;
+    guard_depth++;
+    guard_batches++;
+}
+
+static void guard_leave(void *opaque)
+{
+    (void)opaque;
+    guard_depth--;
+}
+
+struct foreign {
+    struct ev_loop *loop;
+    struct blk_ctx *ctx;
+};
+
+static void *foreign_main(void *opaque)
+{
+    struct foreign *f = opaque;
+
+    ev_loop_bind_thread(f->loop);
+    return NULL;
+}
+
+static void guarded_done_cb(struct blk_req *req, int ret)
+{
+    struct t_done *r = req->opaque;
+
+    if (guard_depth != 1)
+        guard_bad++;
+    r->calls++;
+    r->ret = ret;
+}
+
+static void test_threads(void)
+{
+    struct blk_opts o = { .id = "n1", .driver = BLK_DRIVER_NULL, .size = 1 << 20 };
+    struct foreign f;
+    struct blk_drive *d;
+    struct t_done r = { 0 };
+    unsigned char buf[4096];
+    struct iovec iov = { buf, sizeof(buf) };
+    struct blk_req req = { .op = BLK_OP_READ, .len = sizeof(buf), .iov = &iov, .iovcnt = 1,
+                           .done_cb = guarded_done_cb, .opaque = &r };
+    char err[256];
+    pthread_t t;
+
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), 0);
+    f.loop = ev_loop_new();
+    f.ctx = blk_ctx_new(f.loop, err, sizeof(err));
+    CHECK(f.loop && f.ctx);
+    /* hand f's loop to another thread (which then ends: its loop never runs) */
+    CHECK_EQ(pthread_create(&t, NULL, foreign_main, &f), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    blk_ctx_bind_thread(t_ctx);
+    blk_ctx_set_guard(t_ctx, guard_enter, guard_leave, NULL);
+    CHECK_EQ(blk_submit(f.ctx, d, &req), 0);
+    CHECK_EQ(blk_ctx_inflight(f.ctx), 0);   /* went to this thread's context */
+    CHECK_EQ(blk_ctx_inflight(t_ctx), 1);
+    CHECK(t_wait(&r.calls, 1));
+    CHECK_EQ(r.ret, 0);
+    CHECK_EQ(blk_ctx_inflight(t_ctx), 0);
+    CHECK(guard_batches >= 1);
+    CHECK_EQ(guard_bad, 0);
+    CHECK_EQ(guard_depth, 0);
+    /* the context's own thread submits through it as usual */
+    r.calls = 0;
+    CHECK_EQ(blk_submit(t_ctx, d, &req), 0);
+    CHECK_EQ(blk_ctx_inflight(t_ctx), 1);
+    CHECK(t_wait(&r.calls, 1));
+    blk_ctx_set_guard(t_ctx, NULL, NULL, NULL);
+    blk_ctx_bind_thread(NULL);
+    blk_ctx_free(f.ctx);
+    ev_loop_free(f.loop);
+    blk_close(d);
+}
+
 static void test_uring_fallback(void)
 {
     pid_t pid;
@@ -370,6 +455,7 @@ int main(void)
     RUN_TEST(test_concurrent);
     RUN_TEST(test_errors);
     RUN_TEST(test_free_in_callback);
+    RUN_TEST(test_threads);
     t_teardown();
     RUN_TEST(test_uring_fallback);
     return test_exit();

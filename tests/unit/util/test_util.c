@@ -1,5 +1,7 @@
 /* util: option strings, iov helpers, event loop. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -138,6 +140,88 @@ static void test_loop(void)
     ev_loop_free(loop);
 }
 
+/* Cross-thread use: a loop run by another thread gets calls posted from this
+ * one, in order, and wakes for them; ev_loop_defer from here posts too; the
+ * wait hooks bracket every epoll_wait. */
+struct xthread {
+    struct ev_loop *loop;
+    int order[8];
+    int n;
+    bool on_owner[8];
+    int waits_before, waits_after;
+};
+
+static void post_cb(void *opaque)
+{
+    struct xthread *x = opaque;
+
+    if (x->n < 8) {
+        x->on_owner[x->n] = ev_loop_is_current(x->loop);
+        x->order[x->n] = x->n;
+        x->n++;
+    }
+}
+
+static void stop_cb(void *opaque)
+{
+    struct xthread *x = opaque;
+
+    ev_loop_stop(x->loop);
+}
+
+static void before_wait(void *opaque)
+{
+    ((struct xthread *)opaque)->waits_before++;
+}
+
+static void after_wait(void *opaque)
+{
+    ((struct xthread *)opaque)->waits_after++;
+}
+
+static void *xthread_main(void *opaque)
+{
+    struct xthread *x = opaque;
+
+    ev_loop_bind_thread(x->loop);
+    ev_loop_run(x->loop);
+    return NULL;
+}
+
+static void test_loop_threads(void)
+{
+    struct xthread x = { .loop = ev_loop_new() };
+    pthread_t t;
+
+    CHECK(x.loop != NULL);
+    CHECK(ev_loop_is_current(x.loop));      /* the creating thread owns it until bound */
+    ev_loop_set_wait_hooks(x.loop, before_wait, after_wait, &x);
+    CHECK_EQ(pthread_create(&t, NULL, xthread_main, &x), 0);
+    /* the thread may or may not have bound the loop yet: either way the calls
+     * run on the loop's thread once it runs them */
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(ev_loop_post(x.loop, post_cb, &x), 0);
+    CHECK_EQ(ev_loop_post(x.loop, stop_cb, &x), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(x.n, 5);
+    for (int i = 0; i < x.n; i++) {
+        CHECK_EQ(x.order[i], i);
+        CHECK(x.on_owner[i]);
+    }
+    CHECK(!ev_loop_is_current(x.loop));     /* bound to the thread that ran it */
+    CHECK(x.waits_before >= 1);
+    CHECK_EQ(x.waits_before, x.waits_after);
+    /* defer from a foreign thread is a post: queued, run when the loop runs
+     * (here: by ev_loop_free, which runs what is left) */
+    CHECK_EQ(ev_loop_defer(x.loop, post_cb, &x), 0);
+    CHECK_EQ(x.n, 5);
+    ev_loop_bind_thread(x.loop);
+    ev_loop_run_once(x.loop, 0);
+    CHECK_EQ(x.n, 6);
+    CHECK(x.on_owner[5]);
+    ev_loop_free(x.loop);
+}
+
 int main(void)
 {
     RUN_TEST(test_opts_basic);
@@ -145,5 +229,6 @@ int main(void)
     RUN_TEST(test_parse_size);
     RUN_TEST(test_iov);
     RUN_TEST(test_loop);
+    RUN_TEST(test_loop_threads);
     return test_exit();
 }
