@@ -12,7 +12,8 @@
 #   BENCH_GUEST_IMG_DIR (/dev/shm), BENCH_GUEST_IMG_SIZE (256M),
 #   BENCH_GUEST_DRIVE ("" : extra -drive options of the built-in devices, e.g.
 #   aio=io_uring; QEMU's defaults are cache=writeback, aio=threads),
-#   BENCH_GUEST_VSCSID_DRIVE (cache=writeback), BENCH_GUEST_KINDS (all three),
+#   BENCH_GUEST_VSCSID_DRIVE (cache=writeback), BENCH_GUEST_VSCSID_ARGS (more vscsid
+#   options, e.g. "--poll-us 200"), BENCH_GUEST_KINDS (all three),
 #   VSCSI_QEMU, VSCSID, BENCH_OUT (build/bench).
 # Output: BENCH_OUT/bench-guest.md, bench-guest.json, bench-guest-runs.jsonl,
 #   bench-guest.png; serial logs in build/guest/logs/bench-guest/.
@@ -72,7 +73,7 @@ boot() {   # boot KIND ROUND
         E2E_BACKEND=vscsid
         daemon_start vscsid "$VSCSID" --socket "$VSCSID_SOCK" \
             --drive "file=$img,id=d0${VSCSID_OPTS:+,$VSCSID_OPTS}" \
-            --device scsi-hd,drive=d0,scsi-id=0,lun=0
+            --device scsi-hd,drive=d0,scsi-id=0,lun=0 ${BENCH_GUEST_VSCSID_ARGS:-}
         wait_socket "$VSCSID_SOCK" 10 vscsid
         GUEST_ARGS=(--vhost-user "$VSCSID_SOCK") ;;
     scsi-hd)
