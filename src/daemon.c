@@ -86,13 +86,15 @@ struct vscsid {
     enum vscsid_run_state run_state;
 };
 
-static void wait_unlock(void *opaque)
+/* The SCSI lock as loop wait hooks (control thread) and block completion
+ * guards (iothreads). */
+static void unlock_cb(void *opaque)
 {
     (void)opaque;
     scsi_unlock();
 }
 
-static void wait_lock(void *opaque)
+static void lock_cb(void *opaque)
 {
     (void)opaque;
     scsi_lock();
@@ -116,7 +118,7 @@ struct vscsid *vscsid_new(struct ev_loop *loop, char *err, size_t errlen)
      * callbacks that take it again are fine). */
     blk_ctx_bind_thread(d->blk_ctx);
     scsi_lock();
-    ev_loop_set_wait_hooks(loop, wait_unlock, wait_lock, NULL);
+    ev_loop_set_wait_hooks(loop, unlock_cb, lock_cb, NULL);
     d->buses = calloc(1, sizeof(*d->buses));
     d->bus = d->buses ? scsi_bus_new() : NULL;
     if (!d->bus) {
@@ -1086,18 +1088,6 @@ static bool iothread_poll_idle_cb(void *opaque)
     return poll_loop(it->d, it->loop, true);
 }
 
-static void guard_lock(void *opaque)
-{
-    (void)opaque;
-    scsi_lock();
-}
-
-static void guard_unlock(void *opaque)
-{
-    (void)opaque;
-    scsi_unlock();
-}
-
 int vscsid_set_iothreads(struct vscsid *d, unsigned n, unsigned poll_us, char *err, size_t errlen)
 {
     if (d->num_iothreads || d->ctrl) {
@@ -1132,7 +1122,7 @@ int vscsid_set_iothreads(struct vscsid *d, unsigned n, unsigned poll_us, char *e
             goto fail;
         }
         /* block completions run SCSI code: once per batch under the lock */
-        blk_ctx_set_guard(it->blk_ctx, guard_lock, guard_unlock, it);
+        blk_ctx_set_guard(it->blk_ctx, lock_cb, unlock_cb, it);
         if (poll_us) {
             struct ev_poller p = { .poll_cb = iothread_poll_cb, .idle_cb = iothread_poll_idle_cb,
                                    .opaque = it };
