@@ -705,7 +705,7 @@ static void test_vanish_with_io(void)
  * consistent copy, never write past a buffer. */
 struct racer {
     struct vuf *h;
-    volatile bool stop;
+    bool stop;                  /* atomic */
     uint8_t *hdr[16];
     struct vuf_desc *ind[16];
 };
@@ -714,7 +714,7 @@ static void *racer_main(void *arg)
 {
     struct racer *r = arg;
     uint32_t x = 12345;
-    while (!r->stop) {
+    while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
         for (int i = 0; i < 16; i++) {
             x ^= x << 13;
             x ^= x >> 17;
@@ -784,7 +784,7 @@ static void test_racing_guest(void)
         }
         vuf_vq_kick(h, 2);
     }
-    rc.stop = true;
+    __atomic_store_n(&rc.stop, true, __ATOMIC_RELAXED);
     pthread_join(tid, NULL);
     fprintf(stderr, "  %u of %u racing requests completed%s\n", completed, posted,
             alive ? "" : " (then the queue stopped or the session closed)");
