@@ -82,6 +82,7 @@ static void drive_free(struct blk_drive *d)
 {
     if (!d)
         return;
+    uring_drive_release(d);
     if (d->fd >= 0)
         close(d->fd);
     pthread_mutex_destroy(&d->rmw_lock);
@@ -127,6 +128,7 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
     if (!d)
         goto nomem;
     d->fd = -1;
+    d->fixed_slot = -1;
     pthread_mutex_init(&d->rmw_lock, NULL);
     pthread_mutex_init(&d->inject_lock, NULL);
     d->id = strdup(id);
@@ -177,6 +179,7 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
     ret = blk_probe_file(d, err, errlen);
     if (ret < 0)
         goto fail;
+    uring_drive_init(d);
     *out = d;
     return 0;
 

@@ -185,6 +185,9 @@ struct blk_ctx *blk_ctx_new(struct ev_loop *loop, char *err, size_t errlen);
 void blk_ctx_free(struct blk_ctx *ctx);
 /* Number of requests submitted and not yet completed (any thread may ask). */
 unsigned blk_ctx_inflight(const struct blk_ctx *ctx);
+/* Drives whose file ctx's io_uring holds registered (requests name a slot of
+ * the ring's file table, not the fd); for statistics and tests. */
+unsigned blk_ctx_fixed_files(const struct blk_ctx *ctx);
 /* The calling thread issues its requests through ctx: blk_submit with a
  * context that belongs to another thread uses this one instead, so that the
  * completion runs on the thread that issued the request. */

@@ -59,6 +59,11 @@ struct blk_drive {
     unsigned ninject;
     pthread_mutex_t inject_lock;
     struct blk_inject_rule inject[BLK_INJECT_MAX];
+    /* io_uring registered files (uring.c): the drive's slot in every ring's
+     * file table (-1: none), and a generation that tells a ring whether the
+     * file it holds in that slot is this drive's */
+    int fixed_slot;
+    uint64_t fixed_gen;
 };
 
 /* Completion queue entry. */
@@ -135,7 +140,19 @@ struct blk_ctx {
     uint32_t ring_unsubmitted;  /* prepared, not yet io_uring_submit()ted */
     bool ring_submit_retry;     /* last submit hit -EBUSY/-EAGAIN */
     struct blk_fifo pending;    /* requests waiting for ring space */
+    /* registered files: fixed_gen[slot] = generation of the drive whose fd
+     * the ring holds in that slot (0: none); atomic (uring_drive_release
+     * clears it from the closing thread) */
+    uint64_t *fixed_gen;
+    unsigned fixed_count;       /* slots holding a file (atomic) */
+    struct blk_ctx *fixed_next; /* list of rings with a file table */
 };
+
+/* uring.c: registered files */
+void uring_drive_init(struct blk_drive *d);
+void uring_drive_release(struct blk_drive *d);
+/* Slots in each ring's file table: drives beyond this use plain fds. */
+#define BLK_FIXED_SLOTS 1024
 
 /* blk.c */
 void blk_complete(struct blk_ctx *ctx, struct blk_req *req, int ret);

@@ -25,6 +25,122 @@ enum { STEP_MAIN = 0, STEP_SYNC = 1 };
 
 static void ring_cb(void *opaque, int fd, uint32_t events);
 
+/* ---- registered files ----
+ * Every ring gets a sparse table of BLK_FIXED_SLOTS files; a drive served by
+ * io_uring gets one slot number for all rings. A ring puts the drive's fd in
+ * the slot the first time it submits for it (on its own thread), and SQEs
+ * name the slot (IOSQE_FIXED_FILE): no fget/fput of the file per request,
+ * which costs atomics once iothreads share the fd table. Closing a drive
+ * empties its slot in every ring that holds it (no request of the drive is
+ * in flight then), so no ring keeps the file open, and frees the number. */
+static pthread_mutex_t g_fixed_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct blk_ctx *g_fixed_rings;
+static uint64_t g_fixed_gen;
+static uint8_t g_fixed_used[BLK_FIXED_SLOTS];
+
+static void fixed_init(struct blk_ctx *ctx)
+{
+    ctx->fixed_gen = calloc(BLK_FIXED_SLOTS, sizeof(*ctx->fixed_gen));
+    if (!ctx->fixed_gen)
+        return;
+    /* 5.19+; without it requests name the fd as before */
+    if (io_uring_register_files_sparse(&ctx->ring, BLK_FIXED_SLOTS) < 0) {
+        free(ctx->fixed_gen);
+        ctx->fixed_gen = NULL;
+        return;
+    }
+    pthread_mutex_lock(&g_fixed_lock);
+    ctx->fixed_next = g_fixed_rings;
+    g_fixed_rings = ctx;
+    pthread_mutex_unlock(&g_fixed_lock);
+}
+
+static void fixed_fini(struct blk_ctx *ctx)
+{
+    if (!ctx->fixed_gen)
+        return;
+    pthread_mutex_lock(&g_fixed_lock);
+    for (struct blk_ctx **pp = &g_fixed_rings; *pp; pp = &(*pp)->fixed_next) {
+        if (*pp == ctx) {
+            *pp = ctx->fixed_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_fixed_lock);
+    free(ctx->fixed_gen);
+    ctx->fixed_gen = NULL;
+}
+
+void uring_drive_init(struct blk_drive *d)
+{
+    if (d->fd < 0 || d->aio != BLK_AIO_IO_URING || d->mem_backed)
+        return;
+    pthread_mutex_lock(&g_fixed_lock);
+    for (int i = 0; i < BLK_FIXED_SLOTS; i++) {
+        if (!g_fixed_used[i]) {
+            g_fixed_used[i] = 1;
+            d->fixed_slot = i;
+            d->fixed_gen = ++g_fixed_gen;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_fixed_lock);
+}
+
+void uring_drive_release(struct blk_drive *d)
+{
+    int none = -1;
+
+    if (d->fixed_slot < 0)
+        return;
+    pthread_mutex_lock(&g_fixed_lock);
+    for (struct blk_ctx *ctx = g_fixed_rings; ctx; ctx = ctx->fixed_next) {
+        uint64_t *g = &ctx->fixed_gen[d->fixed_slot];
+
+        if (__atomic_load_n(g, __ATOMIC_ACQUIRE) != d->fixed_gen)
+            continue;
+        /* io_uring_register is serialised with the owner's submissions by
+         * the kernel; the owner does not touch this slot meanwhile (the
+         * drive has nothing in flight and the slot is still ours) */
+        if (io_uring_register_files_update(&ctx->ring, (unsigned)d->fixed_slot, &none, 1) < 0)
+            log_warn("drive %s: cannot drop its io_uring file slot", d->id);
+        __atomic_store_n(g, 0, __ATOMIC_RELEASE);
+        __atomic_sub_fetch(&ctx->fixed_count, 1, __ATOMIC_RELAXED);
+    }
+    g_fixed_used[d->fixed_slot] = 0;
+    d->fixed_slot = -1;
+    pthread_mutex_unlock(&g_fixed_lock);
+}
+
+/* Name the drive's slot instead of its fd in sqe, registering the file in
+ * this ring first if needed; plain fd when that is not possible. */
+static void fixed_file(struct blk_ctx *ctx, struct io_uring_sqe *sqe, struct blk_drive *d)
+{
+    unsigned slot = (unsigned)d->fixed_slot;
+    uint64_t *g;
+
+    if (!ctx->fixed_gen || d->fixed_slot < 0)
+        return;
+    g = &ctx->fixed_gen[slot];
+    if (__atomic_load_n(g, __ATOMIC_ACQUIRE) != d->fixed_gen) {
+        int fd = d->fd;
+        bool had = __atomic_load_n(g, __ATOMIC_ACQUIRE) != 0;
+
+        if (io_uring_register_files_update(&ctx->ring, slot, &fd, 1) != 1)
+            return;
+        __atomic_store_n(g, d->fixed_gen, __ATOMIC_RELEASE);
+        if (!had)
+            __atomic_add_fetch(&ctx->fixed_count, 1, __ATOMIC_RELAXED);
+    }
+    sqe->fd = (int)slot;
+    sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+unsigned blk_ctx_fixed_files(const struct blk_ctx *ctx)
+{
+    return __atomic_load_n(&ctx->fixed_count, __ATOMIC_RELAXED);
+}
+
 int uring_ctx_init(struct blk_ctx *ctx)
 {
     struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL,
@@ -68,6 +184,7 @@ int uring_ctx_init(struct blk_ctx *ctx)
         ret = -errno;
         goto fail_efd;
     }
+    fixed_init(ctx);
     ctx->ring_ok = true;
     return 0;
 
@@ -83,6 +200,7 @@ void uring_ctx_fini(struct blk_ctx *ctx)
 {
     if (!ctx->ring_ok)
         return;
+    fixed_fini(ctx);
     ev_loop_del_fd(ctx->loop, ctx->ring_h);
     io_uring_queue_exit(&ctx->ring);
     close(ctx->ring_efd);
@@ -231,6 +349,7 @@ static void prep(struct blk_ctx *ctx, struct io_uring_sqe *sqe, struct blk_req *
                                     (off_t)req->offset, (off_t)req->len);
         break;
     }
+    fixed_file(ctx, sqe, d);
     io_uring_sqe_set_data(sqe, req);
     ctx->ring_busy++;
     ctx->ring_unsubmitted++;
