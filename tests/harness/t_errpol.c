@@ -473,8 +473,9 @@ static bool uses_asan(pid_t pid)
 
 #define MANY 128
 
-/* 256 writes in flight on two queues, all held; then an error flood with
- * report: memory stays flat (held requests are the request slots). */
+/* 256 writes queued on two queues: those taken before the stop are held,
+ * the rest wait in the rings, all complete after cont; then an error flood
+ * with report: memory stays flat (held requests are the request slots). */
 static void test_many_and_flood(void)
 {
     struct vuf_opts o = { .num_queues = 4, .queue_size = 512 };   /* 3 descriptors a request */
@@ -489,8 +490,9 @@ static void test_many_and_flood(void)
         io_write_f(h, &w[i], (i & 1) ? Q2 : Q1, D_STOP, 1024 + 8 * i, 8, 100 + i, VUF_IO_NO_KICK);
     vuf_vq_kick(h, VUF_SCSI_REQQ);
     vuf_vq_kick(h, Q2);
-    /* every request taken before the stop is held (at least the first
-     * queue's: taken in one go); the rest wait in the ring */
+    /* every request taken before the stop is held (vscsid takes 8 at a time
+     * from a queue, so the stop comes after the first few); the rest wait in
+     * the ring until cont */
     next_event("BLOCK_IO_ERROR", io_error(D_STOP, "write", "stop", EIO_S));
     next_event("STOP", NULL);
     unsigned held = 1;
@@ -500,7 +502,7 @@ static void test_many_and_flood(void)
         held++;
     }
     fprintf(stderr, "  %u of %u writes held\n", held, 2 * MANY);
-    CHECK(held >= MANY && held <= 2 * MANY);    /* no polling: the first kick takes 128 */
+    CHECK(held >= 1 && held <= 2 * MANY);
     for (unsigned i = 0; i < 2 * MANY; i++)
         CHECK(!io_wait(h, &w[i], 1));
     inject(D_STOP, "");
