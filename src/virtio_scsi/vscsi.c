@@ -3,7 +3,8 @@
  * Request path: kick -> vq_pop into a free request slot -> copy the header
  * and CDB out of guest memory -> decode LUN -> scsi_bus_submit with the data
  * buffers described in place (no copy) -> completion writes the response
- * header -> vq_push; guest notification is batched once per loop round. */
+ * header -> vq_push; the first completion of a loop round signals the guest
+ * at once, the rest of the round once at its end (req_complete). */
 #include "virtio_scsi/vscsi.h"
 
 #include <endian.h>
@@ -221,7 +222,7 @@ static void schedule_process(struct vscsi_queue *q)
         q->process_pending = true;
 }
 
-/* Push a finished element and release its slot; notification is batched. */
+/* Push a finished element and release its slot, and signal the guest. */
 static void req_complete(struct vscsi_req *r, uint32_t len)
 {
     struct vscsi_queue *q = r->q;
