@@ -1192,10 +1192,9 @@ static void free_iothreads(struct vscsid *d)
 
         if (!it->running)
             continue;
-        if (ev_loop_post(it->loop, iothread_stop_cb, it) < 0) {
-            log_err("iothread %u: cannot stop it (out of memory)", i);
-            continue;
-        }
+        /* after what was posted to it before (kick watches going away) */
+        if (ev_loop_post(it->loop, iothread_stop_cb, it) < 0)
+            ev_loop_stop(it->loop);     /* out of memory: stop it directly */
         scsi_unlock();
         pthread_join(it->tid, NULL);
         scsi_lock();
@@ -1204,8 +1203,6 @@ static void free_iothreads(struct vscsid *d)
     for (unsigned i = 0; i < d->num_iothreads; i++) {
         struct iothread *it = &d->iothreads[i];
 
-        if (it->running)
-            continue;   /* could not be stopped: leave it be */
         blk_ctx_free(it->blk_ctx);
         it->blk_ctx = NULL;
         /* runs what the other threads posted last (kick watches going away) */

@@ -281,8 +281,8 @@ int ev_loop_run_once(struct ev_loop *loop, int timeout_ms)
 
 int ev_loop_run(struct ev_loop *loop)
 {
-    loop->stop = false;
-    while (!loop->stop) {
+    __atomic_store_n(&loop->stop, false, __ATOMIC_RELAXED);
+    while (!__atomic_load_n(&loop->stop, __ATOMIC_ACQUIRE)) {
         int r = ev_loop_run_once(loop, -1);
         if (r < 0)
             return r;
@@ -292,12 +292,14 @@ int ev_loop_run(struct ev_loop *loop)
 
 void ev_loop_stop(struct ev_loop *loop)
 {
-    loop->stop = true;
+    __atomic_store_n(&loop->stop, true, __ATOMIC_RELEASE);
+    if (!ev_loop_is_current(loop))
+        ev_loop_wakeup(loop);
 }
 
 bool ev_loop_stopped(const struct ev_loop *loop)
 {
-    return loop->stop;
+    return __atomic_load_n(&loop->stop, __ATOMIC_ACQUIRE);
 }
 
 uint64_t ev_loop_now(const struct ev_loop *loop)

@@ -35,6 +35,7 @@ int ev_loop_defer(struct ev_loop *loop, ev_defer_cb *cb, void *opaque);
 int ev_loop_run_once(struct ev_loop *loop, int timeout_ms);
 /* Run until ev_loop_stop() is called. */
 int ev_loop_run(struct ev_loop *loop);
+/* Any thread: the loop returns from ev_loop_run after its current round. */
 void ev_loop_stop(struct ev_loop *loop);
 bool ev_loop_stopped(const struct ev_loop *loop);
 /* Adaptive polling: after a round that did work (an fd event, or poll_cb
