@@ -51,11 +51,15 @@ else
     dev=$(vs_need_disk 0 0)
 fi
 vs_info "$KIND: $dev, $(cat /sys/block/${dev#/dev/}/queue/scheduler 2>/dev/null)"
+irqs() { awk '/virtio/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i } END { print n + 0 }' /proc/interrupts; }
 for rw in randread randwrite; do
+    i0=$(irqs)
     fio --name=$rw --filename=$dev --direct=1 --ioengine=libaio --rw=$rw --bs=4k \
         --iodepth=16 --time_based --runtime=$RT --ramp_time=1 --norandommap \
         --randrepeat=0 --eta=never --output-format=json --output=/tmp/$rw.json ||
         vs_die "fio $rw failed"
+    # device interrupts (all virtio vectors) over the job, ramp included
+    echo "BENCH-IRQS $rw $(($(irqs) - i0))"
     echo "BENCH-JSON-BEGIN $rw"
     cat /tmp/$rw.json
     echo "BENCH-JSON-END $rw"
@@ -96,16 +100,22 @@ boot() {   # boot KIND ROUND
     guest_output "$name" | python3 -c '
 import json, sys
 kind, rnd = sys.argv[1], int(sys.argv[2])
-cur, buf = None, []
+cur, buf, irqs = None, [], {}
 for line in sys.stdin:
-    if line.startswith("BENCH-JSON-BEGIN"):
+    if line.startswith("BENCH-IRQS"):
+        f = line.split()
+        irqs[f[1]] = int(f[2])
+    elif line.startswith("BENCH-JSON-BEGIN"):
         cur, buf = line.split()[1], []
     elif line.startswith("BENCH-JSON-END") and cur:
         txt = "".join(buf)
         j = json.loads(txt[txt.index("{"):])["jobs"][0]
         x = j["read"] if cur == "randread" else j["write"]
         p = x["clat_ns"].get("percentile", {})
+        # interrupts were counted over the 1 s ramp too: add its I/Os
+        ios = x.get("total_ios", 0) + x["iops"]
         print(json.dumps({"kind": kind, "round": rnd, "rw": cur, "iops": x["iops"],
+                          "irqs_per_io": (irqs[cur] / ios) if ios and cur in irqs else None,
                           "p50_us": p.get("50.000000", 0) / 1000.0, "p99_us": p.get("99.000000", 0) / 1000.0,
                           "mean_us": x["lat_ns"]["mean"] / 1000.0}))
         cur = None
@@ -136,6 +146,8 @@ for k in kinds:
             res[k + '/' + rw]['min'] = min(r['iops'] for r in xs)
             res[k + '/' + rw]['max'] = max(r['iops'] for r in xs)
             res[k + '/' + rw]['n'] = len(xs)
+            ipi = [r['irqs_per_io'] for r in xs if r.get('irqs_per_io') is not None]
+            res[k + '/' + rw]['irqs_per_io'] = statistics.median(ipi) if ipi else None
 load = open('/proc/loadavg').read().split()[:3]
 md = ['# Guest benchmark: fio 4 KiB QD16 in a TCG guest\n',
       '%s; %s; 1 vCPU, 1 GiB; image %s on %s; built-in devices: -drive %s; vscsid: %s. '
@@ -158,6 +170,11 @@ for rw in ('randread', 'randwrite'):
     if a and b and c:
         md.append('- %s: vscsid = %.2fx virtio-blk, %.2fx scsi-hd (target 3: >= 1.0x virtio-blk: %s)' % (
             rw, a['iops'] / c['iops'], a['iops'] / b['iops'], 'met' if a['iops'] >= c['iops'] else 'not met'))
+ipis = ['%s %s %.2f' % (k, rw[4:], res[k + '/' + rw]['irqs_per_io']) for k in kinds
+        for rw in ('randread', 'randwrite')
+        if res.get(k + '/' + rw) and res[k + '/' + rw].get('irqs_per_io') is not None]
+if ipis:
+    md.append('- guest interrupts per I/O (all virtio vectors, /proc/interrupts): ' + ', '.join(ipis))
 md.append('')
 open(os.path.join(out, 'bench-guest.md'), 'w').write('\n'.join(md) + '\n')
 json.dump(res, open(os.path.join(out, 'bench-guest.json'), 'w'), indent=1)
