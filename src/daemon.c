@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/log.h"
 #include "util/loop.h"
@@ -58,6 +59,7 @@ struct iothread {
     struct ev_loop *loop;
     struct blk_ctx *blk_ctx;
     pthread_t tid;
+    int thread_id;                  /* gettid() (atomic; 0 until it runs) */
     bool running;
 };
 
@@ -1146,6 +1148,7 @@ static void *iothread_main(void *opaque)
     /* signals are the control thread's (signalfd) */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    __atomic_store_n(&it->thread_id, (int)gettid(), __ATOMIC_RELEASE);
     ev_loop_bind_thread(it->loop);
     blk_ctx_bind_thread(it->blk_ctx);
     if (ev_loop_run(it->loop) < 0)
@@ -1218,6 +1221,18 @@ static void free_iothreads(struct vscsid *d)
 
 unsigned vscsid_iothread_count(const struct vscsid *d)
 {
+    return d->num_iothreads;
+}
+
+unsigned vscsid_iothreads_info(const struct vscsid *d, struct vscsid_iothread_info *out, unsigned max)
+{
+    for (unsigned i = 0; i < d->num_iothreads && i < max; i++) {
+        out[i] = (struct vscsid_iothread_info){
+            .thread_id = __atomic_load_n(&d->iothreads[i].thread_id, __ATOMIC_ACQUIRE),
+            .poll_us = d->poll_us,
+        };
+        snprintf(out[i].id, sizeof(out[i].id), "vscsi-io%u", i % 100);
+    }
     return d->num_iothreads;
 }
 

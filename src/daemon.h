@@ -60,6 +60,15 @@ void vscsid_free(struct vscsid *d);
 int vscsid_set_iothreads(struct vscsid *d, unsigned n, unsigned poll_us, char *err, size_t errlen);
 int vscsid_start_iothreads(struct vscsid *d, char *err, size_t errlen);
 unsigned vscsid_iothread_count(const struct vscsid *d);
+/* QMP query-iothreads: name (vscsi-ioN), Linux thread id (0 until the thread
+ * runs), adaptive polling window. */
+struct vscsid_iothread_info {
+    char id[16];
+    int thread_id;
+    unsigned poll_us;
+};
+/* The first max iothreads into out; returns how many there are. */
+unsigned vscsid_iothreads_info(const struct vscsid *d, struct vscsid_iothread_info *out, unsigned max);
 
 /* Each returns 0 or -errno with a one-line message in err. */
 int vscsid_add_drive(struct vscsid *d, const struct drive_conf *conf, char *err, size_t errlen);

@@ -562,6 +562,9 @@ static void print_human(const char *cmd, const struct json_value *ret)
         { "LUN", "lun", false }, { "SIZE", "size", true }, { "RO", "read-only", false },
         { "DRIVE", "drive", false }, { "SERIAL", "serial", false },
     };
+    static const struct column iothread_cols[] = {
+        { "ID", "id", false }, { "THREAD-ID", "thread-id", false }, { "POLL-NS", "poll-max-ns", false },
+    };
 
     if (json_is(ret, JSON_OBJECT) && ret->u.obj.n == 0)
         return;                 /* {}: success, nothing to show */
@@ -571,6 +574,10 @@ static void print_human(const char *cmd, const struct json_value *ret)
     }
     if (!strcmp(cmd, "query-block") && json_is(ret, JSON_ARRAY)) {
         print_block(ret);
+        return;
+    }
+    if (!strcmp(cmd, "query-iothreads") && json_is(ret, JSON_ARRAY)) {
+        print_table(ret, iothread_cols, sizeof(iothread_cols) / sizeof(iothread_cols[0]));
         return;
     }
     if (!strcmp(cmd, "query-blockstats") && json_is(ret, JSON_ARRAY)) {

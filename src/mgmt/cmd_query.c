@@ -213,8 +213,33 @@ static int cmd_query_scsi_devices(struct qmp_req *req, const struct json_value *
     return 0;
 }
 
+/* QEMU's IOThreadInfo: id, thread-id (pin it with taskset -p), the polling
+ * window in ns; poll-grow, poll-shrink and aio-max-batch are fixed at 0
+ * (vscsid polls a fixed window). */
+static int cmd_query_iothreads(struct qmp_req *req, const struct json_value *args, struct json_buf *ret)
+{
+    struct vscsid_iothread_info info[VSCSID_MAX_IOTHREADS];
+    unsigned n = req->daemon ? vscsid_iothreads_info(req->daemon, info, VSCSID_MAX_IOTHREADS) : 0;
+
+    (void)args;
+    json_buf_begin_array(ret);
+    for (unsigned i = 0; i < n && i < VSCSID_MAX_IOTHREADS; i++) {
+        json_buf_begin_object(ret);
+        json_buf_kv_str(ret, "id", info[i].id);
+        json_buf_kv_int(ret, "thread-id", info[i].thread_id);
+        json_buf_kv_uint(ret, "poll-max-ns", (uint64_t)info[i].poll_us * 1000);
+        json_buf_kv_uint(ret, "poll-grow", 0);
+        json_buf_kv_uint(ret, "poll-shrink", 0);
+        json_buf_kv_uint(ret, "aio-max-batch", 0);
+        json_buf_end_object(ret);
+    }
+    json_buf_end_array(ret);
+    return 0;
+}
+
 const struct qmp_cmd qmp_query_cmds[] = {
     { "query-block", cmd_query_block, NULL, 0 },
+    { "query-iothreads", cmd_query_iothreads, NULL, 0 },
     { "query-scsi-devices", cmd_query_scsi_devices, NULL, 0 },
     { NULL },
 };

@@ -2,7 +2,8 @@
 # Request queues on iothreads (--iothreads 2, two request queues: one per thread) with a
 # 2-vCPU guest, so that both threads carry I/O at once while the main thread serves the
 # control queue and QMP:
-#  - vscsid runs the two iothreads (named vscsi-io0/1 in /proc/PID/task/*/comm);
+#  - vscsid runs the two iothreads (named vscsi-io0/1 in /proc/PID/task/*/comm), and
+#    QMP query-iothreads gives the same names with their thread ids;
 #  - fio crc32c write+verify on two LUNs, one job pinned to each vCPU (blk-mq maps a
 #    CPU to a queue, so each job's requests go to its own iothread);
 #  - meanwhile the host stops and resumes vscsid 5 times (QMP stop/cont: the iothreads
@@ -34,6 +35,15 @@ names=$(cat /proc/"$pid"/task/*/comm | sort | tr '\n' ' ')
 echo "  vscsid threads: $names"
 for n in vscsi-io0 vscsi-io1; do
     grep -qw "$n" <<< "$names" || e2e_fail "vscsid has no thread $n (threads: $names)"
+done
+# QMP query-iothreads names the same threads, with their ids
+its=$(ctl --json query-iothreads)
+for t in /proc/"$pid"/task/*; do
+    n=$(cat "$t/comm")
+    case $n in vscsi-io*)
+        grep -q "\"id\": \"$n\", \"thread-id\": ${t##*/}," <<< "$its" ||
+            e2e_fail "query-iothreads does not give $n as thread ${t##*/}: $its" ;;
+    esac
 done
 
 script=$(guest_script it <<'EOF'

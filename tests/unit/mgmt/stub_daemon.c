@@ -442,6 +442,17 @@ void vscsid_cont(struct vscsid *d)
 
 unsigned vscsid_held(const struct vscsid *d) { (void)d; return 0; }
 
+/* two iothreads, the second not running yet */
+unsigned vscsid_iothreads_info(const struct vscsid *d, struct vscsid_iothread_info *out, unsigned max)
+{
+    (void)d;
+    for (unsigned i = 0; i < 2 && i < max; i++) {
+        out[i] = (struct vscsid_iothread_info){ .thread_id = i ? 0 : 4242, .poll_us = 32 };
+        snprintf(out[i].id, sizeof(out[i].id), "vscsi-io%u", i);
+    }
+    return 2;
+}
+
 /* The stub keeps the rules as text; "bad" in them stands for a syntax error. */
 int blk_inject_check(const char *rules, char *err, size_t errlen)
 {

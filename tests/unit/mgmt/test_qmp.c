@@ -273,6 +273,17 @@ static void test_query_shapes(void)
     CHECK(json_obj_get(json_array_at(r, 5), "qdev") == NULL);
     json_free(v);
 
+    v = cmd(&c, "{\"execute\": \"query-iothreads\"}");
+    r = json_obj_get(v, "return");
+    CHECK(json_array_len(r) == 2);
+    e = json_array_at(r, 0);
+    CHECK(!strcmp(json_get_str(json_obj_get(e, "id")), "vscsi-io0"));
+    CHECK(json_get_int(json_obj_get(e, "thread-id"), 4242, 4242, &i) == 0);
+    CHECK(json_get_int(json_obj_get(e, "poll-max-ns"), 32000, 32000, &i) == 0);
+    CHECK(json_get_int(json_obj_get(e, "aio-max-batch"), 0, 0, &i) == 0);
+    CHECK(!strcmp(json_get_str(json_obj_get(json_array_at(r, 1), "id")), "vscsi-io1"));
+    json_free(v);
+
     v = cmd(&c, "{\"execute\": \"query-scsi-devices\"}");
     r = json_obj_get(v, "return");
     CHECK(json_array_len(r) == 2);
