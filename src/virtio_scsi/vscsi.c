@@ -695,10 +695,10 @@ static void kick_cb(void *opaque, int fd, uint32_t events)
     scsi_unlock();
 }
 
-/* An iothread's queue: make its kick watch match the queue's state, on the
- * iothread (posted by queue_start_cb/queue_stop_cb, in order). It watches its
- * own copy of the kick fd, so the frontend replacing or closing the original
- * cannot make the number point elsewhere under us. */
+/* Make the queue's kick watch match its state (q->vq), on the queue's own
+ * thread (kick_watch_update). An iothread watches its own copy of the kick fd:
+ * the frontend replacing or closing the original on the control thread
+ * cannot make the number point elsewhere before the posted call runs. */
 static void kick_watch_sync(void *opaque)
 {
     struct vscsi_queue *q = opaque;
@@ -714,22 +714,26 @@ static void kick_watch_sync(void *opaque)
         q->kick_fd = -1;
     }
     fd = q->vq ? vq_kick_fd(q->vq) : -1;
-    if (fd >= 0) {
-        q->kick_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (q->kick_fd < 0)
+    if (fd >= 0 && q->loop != q->ctrl->loop) {
+        fd = q->kick_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
             log_err("queue %u: cannot copy its kick fd: %s", q->idx, strerror(errno));
-        else if (!(q->kick_h = ev_loop_add_fd(q->loop, q->kick_fd, EPOLLIN, kick_cb, q)))
-            log_err("queue %u: cannot watch kick fd: %s", q->idx, strerror(errno));
     }
+    if (fd >= 0 && !(q->kick_h = ev_loop_add_fd(q->loop, fd, EPOLLIN, kick_cb, q)))
+        log_err("queue %u: cannot watch kick fd: %s", q->idx, strerror(errno));
     /* Buffers may already be waiting (e.g. after a reconnect or re-enable). */
     if (q->vq)
         schedule_process(q);
     scsi_unlock();
 }
 
-static void kick_watch_post(struct vscsi_queue *q)
+/* From the control thread (queue start and stop): at once for its own
+ * queues, posted (in order) to an iothread's. */
+static void kick_watch_update(struct vscsi_queue *q)
 {
-    if (ev_loop_post(q->loop, kick_watch_sync, q) < 0)
+    if (ev_loop_is_current(q->loop))
+        kick_watch_sync(q);
+    else if (ev_loop_post(q->loop, kick_watch_sync, q) < 0)
         log_err("queue %u: out of memory; its kicks are not watched", q->idx);
 }
 
@@ -737,7 +741,6 @@ static void queue_start_cb(void *opaque, unsigned qidx, struct vq *vq)
 {
     struct vscsi_ctrl *ctrl = opaque;
     struct vscsi_queue *q;
-    int fd;
 
     if (qidx >= ctrl->num_vqs)
         return;
@@ -748,33 +751,15 @@ static void queue_start_cb(void *opaque, unsigned qidx, struct vq *vq)
         log_err("queue %u: cannot allocate %u request slots", qidx, vq_size(vq));
         return;
     }
-    if (q->loop != ctrl->loop) {
-        q->vq = vq;
-        if (vq_kick_fd(vq) < 0)
-            log_warn("queue %u: the frontend asked for polling (no kick fd), which is not "
-                     "supported; the queue is served only when another event wakes it", qidx);
-        kick_watch_post(q);
-        log_debug("queue %u started (size %u) on an iothread", qidx, vq_size(vq));
-        return;
-    }
-    if (q->kick_h) {
-        /* started again without a stop in between: replace the old watch */
-        ev_loop_del_fd(ctrl->loop, q->kick_h);
-        q->kick_h = NULL;
-    }
     q->vq = vq;
-    fd = vq_kick_fd(vq);
-    if (fd < 0)
+    if (vq_kick_fd(vq) < 0)
         log_warn("queue %u: the frontend asked for polling (no kick fd), which is not supported; "
                  "the queue is served only when another event wakes it", qidx);
-    if (fd >= 0) {
-        q->kick_h = ev_loop_add_fd(ctrl->loop, fd, EPOLLIN, kick_cb, q);
-        if (!q->kick_h)
-            log_err("queue %u: cannot watch kick fd: %s", qidx, strerror(errno));
-    }
-    log_debug("queue %u started (size %u)", qidx, vq_size(vq));
-    /* Buffers may already be waiting (e.g. after a reconnect or re-enable). */
-    schedule_process(q);
+    /* replaces the watch of a queue started again without a stop between,
+     * and looks at the ring once: buffers may be waiting (reconnect) */
+    kick_watch_update(q);
+    log_debug("queue %u started (size %u)%s", qidx, vq_size(vq),
+              q->loop != ctrl->loop ? " on an iothread" : "");
 }
 
 static bool held_on_queue(void *opaque, const struct scsi_cmd *cmd)
@@ -793,16 +778,12 @@ static void queue_stop_cb(void *opaque, unsigned qidx, struct vq *vq)
     if (qidx >= ctrl->num_vqs)
         return;
     q = &ctrl->queues[qidx];
-    if (q->loop != ctrl->loop) {
-        /* already stopped (quiesced): nothing to tell its iothread, which
-         * may be gone by now (vscsi_ctrl_free after the threads stopped) */
-        if (q->vq)
-            kick_watch_post(q);
-    } else if (q->kick_h) {
-        ev_loop_del_fd(ctrl->loop, q->kick_h);
-        q->kick_h = NULL;
+    /* already stopped (quiesced): nothing to tell its thread, an iothread
+     * may be gone by now (vscsi_ctrl_free after the threads stopped) */
+    if (q->vq) {
+        q->vq = NULL;
+        kick_watch_update(q);
     }
-    q->vq = NULL;
     q->starved = false;
     log_debug("queue %u stopped (%u in flight)", qidx, q->busy);
     /* Commands held after an I/O error would keep the frontend waiting
