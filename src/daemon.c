@@ -58,6 +58,7 @@ struct iothread {
     struct vscsid *d;
     struct ev_loop *loop;
     struct blk_ctx *blk_ctx;
+    char name[16];                  /* vscsi-ioN: ps -T, top -H, query-iothreads */
     pthread_t tid;
     int thread_id;                  /* gettid() (atomic; 0 until it runs) */
     bool running;
@@ -1113,6 +1114,7 @@ int vscsid_set_iothreads(struct vscsid *d, unsigned n, unsigned poll_us, char *e
         struct iothread *it = &d->iothreads[i];
 
         it->d = d;
+        snprintf(it->name, sizeof(it->name), "vscsi-io%u", i % 100);
         it->loop = ev_loop_new();
         if (!it->loop) {
             snprintf(err, errlen, "iothread %u: cannot create its event loop: %s", i, strerror(errno));
@@ -1158,8 +1160,6 @@ static void *iothread_main(void *opaque)
 
 int vscsid_start_iothreads(struct vscsid *d, char *err, size_t errlen)
 {
-    char name[16];
-
     for (unsigned i = 0; i < d->num_iothreads; i++) {
         struct iothread *it = &d->iothreads[i];
         int r;
@@ -1172,9 +1172,7 @@ int vscsid_start_iothreads(struct vscsid *d, char *err, size_t errlen)
             return -r;
         }
         it->running = true;
-        /* for top -H, ps -T, perf: "vscsi-io0", ... (before the sandbox) */
-        snprintf(name, sizeof(name), "vscsi-io%u", i % 100);
-        pthread_setname_np(it->tid, name);
+        pthread_setname_np(it->tid, it->name);     /* before the sandbox: /proc write */
     }
     return 0;
 }
@@ -1219,11 +1217,6 @@ static void free_iothreads(struct vscsid *d)
     d->num_iothreads = 0;
 }
 
-unsigned vscsid_iothread_count(const struct vscsid *d)
-{
-    return d->num_iothreads;
-}
-
 unsigned vscsid_iothreads_info(const struct vscsid *d, struct vscsid_iothread_info *out, unsigned max)
 {
     for (unsigned i = 0; i < d->num_iothreads && i < max; i++) {
@@ -1231,7 +1224,7 @@ unsigned vscsid_iothreads_info(const struct vscsid *d, struct vscsid_iothread_in
             .thread_id = __atomic_load_n(&d->iothreads[i].thread_id, __ATOMIC_ACQUIRE),
             .poll_us = d->poll_us,
         };
-        snprintf(out[i].id, sizeof(out[i].id), "vscsi-io%u", i % 100);
+        memcpy(out[i].id, d->iothreads[i].name, sizeof(out[i].id));
     }
     return d->num_iothreads;
 }

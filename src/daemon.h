@@ -59,7 +59,6 @@ void vscsid_free(struct vscsid *d);
 #define VSCSID_MAX_IOTHREADS 64
 int vscsid_set_iothreads(struct vscsid *d, unsigned n, unsigned poll_us, char *err, size_t errlen);
 int vscsid_start_iothreads(struct vscsid *d, char *err, size_t errlen);
-unsigned vscsid_iothread_count(const struct vscsid *d);
 /* QMP query-iothreads: name (vscsi-ioN), Linux thread id (0 until the thread
  * runs), adaptive polling window. */
 struct vscsid_iothread_info {

@@ -117,19 +117,19 @@ void uring_drive_release(struct blk_drive *d)
 static void fixed_file(struct blk_ctx *ctx, struct io_uring_sqe *sqe, struct blk_drive *d)
 {
     unsigned slot = (unsigned)d->fixed_slot;
-    uint64_t *g;
+    uint64_t *g, held;
 
     if (!ctx->fixed_gen || d->fixed_slot < 0)
         return;
     g = &ctx->fixed_gen[slot];
-    if (__atomic_load_n(g, __ATOMIC_ACQUIRE) != d->fixed_gen) {
+    held = __atomic_load_n(g, __ATOMIC_ACQUIRE);
+    if (held != d->fixed_gen) {
         int fd = d->fd;
-        bool had = __atomic_load_n(g, __ATOMIC_ACQUIRE) != 0;
 
         if (io_uring_register_files_update(&ctx->ring, slot, &fd, 1) != 1)
             return;
         __atomic_store_n(g, d->fixed_gen, __ATOMIC_RELEASE);
-        if (!had)
+        if (!held)
             __atomic_add_fetch(&ctx->fixed_count, 1, __ATOMIC_RELAXED);
     }
     sqe->fd = (int)slot;
