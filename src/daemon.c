@@ -61,6 +61,7 @@ struct iothread {
     char name[16];                  /* vscsi-ioN: ps -T, top -H, query-iothreads */
     pthread_t tid;
     int thread_id;                  /* gettid() (atomic; 0 until it runs) */
+    int slot;                       /* its SCSI lock slot (scsi_io_slot_new), -1: none */
     bool running;
 };
 
@@ -1114,6 +1115,7 @@ int vscsid_set_iothreads(struct vscsid *d, unsigned n, unsigned poll_us, char *e
         struct iothread *it = &d->iothreads[i];
 
         it->d = d;
+        it->slot = -1;
         snprintf(it->name, sizeof(it->name), "vscsi-io%u", i % 100);
         it->loop = ev_loop_new();
         if (!it->loop) {
@@ -1125,8 +1127,16 @@ int vscsid_set_iothreads(struct vscsid *d, unsigned n, unsigned poll_us, char *e
             ev_loop_free(it->loop);
             goto fail;
         }
-        /* block completions run SCSI code: once per batch under the lock */
+        /* block completions run SCSI code: once per batch under the lock,
+         * which this thread holds shared (its own slot) */
         blk_ctx_set_guard(it->blk_ctx, lock_cb, unlock_cb, it);
+        it->slot = scsi_io_slot_new(d->loop);
+        if (it->slot < 0) {
+            snprintf(err, errlen, "iothread %u: no SCSI lock slot left", i);
+            blk_ctx_free(it->blk_ctx);
+            ev_loop_free(it->loop);
+            goto fail;
+        }
         if (poll_us) {
             struct ev_poller p = { .poll_cb = iothread_poll_cb, .idle_cb = iothread_poll_idle_cb,
                                    .opaque = it };
@@ -1153,6 +1163,7 @@ static void *iothread_main(void *opaque)
     __atomic_store_n(&it->thread_id, (int)gettid(), __ATOMIC_RELEASE);
     ev_loop_bind_thread(it->loop);
     blk_ctx_bind_thread(it->blk_ctx);
+    scsi_io_thread_enter(it->slot);
     if (ev_loop_run(it->loop) < 0)
         log_err("iothread event loop failed: %s", strerror(errno));
     return NULL;
@@ -1209,6 +1220,8 @@ static void free_iothreads(struct vscsid *d)
         /* runs what the other threads posted last (kick watches going away) */
         ev_loop_free(it->loop);
         it->loop = NULL;
+        scsi_io_slot_free(it->slot);
+        it->slot = -1;
     }
     free(d->iothreads);
     free(d->vits);

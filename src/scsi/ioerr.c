@@ -21,11 +21,29 @@ static void held_insert(struct scsi_lun *lu, struct scsi_cmd *cmd)
     cmd->tgt->bus->nheld++;
 }
 
+static void io_done(struct blk_req *req, int ret);
+
+static void io_done_exclusive_cb(void *opaque)
+{
+    struct scsi_cmd *cmd = opaque;
+
+    scsi_lock();
+    io_done(&cmd->breq, cmd->xret);
+    scsi_unlock();
+}
+
 static void io_done(struct blk_req *req, int ret)
 {
     struct scsi_cmd *cmd = req->opaque;
     struct scsi_lun *lu = cmd->lu;
 
+    /* the policy is the owner's, held commands are the LU's: on an I/O
+     * thread, a failure goes to the control thread */
+    if (ret < 0 && scsi_in_io_thread()) {
+        cmd->xret = ret;
+        scsi_run_exclusive(&cmd->xcall, io_done_exclusive_cb, cmd);
+        return;
+    }
     /* an aborted command completes with TASK ABORTED anyway; an LU being
      * removed reports (nobody would retry the command) */
     if (ret < 0 && !(cmd->flags & SCSI_CMDF_ABORTED) && !lu->removed && lu->io_error_cb) {

@@ -210,6 +210,7 @@ void scsi_lun_free(struct scsi_lun *lu)
     scsi_pr_free(lu);
     scsi_xcopy_free(lu);
     free(lu->nexus);
+    free(lu->io);
     free(lu);
 }
 
@@ -377,12 +378,12 @@ struct blk_drive *scsi_lun_medium(const struct scsi_lun *lu)
     return lu->tray_open ? NULL : lu->drive;
 }
 
-struct blk_drive *scsi_lun_medium_get(struct scsi_lun *lu)
+struct blk_drive *scsi_lun_medium_get(struct scsi_lun *lu, struct scsi_lun_io *share)
 {
     struct blk_drive *d = scsi_lun_medium(lu);
 
     if (d)
-        lu->medium_users++;
+        share->medium_users++;
     return d;
 }
 
@@ -392,7 +393,7 @@ static void removal_check(struct scsi_lun *lu)
     void (*cb)(void *, struct blk_drive *) = lu->remove_medium_cb;
     struct blk_drive *d = lu->removing;
 
-    if (!d || lu->medium_users)
+    if (!d || LUN_IO_SUM(lu, medium_users))
         return;
     lu->removing = NULL;
     lu->remove_medium_cb = NULL;
@@ -400,10 +401,13 @@ static void removal_check(struct scsi_lun *lu)
         cb(lu->remove_medium_opaque, d);
 }
 
-void scsi_lun_medium_put(struct scsi_lun *lu)
+/* On an I/O thread only while nothing is being removed (target.c sends the
+ * completion to the control thread otherwise). */
+void scsi_lun_medium_put(struct scsi_lun *lu, struct scsi_lun_io *share)
 {
-    lu->medium_users--;
-    removal_check(lu);
+    share->medium_users--;
+    if (lu->removing)
+        removal_check(lu);
 }
 
 int scsi_lun_no_medium(const struct scsi_lun *lu)

@@ -80,7 +80,7 @@ static void san_finish(struct scsi_sanitize *s, int reason)
     struct scsi_cmd *cmd = s->cmd;
 
     lu->sanitize = NULL;
-    scsi_lun_medium_put(lu);
+    scsi_lun_medium_put(lu, &lu->io0);
     if (reason) {
         lu->sanitize_failed = true;
         lu->sanitize_ause = s->ause;
@@ -227,7 +227,7 @@ int scsi_sanitize(struct scsi_cmd *cmd, const struct scsi_parsed *p)
         cmd->xfer_len = len;
     }
     /* IMMED=1 goes on after the command: it holds the medium itself */
-    s->drive = scsi_lun_medium_get(lu);
+    s->drive = scsi_lun_medium_get(lu, &lu->io0);
     if (!s->drive) {
         free(s->buf);
         free(s);

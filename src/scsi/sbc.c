@@ -936,8 +936,8 @@ static const uint8_t u_write_atomic16[16] = { 0x9c, 0xf8, 0xff, 0xff, 0xff, 0xff
 static const uint8_t u_read_defect10[10] = { 0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0 };
 static const uint8_t u_read_defect12[12] = { 0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 
-#define F_RD    (SCSI_OPF_DATA_IN | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_RW | SCSI_OPF_PR_READ)
-#define F_WR    (SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_RW | SCSI_OPF_WRITE)
+#define F_RD    (SCSI_OPF_DATA_IN | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_RW | SCSI_OPF_PR_READ | SCSI_OPF_MT)
+#define F_WR    (SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_RW | SCSI_OPF_WRITE | SCSI_OPF_MT)
 #define F_IN    (SCSI_OPF_DATA_IN | SCSI_OPF_ALLOC)
 #define F_VRFY  (SCSI_OPF_DATA_OUT | SCSI_OPF_MEDIUM | SCSI_OPF_LBA | SCSI_OPF_PR_READ)
 #define F_ANY   (SCSI_OPF_PR_ALLOW | SCSI_OPF_RES2_OK)   /* whatever the reservations */

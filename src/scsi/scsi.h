@@ -4,12 +4,24 @@
  * completes through a callback. Uses block/ through blk.h only.
  *
  * Threading: every bus, LU, command and TMF is used under the SCSI lock
- * (scsi_lock(); one process-wide recursive lock, because an LU may be a path
- * on several buses). Every call into this layer is made with it held, and
- * every callback out of it (command and TMF completions, bus events, tray_cb,
- * io_error_cb) runs with it held, on whichever thread completed the block
- * request or made the call. A command's block requests go to the block
- * context of the thread that issues them (blk_submit redirects). */
+ * (scsi_lock(); process-wide, because an LU may be a path on several buses).
+ * Every call into this layer is made with it held, and every callback out of
+ * it (command and TMF completions, bus events, tray_cb, io_error_cb) runs
+ * with it held. The lock is a big-reader lock:
+ *  - A thread that entered an I/O slot (scsi_io_thread_enter: an iothread
+ *    serving request queues) holds it *shared*: I/O threads run at the same
+ *    time and never wait for each other. In shared mode the layer runs only
+ *    READ and WRITE commands (SCSI_OPF_MT) of an LU in a plain state (no unit
+ *    attention, no COMPARE AND WRITE or atomic write waiting, medium present,
+ *    no sanitize), counting them in the thread's own share of the LU; their
+ *    completions run there too. Everything else (other commands, errors,
+ *    aborted commands, a completion that must wake others) it sends to the
+ *    control thread (scsi_io_slot_new's loop), which runs it exclusively.
+ *  - Any other thread holds it *exclusively*: no I/O thread is inside the
+ *    layer meanwhile. Management, TMFs, hot-plug and media changes run so.
+ * A command's block requests go to the block context of the thread that
+ * issues them (blk_submit redirects), so a command completes on the thread
+ * that ran it. */
 #ifndef VSCSI_SCSI_SCSI_H
 #define VSCSI_SCSI_SCSI_H
 
@@ -19,6 +31,7 @@
 #include <sys/uio.h>
 
 #include "block/blk.h"
+#include "util/loop.h"
 
 #define SCSI_CDB_MAX      32
 #define SCSI_SENSE_MAX    96
@@ -106,6 +119,13 @@ struct scsi_cmd {
     blk_done_cb *io_cb;
     uint64_t seq;
     struct scsi_cmd *next_held;
+    /* Threads (see Threading): the I/O slot whose share of the LU counts the
+     * command (-1: the LU's exclusive share), the bus it came in on, and
+     * what an I/O thread sends to the control thread */
+    int io_slot;
+    struct scsi_bus *bus;
+    struct ev_call xcall;
+    int xret;
 };
 
 /* I/O errors (QEMU's werror/rerror, carried out by whoever owns the LU): when
@@ -163,9 +183,19 @@ struct scsi_bus_listener_ops {
     void (*event_cb)(void *opaque, enum scsi_bus_event ev, uint8_t target, uint16_t lun);
 };
 
-/* The SCSI lock (see Threading above). Recursive. */
+/* The SCSI lock (see Threading above). Recursive; shared on a thread that
+ * entered an I/O slot, exclusive on any other. */
 void scsi_lock(void);
 void scsi_unlock(void);
+#define SCSI_IO_SLOTS 64
+/* Called by the exclusive holder (the control thread, whose loop runs what
+ * I/O threads send it): a slot number for a new I/O thread, or -ENOSPC. */
+int scsi_io_slot_new(struct ev_loop *control);
+void scsi_io_slot_free(int slot);       /* after its thread has ended */
+/* On the I/O thread itself, before it first takes the lock. */
+void scsi_io_thread_enter(int slot);
+bool scsi_in_io_thread(void);
+unsigned scsi_io_slots(void);
 
 struct scsi_bus *scsi_bus_new(void);
 void scsi_bus_free(struct scsi_bus *bus);   /* all LUNs removed, no commands in flight */

@@ -146,6 +146,10 @@ typedef bool scsi_supported_fn(const struct scsi_lun *lu);
 #define SCSI_OPF_PR_READ    (1u << 10)  /* a read: allowed through Write Exclusive types */
 #define SCSI_OPF_RES2_OK    (1u << 11)  /* allowed despite another nexus' RESERVE (SPC-2 5.5.1) */
 #define SCSI_OPF_ATOMIC     (1u << 12)  /* WRITE ATOMIC: runs alone among every medium access (READ too) */
+/* May run on an I/O thread holding the lock shared (scsi.h, Threading):
+ * parse and execute read only the LU's settings, and change only the command
+ * and what target.c counts in the thread's share of the LU */
+#define SCSI_OPF_MT         (1u << 13)
 
 struct scsi_op {
     const char *name;
@@ -236,6 +240,16 @@ struct scsi_lun_path {
     uint16_t lun;
 };
 
+/* One thread's share of an LU's commands in execution (struct scsi_lun). */
+struct scsi_lun_io {
+    struct scsi_cmd *inflight;      /* list */
+    unsigned ninflight;             /* including those whose done_cb is running */
+    unsigned nrw, nwrites;          /* the write gate's counts (SCSI_CMDF_RWCOUNTED, WCOUNTED) */
+    unsigned medium_users;          /* commands using the medium (cmd->medium) */
+    size_t buf_bytes;               /* bounce/parameter buffers (scsi_cmd_alloc) */
+    uint64_t next_seq;              /* arrival order (cmd->seq) */
+};
+
 struct scsi_lun {
     struct scsi_bus *bus;           /* the first path (paths[0]) */
     struct scsi_target *tgt;
@@ -270,9 +284,9 @@ struct scsi_lun {
      * drive. Commands take the accessible medium when they start
      * (cmd->medium, counted in medium_users) and keep using it to the end;
      * a medium taken out while some still use it waits in `removing` until
-     * the last one completes, then remove_cb runs. */
+     * the last one completes, then remove_cb runs. Users are counted in
+     * the shares (struct scsi_lun_io). */
     bool tray_open;
-    unsigned medium_users;
     struct blk_drive *removing;
     void (*remove_medium_cb)(void *opaque, struct blk_drive *drive);
     void *remove_medium_opaque;
@@ -297,37 +311,45 @@ struct scsi_lun {
 
     struct xcopy_state *xcopy;      /* held EXTENDED COPY results (xcopy.c) */
 
-    size_t buf_bytes;               /* bounce/parameter buffers of running commands */
-
-    struct scsi_cmd *inflight;      /* commands in execution (list) */
-    unsigned ninflight;             /* including those whose done_cb is running */
+    /* Commands in execution, in shares (scsi.h, Threading): io0 counts
+     * those run exclusively, io[i] those run by the thread of I/O slot i.
+     * Only that thread changes io[i], and only while it holds the lock
+     * shared; an exclusive holder reads and changes them all (lun_io_sum). */
+    struct scsi_lun_io io0, *io;
+    unsigned nio;
     unsigned naborted;
 
     /* Write gate for COMPARE AND WRITE (SBC-4 5.3: no other write may change
      * the blocks between its read and its write): SCSI_OPF_WRITE commands
      * are counted; an SCSI_OPF_EXCL one waits for zero and then holds new
      * writes back. Waiting commands are in the inflight list too. */
-    unsigned nwrites;
     bool excl_active;
     /* WRITE ATOMIC (SBC-4 4.29): reads and writes (SCSI_OPF_RW and
      * SCSI_OPF_WRITE) are counted in nrw; an atomic write waits for zero and
      * then holds every one of them back, so none sees part of it. */
-    unsigned nrw, natomic_wait;
+    unsigned natomic_wait;
     bool atomic_active;
     bool resuming;
     struct scsi_cmd *deferred, **deferred_tail;
 
     /* I/O error policy (ioerr.c): the owner's hook, commands held by it (in
-     * arrival order, seq), the arrival counter */
+     * arrival order, seq: within a thread's share) */
     enum scsi_io_error_action (*io_error_cb)(void *opaque, const struct scsi_io_error *e);
     void *io_error_opaque;
     struct scsi_cmd *held;
-    uint64_t next_seq;
 
     bool removed;                   /* out of the map, draining */
     void (*remove_cb)(void *opaque);
     void *remove_opaque;
 };
+
+/* target.c: from an I/O thread (scsi.h, Threading), have the control thread
+ * run cb(opaque) holding the lock exclusively; c is the caller's node
+ * (a command's xcall), free again once cb has started. */
+void scsi_run_exclusive(struct ev_call *c, ev_defer_cb *cb, void *opaque);
+/* target.c: an exclusive holder's total of a count over an LU's shares */
+unsigned scsi_lun_io_sum(const struct scsi_lun *lu, size_t offset);
+#define LUN_IO_SUM(lu, field) scsi_lun_io_sum((lu), offsetof(struct scsi_lun_io, field))
 
 /* lun.c */
 int scsi_lun_new(struct scsi_bus *bus, struct scsi_target *tgt, uint16_t lun,
@@ -355,8 +377,9 @@ void scsi_lun_reset(struct scsi_lun *lu);                   /* LU reset state ch
  * drive after returning takes a reference with scsi_lun_medium_get and
  * drops it with scsi_lun_medium_put (commands do so in target.c). */
 struct blk_drive *scsi_lun_medium(const struct scsi_lun *lu);
-struct blk_drive *scsi_lun_medium_get(struct scsi_lun *lu);    /* NULL: none, nothing counted */
-void scsi_lun_medium_put(struct scsi_lun *lu);
+/* share: where the user is counted (&lu->io0 from exclusive code) */
+struct blk_drive *scsi_lun_medium_get(struct scsi_lun *lu, struct scsi_lun_io *share);    /* NULL: none */
+void scsi_lun_medium_put(struct scsi_lun *lu, struct scsi_lun_io *share);
 /* The NOT READY reason while no medium is accessible: 3A/02 tray open, 3A/01 closed. */
 int scsi_lun_no_medium(const struct scsi_lun *lu);
 /* PREVENT ALLOW MEDIUM REMOVAL per nexus: persistent (MMC) or plain prevention;
@@ -447,9 +470,9 @@ void scsi_held_abort_all(struct scsi_lun *lu);
 #define SCSI_CMDF_UNMAP     (1u << 4)
 #define SCSI_CMDF_INFLIGHT  (1u << 5)
 #define SCSI_CMDF_BYTCHK    (1u << 6)
-#define SCSI_CMDF_WCOUNTED  (1u << 7)   /* counted in lu->nwrites */
+#define SCSI_CMDF_WCOUNTED  (1u << 7)   /* counted in a share's nwrites */
 #define SCSI_CMDF_EXCL      (1u << 8)   /* holds lu->excl_active */
-#define SCSI_CMDF_RWCOUNTED (1u << 9)   /* counted in lu->nrw */
+#define SCSI_CMDF_RWCOUNTED (1u << 9)   /* counted in a share's nrw */
 #define SCSI_CMDF_ATOMIC    (1u << 10)  /* holds lu->atomic_active */
 #define SCSI_CMDF_HELD      (1u << 11)  /* on lu->held (ioerr.c) */
 #define SCSI_CMDF_GATE      (SCSI_CMDF_WCOUNTED | SCSI_CMDF_EXCL | SCSI_CMDF_RWCOUNTED | SCSI_CMDF_ATOMIC)

@@ -11,18 +11,137 @@
 #include "util/iov.h"
 #include "util/log.h"
 
-/* One lock for the whole layer: the I/O path takes it once per batch (a round
- * of pops, a round of block completions), never per byte moved. */
-static pthread_mutex_t g_scsi_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+/* ------------------------------------------------------------- the lock */
+
+/* A big-reader lock (scsi.h, Threading): a mutex per I/O thread slot, and
+ * one that orders exclusive holders. An I/O thread's scsi_lock() takes its
+ * own slot's mutex only, so I/O threads never wait for each other; any other
+ * thread's takes the writer mutex and then every slot's. Depth counts make
+ * both recursive. Slots are numbered once and never shrink; a freed one is
+ * reused (its mutex is still taken by exclusive holders, unused). */
+struct io_slot {
+    pthread_mutex_t m;
+    bool used;
+} __attribute__((aligned(64)));
+
+static struct io_slot g_slots[SCSI_IO_SLOTS];
+static unsigned g_nslots;               /* slots ever made; changed exclusively */
+static pthread_mutex_t g_writer = PTHREAD_MUTEX_INITIALIZER;
+static struct ev_loop *g_control;       /* runs what an I/O thread sends (scsi_run_exclusive) */
+static __thread int t_slot = -1;
+static __thread unsigned t_depth;
 
 void scsi_lock(void)
 {
-    pthread_mutex_lock(&g_scsi_lock);
+    if (t_depth++)
+        return;
+    if (t_slot >= 0) {
+        pthread_mutex_lock(&g_slots[t_slot].m);
+        return;
+    }
+    pthread_mutex_lock(&g_writer);
+    for (unsigned i = 0; i < g_nslots; i++)
+        pthread_mutex_lock(&g_slots[i].m);
 }
 
 void scsi_unlock(void)
 {
-    pthread_mutex_unlock(&g_scsi_lock);
+    if (--t_depth)
+        return;
+    if (t_slot >= 0) {
+        pthread_mutex_unlock(&g_slots[t_slot].m);
+        return;
+    }
+    for (unsigned i = g_nslots; i-- > 0;)
+        pthread_mutex_unlock(&g_slots[i].m);
+    pthread_mutex_unlock(&g_writer);
+}
+
+int scsi_io_slot_new(struct ev_loop *control)
+{
+    unsigned i = 0;
+
+    while (i < g_nslots && g_slots[i].used)
+        i++;
+    if (i == SCSI_IO_SLOTS)
+        return -ENOSPC;
+    if (i == g_nslots) {
+        pthread_mutex_init(&g_slots[i].m, NULL);
+        /* the caller holds the lock exclusively: so it does this slot too */
+        if (t_depth)
+            pthread_mutex_lock(&g_slots[i].m);
+        g_nslots++;
+    }
+    g_slots[i].used = true;
+    g_control = control;
+    return (int)i;
+}
+
+void scsi_io_slot_free(int slot)
+{
+    if (slot >= 0 && (unsigned)slot < g_nslots)
+        g_slots[slot].used = false;
+}
+
+void scsi_io_thread_enter(int slot)
+{
+    t_slot = slot;
+}
+
+bool scsi_in_io_thread(void)
+{
+    return t_slot >= 0;
+}
+
+unsigned scsi_io_slots(void)
+{
+    return g_nslots;
+}
+
+/* From an I/O thread: run c on the control thread, which holds the lock
+ * exclusively while it works (c->cb takes it again, to be sure). */
+void scsi_run_exclusive(struct ev_call *c, ev_defer_cb *cb, void *opaque)
+{
+    c->cb = cb;
+    c->opaque = opaque;
+    ev_loop_post_call(g_control, c);
+}
+
+/* ------------------------------------------------------------- LU shares */
+
+static struct scsi_lun_io *cmd_share(const struct scsi_cmd *cmd)
+{
+    return cmd->io_slot < 0 ? &cmd->lu->io0 : &cmd->lu->io[cmd->io_slot];
+}
+
+unsigned scsi_lun_io_sum(const struct scsi_lun *lu, size_t offset)
+{
+    unsigned n = *(const unsigned *)((const char *)&lu->io0 + offset);
+
+    for (unsigned i = 0; i < lu->nio; i++)
+        n += *(const unsigned *)((const char *)&lu->io[i] + offset);
+    return n;
+}
+
+/* Exclusive: a share for every I/O slot made so far. Lists move with the
+ * array: their first commands point back into it. On failure the LU keeps
+ * what it had, and an I/O thread without a share sends its commands here. */
+static void lun_io_reserve(struct scsi_lun *lu)
+{
+    unsigned want = g_nslots;
+    struct scsi_lun_io *io;
+
+    if (lu->nio >= want)
+        return;
+    io = realloc(lu->io, want * sizeof(*io));
+    if (!io)
+        return;
+    memset(&io[lu->nio], 0, (want - lu->nio) * sizeof(*io));
+    for (unsigned i = 0; i < lu->nio; i++)
+        if (io[i].inflight)
+            io[i].inflight->pprev_inflight = &io[i].inflight;
+    lu->io = io;
+    lu->nio = want;
 }
 
 /* ---------------------------------------------------------------- LUN map */
@@ -295,6 +414,7 @@ int scsi_bus_add_lun(struct scsi_bus *bus, uint8_t target, uint16_t lun,
     ret = scsi_lun_new(bus, tgt, lun, cfg, drive, &lu, err, errlen);
     if (ret)
         return ret;
+    lun_io_reserve(lu);
     ret = target_map_set(tgt, lun, lu);
     if (ret) {
         scsi_lun_free(lu);
@@ -439,8 +559,8 @@ size_t scsi_dataout(struct scsi_cmd *cmd, void *buf, size_t len)
 
 void *scsi_cmd_alloc(struct scsi_cmd *cmd, size_t want, size_t min, size_t *got)
 {
-    struct scsi_lun *lu = cmd->lu;
-    size_t left = lu->buf_bytes < SCSI_LUN_BUF_BUDGET ? SCSI_LUN_BUF_BUDGET - lu->buf_bytes : 0;
+    struct scsi_lun_io *share = cmd_share(cmd);
+    size_t left = share->buf_bytes < SCSI_LUN_BUF_BUDGET ? SCSI_LUN_BUF_BUDGET - share->buf_bytes : 0;
     size_t n = want < left ? want : left;
 
     if (cmd->priv || !min)
@@ -452,7 +572,7 @@ void *scsi_cmd_alloc(struct scsi_cmd *cmd, size_t want, size_t min, size_t *got)
     if (!cmd->priv)
         return NULL;
     cmd->priv_len = n;
-    lu->buf_bytes += n;
+    share->buf_bytes += n;
     if (got)
         *got = n;
     return cmd->priv;
@@ -461,7 +581,7 @@ void *scsi_cmd_alloc(struct scsi_cmd *cmd, size_t want, size_t min, size_t *got)
 /* ------------------------------------------------------------- completion */
 
 static void tmf_check(struct scsi_target *tgt);
-static void lun_release(struct scsi_lun *lu);
+static void lun_release(struct scsi_lun *lu, int slot);
 static void gate_resume(struct scsi_lun *lu);
 
 static void inflight_unlink(struct scsi_cmd *cmd)
@@ -475,6 +595,26 @@ static void inflight_unlink(struct scsi_cmd *cmd)
     cmd->pprev_inflight = NULL;
 }
 
+static void complete_exclusive_cb(void *opaque)
+{
+    struct scsi_cmd *cmd = opaque;
+
+    scsi_lock();
+    scsi_cmd_complete(cmd, cmd->xret);
+    scsi_unlock();
+}
+
+/* On an I/O thread: whether finishing cmd would change more than the
+ * thread's own share (an abort to account, commands waiting at the gate, a
+ * removal of the LU or of its medium waiting for the last command). */
+static bool complete_needs_exclusive(const struct scsi_cmd *cmd)
+{
+    const struct scsi_lun *lu = cmd->lu;
+
+    return lu && ((cmd->flags & SCSI_CMDF_ABORTED) || cmd->io_slot != t_slot || lu->removed ||
+                  lu->deferred || lu->removing);
+}
+
 void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
 {
     struct scsi_lun *lu = cmd->lu;
@@ -484,7 +624,14 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     bool tracked = lu && (cmd->flags & SCSI_CMDF_INFLIGHT);
     bool aborted = cmd->flags & SCSI_CMDF_ABORTED;
     struct scsi_target *tgt = cmd->tgt;     /* the path's: cmd is not ours after done_cb */
+    int slot = cmd->io_slot;
     uint32_t gate;
+
+    if (t_slot >= 0 && complete_needs_exclusive(cmd)) {
+        cmd->xret = reason;
+        scsi_run_exclusive(&cmd->xcall, complete_exclusive_cb, cmd);
+        return;
+    }
 
     if (aborted) {
         /* SAM-5 7.x: the command's own outcome is replaced by TASK ABORTED */
@@ -511,7 +658,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     }
     if (cmd->priv) {
         if (lu)
-            lu->buf_bytes -= cmd->priv_len;
+            cmd_share(cmd)->buf_bytes -= cmd->priv_len;
         free(cmd->priv);
         cmd->priv = NULL;
         cmd->priv_len = 0;
@@ -519,7 +666,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     /* the I/O is over: a removal waiting for this medium may finish */
     if (cmd->medium) {
         cmd->medium = NULL;
-        scsi_lun_medium_put(lu);
+        scsi_lun_medium_put(lu, cmd_share(cmd));
     }
 
     if (!tracked || !lu) {     /* tracked commands have an LU; said for the analyzer */
@@ -529,11 +676,11 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     inflight_unlink(cmd);
     gate = cmd->flags & SCSI_CMDF_GATE;
     if (gate & SCSI_CMDF_WCOUNTED)
-        lu->nwrites--;
+        cmd_share(cmd)->nwrites--;
     if (gate & SCSI_CMDF_EXCL)
         lu->excl_active = false;
     if (gate & SCSI_CMDF_RWCOUNTED)
-        lu->nrw--;
+        cmd_share(cmd)->nrw--;
     if (gate & SCSI_CMDF_ATOMIC)
         lu->atomic_active = false;
     cmd->flags &= ~(SCSI_CMDF_INFLIGHT | SCSI_CMDF_GATE);
@@ -548,7 +695,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     }
     if (gate && lu->deferred)
         gate_resume(lu);
-    lun_release(lu);
+    lun_release(lu, slot);
 }
 
 /* ------------------------------------------------------------- dispatch */
@@ -583,15 +730,15 @@ static const struct scsi_op *find_sa(const struct scsi_op *op, uint8_t sa)
     return NULL;
 }
 
-static void inflight_link(struct scsi_lun *lu, struct scsi_cmd *cmd)
+static void inflight_link(struct scsi_lun_io *share, struct scsi_cmd *cmd)
 {
-    cmd->next_inflight = lu->inflight;
-    if (lu->inflight)
-        lu->inflight->pprev_inflight = &cmd->next_inflight;
-    cmd->pprev_inflight = &lu->inflight;
-    lu->inflight = cmd;
+    cmd->next_inflight = share->inflight;
+    if (share->inflight)
+        share->inflight->pprev_inflight = &cmd->next_inflight;
+    cmd->pprev_inflight = &share->inflight;
+    share->inflight = cmd;
     cmd->flags |= SCSI_CMDF_INFLIGHT;
-    lu->ninflight++;
+    share->ninflight++;
 }
 
 /* Direction and buffer checks (virtio-scsi answers VIRTIO_SCSI_S_OVERRUN,
@@ -631,9 +778,9 @@ static bool gate_open(const struct scsi_lun *lu, enum gate_class c)
 {
     switch (c) {
     case G_ATOMIC:
-        return !lu->excl_active && !lu->nrw;
+        return !lu->excl_active && !LUN_IO_SUM(lu, nrw);
     case G_EXCL:
-        return !lu->excl_active && !lu->nwrites;
+        return !lu->excl_active && !LUN_IO_SUM(lu, nwrites);
     case G_WRITE:
         return !lu->excl_active;
     case G_READ:
@@ -645,7 +792,7 @@ static bool gate_open(const struct scsi_lun *lu, enum gate_class c)
 
 static void gate_take(struct scsi_lun *lu, struct scsi_cmd *cmd, enum gate_class c)
 {
-    lu->nrw++;
+    cmd_share(cmd)->nrw++;
     cmd->flags |= SCSI_CMDF_RWCOUNTED;
     switch (c) {
     case G_ATOMIC:
@@ -657,7 +804,7 @@ static void gate_take(struct scsi_lun *lu, struct scsi_cmd *cmd, enum gate_class
         cmd->flags |= SCSI_CMDF_EXCL;
         break;
     case G_WRITE:
-        lu->nwrites++;
+        cmd_share(cmd)->nwrites++;
         cmd->flags |= SCSI_CMDF_WCOUNTED;
         break;
     default:
@@ -696,15 +843,19 @@ static struct scsi_cmd *gate_pop(struct scsi_lun *lu)
 }
 
 /* A reference across code that completes commands: a done_cb may remove
- * the LU, which is freed when its last command is gone. */
+ * the LU, which is freed when its last command is gone. Exclusive code holds
+ * in io0; a command releases in its own share (slot). */
 static void lun_hold(struct scsi_lun *lu)
 {
-    lu->ninflight++;
+    lu->io0.ninflight++;
 }
 
-static void lun_release(struct scsi_lun *lu)
+static void lun_release(struct scsi_lun *lu, int slot)
 {
-    if (--lu->ninflight == 0 && lu->removed)
+    struct scsi_lun_io *share = slot < 0 ? &lu->io0 : &lu->io[slot];
+
+    /* on an I/O thread removed is false (complete_needs_exclusive) */
+    if (--share->ninflight == 0 && lu->removed && !LUN_IO_SUM(lu, ninflight))
         lun_finish_remove(lu);
 }
 
@@ -715,7 +866,7 @@ void scsi_lun_hold(struct scsi_lun *lu)
 
 void scsi_lun_release(struct scsi_lun *lu)
 {
-    lun_release(lu);
+    lun_release(lu, -1);
 }
 
 /* Run waiting commands in order while the gate lets them through. */
@@ -740,7 +891,7 @@ static void gate_resume(struct scsi_lun *lu)
         dispatch_run(c, lu->optable);
     }
     lu->resuming = false;
-    lun_release(lu);
+    lun_release(lu, -1);
 }
 
 /* Aborted commands still waiting at the gate complete at once (they never
@@ -780,7 +931,7 @@ static void gate_flush_aborted(struct scsi_lun *lu)
     /* an aborted exclusive command may have held back the others */
     if (lu->deferred)
         gate_resume(lu);
-    lun_release(lu);
+    lun_release(lu, -1);
 }
 
 static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
@@ -790,8 +941,10 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
     if (lu) {
         uint32_t flags = t->op[cmd->cdb[0]].flags;
 
-        inflight_link(lu, cmd);
-        cmd->seq = lu->next_seq++;
+        struct scsi_lun_io *share = cmd_share(cmd);
+
+        inflight_link(share, cmd);
+        cmd->seq = share->next_seq++;
         if ((flags & (SCSI_OPF_WRITE | SCSI_OPF_RW)) && !gate_enter(lu, cmd, flags))
             return;
     }
@@ -869,7 +1022,7 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
         if (r)
             goto done;
         /* the medium the command uses to its end (a removal waits for it) */
-        cmd->medium = scsi_lun_medium_get(lu);
+        cmd->medium = scsi_lun_medium_get(lu, cmd_share(cmd));
         if ((op->flags & SCSI_OPF_MEDIUM) && !cmd->medium) {
             r = scsi_lun_no_medium(lu);
             goto done;
@@ -913,6 +1066,33 @@ done:
     scsi_cmd_complete(cmd, r);
 }
 
+static void submit_exclusive_cb(void *opaque)
+{
+    struct scsi_cmd *cmd = opaque;
+
+    scsi_lock();
+    scsi_bus_submit(cmd->bus, cmd);
+    scsi_unlock();
+}
+
+/* On an I/O thread: whether cmd can run there, holding the lock shared. It
+ * must be a READ or WRITE (SCSI_OPF_MT) of an LU in a plain state: nothing
+ * that the command would change beyond its thread's share (a unit attention
+ * to take, COMPARE AND WRITE or an atomic write to wait for), no medium
+ * missing, no sanitize. Only exclusive holders change what is read here. */
+static bool runs_shared(const struct scsi_lun *lu, const struct scsi_cmd *cmd)
+{
+    uint32_t f = lu->optable->op[cmd->cdb[0]].flags;
+
+    if (!(f & SCSI_OPF_MT) || (f & (SCSI_OPF_EXCL | SCSI_OPF_ATOMIC)) || (unsigned)t_slot >= lu->nio)
+        return false;
+    if (lu->sanitize || lu->sanitize_failed || !scsi_lun_medium(lu) || scsi_lun_ua_peek(lu, cmd->nexus))
+        return false;
+    if (f & SCSI_OPF_WRITE)
+        return !lu->deferred && !lu->excl_active;
+    return !lu->natomic_wait && !lu->atomic_active;
+}
+
 void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
 {
     struct scsi_target *tgt = bus->targets[cmd->target];
@@ -936,6 +1116,8 @@ void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
     cmd->pprev_inflight = NULL;
     cmd->io_cb = NULL;
     cmd->next_held = NULL;
+    cmd->io_slot = -1;
+    cmd->bus = bus;
     if (cmd->cdb_len > SCSI_CDB_MAX)
         cmd->cdb_len = SCSI_CDB_MAX;
 
@@ -944,11 +1126,26 @@ void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
         cmd->done_cb(cmd);
         return;
     }
+    if (t_slot >= 0) {
+        struct scsi_lun *lu = cmd->lun_wlun_report ? NULL : scsi_target_find(tgt, cmd->lun);
+
+        if (!lu || !runs_shared(lu, cmd)) {
+            /* the control thread looks the LUN up again when it runs it */
+            scsi_run_exclusive(&cmd->xcall, submit_exclusive_cb, cmd);
+            return;
+        }
+        cmd->lu = lu;
+        cmd->io_slot = t_slot;
+        dispatch(cmd, lu->optable);
+        return;
+    }
     if (cmd->lun_wlun_report) {
         dispatch(cmd, &spc_wlun_optable);
         return;
     }
     cmd->lu = scsi_target_find(tgt, cmd->lun);
+    if (cmd->lu)
+        lun_io_reserve(cmd->lu);
     dispatch(cmd, cmd->lu ? cmd->lu->optable : &spc_nolun_optable);
 }
 
@@ -1000,14 +1197,18 @@ static unsigned lun_abort(struct scsi_lun *lu, enum abort_match m, uint32_t nexu
 {
     unsigned n = 0;
 
-    for (struct scsi_cmd *c = lu->inflight; c; c = c->next_inflight) {
-        if (m != MATCH_ALL && c->nexus != nexus)
-            continue;
-        if (m == MATCH_TAG && c->tag != tag)
-            continue;
-        n++;
-        if (!(c->flags & SCSI_CMDF_ABORTED))
-            scsi_cmd_mark_aborted(c, reset);
+    for (unsigned i = 0; i <= lu->nio; i++) {
+        const struct scsi_lun_io *share = i ? &lu->io[i - 1] : &lu->io0;
+
+        for (struct scsi_cmd *c = share->inflight; c; c = c->next_inflight) {
+            if (m != MATCH_ALL && c->nexus != nexus)
+                continue;
+            if (m == MATCH_TAG && c->tag != tag)
+                continue;
+            n++;
+            if (!(c->flags & SCSI_CMDF_ABORTED))
+                scsi_cmd_mark_aborted(c, reset);
+        }
     }
     return n;
 }
@@ -1022,9 +1223,13 @@ void scsi_lun_abort_nexus(struct scsi_lun *lu, uint32_t nexus)
 
 static bool lun_has_task(const struct scsi_lun *lu, bool by_tag, uint32_t nexus, uint64_t tag)
 {
-    for (const struct scsi_cmd *c = lu->inflight; c; c = c->next_inflight)
-        if (!(c->flags & SCSI_CMDF_ABORTED) && c->nexus == nexus && (!by_tag || c->tag == tag))
-            return true;
+    for (unsigned i = 0; i <= lu->nio; i++) {
+        const struct scsi_lun_io *share = i ? &lu->io[i - 1] : &lu->io0;
+
+        for (const struct scsi_cmd *c = share->inflight; c; c = c->next_inflight)
+            if (!(c->flags & SCSI_CMDF_ABORTED) && c->nexus == nexus && (!by_tag || c->tag == tag))
+                return true;
+    }
     return false;
 }
 
@@ -1118,10 +1323,10 @@ void scsi_bus_tmf(struct scsi_bus *bus, struct scsi_tmf *tmf)
     if (lu->naborted) {
         tmf->wait_lu = lu;
         tmf_wait(tgt, tmf);
-        lun_release(lu);        /* aborted commands keep it alive */
+        lun_release(lu, -1);        /* aborted commands keep it alive */
         return;
     }
-    lun_release(lu);
+    lun_release(lu, -1);
 done:
     tmf->done_cb(tmf);
 }

@@ -162,7 +162,7 @@ static void xcopy_release(struct xcopy_work *w)
 {
     for (unsigned i = 0; i < w->nholds; i++) {
         if (w->media[i])
-            scsi_lun_medium_put(w->holds[i]);
+            scsi_lun_medium_put(w->holds[i], &w->holds[i]->io0);
         scsi_lun_release(w->holds[i]);
     }
     w->nholds = 0;
@@ -271,7 +271,7 @@ static bool hold_lu(struct xcopy_work *w, struct scsi_lun *lu)
     if (w->nholds == XCOPY_MAX_TGT)
         return false;
     scsi_lun_hold(lu);
-    w->media[w->nholds] = scsi_lun_medium_get(lu);
+    w->media[w->nholds] = scsi_lun_medium_get(lu, &lu->io0);
     w->holds[w->nholds++] = lu;
     return true;
 }

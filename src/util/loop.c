@@ -17,11 +17,8 @@ struct ev_handler {
     struct ev_handler *prev, *next;     /* live handlers, freed by ev_loop_free */
 };
 
-struct ev_defer {
-    ev_defer_cb *cb;
-    void *opaque;
-    struct ev_defer *next;
-};
+/* struct ev_call (loop.h) is also the node of the deferred and posted lists;
+ * nodes the loop allocated have owned set and are freed after their call. */
 
 struct ev_loop {
     int epfd;
@@ -30,7 +27,7 @@ struct ev_loop {
     struct ev_handler wake_h;
     struct ev_handler *dead;            /* freed after the dispatch round */
     struct ev_handler *live;
-    struct ev_defer *defer_head, **defer_tail;
+    struct ev_call *defer_head, **defer_tail;
     struct ev_poller poller;
     uint64_t poll_ns;
     uint64_t last_work_ns;
@@ -38,7 +35,7 @@ struct ev_loop {
     pthread_t owner;                    /* the thread that runs the loop */
     /* ev_loop_post: calls from any thread, run by the owner */
     pthread_mutex_t post_lock;
-    struct ev_defer *post_head, **post_tail;
+    struct ev_call *post_head, **post_tail;
     /* ev_loop_set_wait_hooks */
     void (*before_wait)(void *opaque);
     void (*after_wait)(void *opaque);
@@ -85,7 +82,7 @@ static int poll_round(struct ev_loop *loop, int timeout_ms)
 /* Move what other threads posted onto this round's deferred list. */
 static void take_posted(struct ev_loop *loop)
 {
-    struct ev_defer *d;
+    struct ev_call *d;
 
     pthread_mutex_lock(&loop->post_lock);
     d = loop->post_head;
@@ -155,14 +152,18 @@ static void reap_dead(struct ev_loop *loop)
 static void run_deferred(struct ev_loop *loop)
 {
     /* Callbacks may defer more work: take the list and run only what was queued. */
-    struct ev_defer *d = loop->defer_head;
+    struct ev_call *d = loop->defer_head;
 
     loop->defer_head = NULL;
     loop->defer_tail = &loop->defer_head;
     while (d) {
-        struct ev_defer *next = d->next;
+        struct ev_call *next = d->next;
+        bool owned = d->owned;
+
+        /* a caller's node may be posted again (or freed) by its own call */
         d->cb(d->opaque);
-        free(d);
+        if (owned)
+            free(d);
         d = next;
     }
 }
@@ -235,14 +236,14 @@ void ev_loop_del_fd(struct ev_loop *loop, struct ev_handler *h)
 
 int ev_loop_defer(struct ev_loop *loop, ev_defer_cb *cb, void *opaque)
 {
-    struct ev_defer *d;
+    struct ev_call *d;
 
     if (!ev_loop_is_current(loop))
         return ev_loop_post(loop, cb, opaque);
     d = malloc(sizeof(*d));
     if (!d)
         return -ENOMEM;
-    *d = (struct ev_defer){ .cb = cb, .opaque = opaque };
+    *d = (struct ev_call){ .cb = cb, .opaque = opaque, .owned = true };
     *loop->defer_tail = d;
     loop->defer_tail = &d->next;
     return 0;
@@ -328,18 +329,30 @@ bool ev_loop_is_current(const struct ev_loop *loop)
     return pthread_equal(__atomic_load_n(&loop->owner, __ATOMIC_ACQUIRE), pthread_self());
 }
 
+static void post_node(struct ev_loop *loop, struct ev_call *c)
+{
+    c->next = NULL;
+    pthread_mutex_lock(&loop->post_lock);
+    *loop->post_tail = c;
+    loop->post_tail = &c->next;
+    pthread_mutex_unlock(&loop->post_lock);
+    ev_loop_wakeup(loop);
+}
+
+void ev_loop_post_call(struct ev_loop *loop, struct ev_call *c)
+{
+    c->owned = false;
+    post_node(loop, c);
+}
+
 int ev_loop_post(struct ev_loop *loop, ev_defer_cb *cb, void *opaque)
 {
-    struct ev_defer *d = malloc(sizeof(*d));
+    struct ev_call *d = malloc(sizeof(*d));
 
     if (!d)
         return -ENOMEM;
-    *d = (struct ev_defer){ .cb = cb, .opaque = opaque };
-    pthread_mutex_lock(&loop->post_lock);
-    *loop->post_tail = d;
-    loop->post_tail = &d->next;
-    pthread_mutex_unlock(&loop->post_lock);
-    ev_loop_wakeup(loop);
+    *d = (struct ev_call){ .cb = cb, .opaque = opaque, .owned = true };
+    post_node(loop, d);
     return 0;
 }
 

@@ -65,6 +65,16 @@ bool ev_loop_is_current(const struct ev_loop *loop);
 /* Run cb(opaque) on the loop's own thread, from any thread: the call is queued
  * (FIFO, with the loop's deferred work) and the loop woken. 0 or -ENOMEM. */
 int ev_loop_post(struct ev_loop *loop, ev_defer_cb *cb, void *opaque);
+/* The same without allocating: the caller fills cb and opaque of a node it
+ * owns, which must stay valid until cb starts (cb may post it again). Cannot
+ * fail. */
+struct ev_call {
+    ev_defer_cb *cb;
+    void *opaque;
+    struct ev_call *next;   /* private to the loop */
+    bool owned;             /* private to the loop: allocated by it */
+};
+void ev_loop_post_call(struct ev_loop *loop, struct ev_call *c);
 /* Called right before and right after the loop blocks in epoll_wait (also
  * with a zero timeout): a thread that holds a lock while it works lets go of
  * it only while it waits. */
