@@ -69,8 +69,20 @@ static void set_mapped(struct blk_drive *d, uint64_t off, uint64_t len, uint8_t 
         d->mapped[s] = v;
 }
 
+/* As the real blk_submit: a request goes to the issuing thread's context. */
+static __thread struct blk_ctx *t_ctx;
+
+void fake_ctx_bind_thread(struct blk_ctx *c)
+{
+    t_ctx = c;
+}
+
 int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req)
 {
+    uint64_t seen;
+
+    if (t_ctx)
+        ctx = t_ctx;
     if (d->submit_errno)
         return -d->submit_errno;
     if (ctx->tail - ctx->head >= 4096) {
@@ -84,13 +96,17 @@ int blk_submit(struct blk_ctx *ctx, struct blk_drive *d, struct blk_req *req)
         abort();
     }
     req->drive = d;
-    d->last_op = req->op;
-    d->last_flags = req->flags;
-    d->last_offset = req->offset;
-    d->last_len = req->len;
-    d->nops[req->op]++;
-    if (req->len > d->max_len_seen)
-        d->max_len_seen = req->len;
+    /* several threads may submit (test_threads): atomics, relaxed */
+    __atomic_store_n(&d->last_op, req->op, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->last_flags, req->flags, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->last_offset, req->offset, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->last_len, req->len, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&d->nops[req->op], 1, __ATOMIC_RELAXED);
+    seen = __atomic_load_n(&d->max_len_seen, __ATOMIC_RELAXED);
+    while (req->len > seen &&
+           !__atomic_compare_exchange_n(&d->max_len_seen, &seen, req->len, false, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+        ;
     ctx->q[ctx->tail++ % 4096] = req;
     ctx->submitted++;
     return 0;

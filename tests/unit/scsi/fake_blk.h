@@ -46,5 +46,8 @@ unsigned fake_ctx_pending(const struct blk_ctx *c);
 /* Complete queued requests (and those queued meanwhile) in order; max 0 = all.
  * Returns how many completed. */
 unsigned fake_ctx_run(struct blk_ctx *c, unsigned max);
+/* Requests submitted by this thread go to c, whatever context they name
+ * (NULL: the named one). */
+void fake_ctx_bind_thread(struct blk_ctx *c);
 
 #endif
