@@ -66,6 +66,7 @@ enum scsi_host_status {
 struct scsi_bus;
 struct scsi_target;
 struct scsi_lun;
+struct scsi_lun_io;
 struct scsi_cmd;
 struct scsi_op;
 
@@ -98,6 +99,11 @@ struct scsi_cmd {
 
     /* --- private to the SCSI layer --- */
     struct scsi_lun *lu;
+    /* Threads (see Threading): the LU's share that counts the command, the
+     * I/O slot of that share (-1: the exclusive one, io0), the bus it came in on */
+    struct scsi_lun_io *share;
+    int io_slot;
+    struct scsi_bus *bus;
     struct scsi_cmd *next_inflight, **pprev_inflight;
     struct blk_req breq;
     struct iovec sub_iov[4];
@@ -119,11 +125,8 @@ struct scsi_cmd {
     blk_done_cb *io_cb;
     uint64_t seq;
     struct scsi_cmd *next_held;
-    /* Threads (see Threading): the I/O slot whose share of the LU counts the
-     * command (-1: the LU's exclusive share), the bus it came in on, and
-     * what an I/O thread sends to the control thread */
-    int io_slot;
-    struct scsi_bus *bus;
+    /* Threads (see Threading): what an I/O thread sends to the control
+     * thread (cold: kept apart from the fields every command touches) */
     struct ev_call xcall;
     int xret;
 };

@@ -109,9 +109,11 @@ void scsi_run_exclusive(struct ev_call *c, ev_defer_cb *cb, void *opaque)
 
 /* ------------------------------------------------------------- LU shares */
 
+/* Set when the command starts on its LU (dispatch); lun_io_reserve moves it
+ * with the array. */
 static struct scsi_lun_io *cmd_share(const struct scsi_cmd *cmd)
 {
-    return cmd->io_slot < 0 ? &cmd->lu->io0 : &cmd->lu->io[cmd->io_slot];
+    return cmd->share;
 }
 
 unsigned scsi_lun_io_sum(const struct scsi_lun *lu, size_t offset)
@@ -126,22 +128,29 @@ unsigned scsi_lun_io_sum(const struct scsi_lun *lu, size_t offset)
 /* Exclusive: a share for every I/O slot made so far. Lists move with the
  * array: their first commands point back into it. On failure the LU keeps
  * what it had, and an I/O thread without a share sends its commands here. */
-static void lun_io_reserve(struct scsi_lun *lu)
+static void lun_io_grow(struct scsi_lun *lu)
 {
     unsigned want = g_nslots;
     struct scsi_lun_io *io;
 
-    if (lu->nio >= want)
-        return;
     io = realloc(lu->io, want * sizeof(*io));
     if (!io)
         return;
     memset(&io[lu->nio], 0, (want - lu->nio) * sizeof(*io));
-    for (unsigned i = 0; i < lu->nio; i++)
+    for (unsigned i = 0; i < lu->nio; i++) {
         if (io[i].inflight)
             io[i].inflight->pprev_inflight = &io[i].inflight;
+        for (struct scsi_cmd *c = io[i].inflight; c; c = c->next_inflight)
+            c->share = &io[i];
+    }
     lu->io = io;
     lu->nio = want;
+}
+
+static inline void lun_io_reserve(struct scsi_lun *lu)
+{
+    if (lu->nio < g_nslots)
+        lun_io_grow(lu);
 }
 
 /* ---------------------------------------------------------------- LUN map */
@@ -581,7 +590,7 @@ void *scsi_cmd_alloc(struct scsi_cmd *cmd, size_t want, size_t min, size_t *got)
 /* ------------------------------------------------------------- completion */
 
 static void tmf_check(struct scsi_target *tgt);
-static void lun_release(struct scsi_lun *lu, int slot);
+static inline void lun_release(struct scsi_lun *lu, int slot);
 static void gate_resume(struct scsi_lun *lu);
 
 static void inflight_unlink(struct scsi_cmd *cmd)
@@ -627,7 +636,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     int slot = cmd->io_slot;
     uint32_t gate;
 
-    if (t_slot >= 0 && complete_needs_exclusive(cmd)) {
+    if (__builtin_expect(t_slot >= 0, 0) && complete_needs_exclusive(cmd)) {
         cmd->xret = reason;
         scsi_run_exclusive(&cmd->xcall, complete_exclusive_cb, cmd);
         return;
@@ -850,7 +859,7 @@ static void lun_hold(struct scsi_lun *lu)
     lu->io0.ninflight++;
 }
 
-static void lun_release(struct scsi_lun *lu, int slot)
+static inline void lun_release(struct scsi_lun *lu, int slot)
 {
     struct scsi_lun_io *share = slot < 0 ? &lu->io0 : &lu->io[slot];
 
@@ -941,8 +950,9 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
     if (lu) {
         uint32_t flags = t->op[cmd->cdb[0]].flags;
 
-        struct scsi_lun_io *share = cmd_share(cmd);
+        struct scsi_lun_io *share = cmd->io_slot < 0 ? &lu->io0 : &lu->io[cmd->io_slot];
 
+        cmd->share = share;
         inflight_link(share, cmd);
         cmd->seq = share->next_seq++;
         if ((flags & (SCSI_OPF_WRITE | SCSI_OPF_RW)) && !gate_enter(lu, cmd, flags))
@@ -1117,6 +1127,7 @@ void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
     cmd->io_cb = NULL;
     cmd->next_held = NULL;
     cmd->io_slot = -1;
+    cmd->share = NULL;
     cmd->bus = bus;
     if (cmd->cdb_len > SCSI_CDB_MAX)
         cmd->cdb_len = SCSI_CDB_MAX;
@@ -1126,7 +1137,7 @@ void scsi_bus_submit(struct scsi_bus *bus, struct scsi_cmd *cmd)
         cmd->done_cb(cmd);
         return;
     }
-    if (t_slot >= 0) {
+    if (__builtin_expect(t_slot >= 0, 0)) {
         struct scsi_lun *lu = cmd->lun_wlun_report ? NULL : scsi_target_find(tgt, cmd->lun);
 
         if (!lu || !runs_shared(lu, cmd)) {
