@@ -182,6 +182,12 @@ if want scale; then
             cfg "scale-vscsid-it$it-q$q" scale bench "scsi;$(vscsid_null 4 $it);$Q32 --rw randread --queues $q"
         done
     done
+    # Both cores for vscsid (not pinned), 2 queues, the bench interrupt-driven
+    # (its 2 threads sleep on the call eventfds): whether 2 iothreads run in
+    # parallel, against the main thread alone
+    for it in 0 2; do
+        cfg "spread-vscsid-it$it" scale bench "scsi;${VSCSID} -s @SOCK@ --num-queues 2 --iothreads $it --drive driver=null,size=1G,id=d0 --device scsi-hd,drive=d0,scsi-id=0,lun=0;$Q32 --rw randread --queues 2 --threads 2 --event --cpu 0,1"
+    done
     # 1 queue: the null-* runs (added here when group null is not selected)
     if ! want null; then
         cfg null-vscsid-poll scale bench "scsi;$(vscsid_null 4);$Q32 --rw randread --queues 1"
@@ -447,6 +453,19 @@ if any(a in summary for _, a, _ in scale[1:]):
           q, mb(a), mb(i1), mb(i2), mb(b), fmt(v(a, 'daemon_us_per_io'), 2),
           fmt(v(i1, 'daemon_us_per_io'), 2), fmt(v(i2, 'daemon_us_per_io'), 2),
           fmt(v(b, 'daemon_us_per_io'), 2), fmt(v(a, 'lat_us.all.p99'), 0), fmt(v(b, 'lat_us.all.p99'), 0)))
+    P('')
+
+spread = [n for n in ('spread-vscsid-it0', 'spread-vscsid-it2') if n in summary]
+if spread:
+    P('## (c2) Iothreads on both cores (null drive, 4 KiB randread, QD32 on each of 2 queues)\n')
+    P('vscsid is not pinned; the bench runs 2 interrupt-driven threads (--event), one per queue. '
+      'Medians, best run in brackets; CPU is the daemon\'s, 100% = one core.\n')
+    P('| vscsid | IOPS (best) | us/IO | daemon CPU | p99 us |')
+    P('|---|---:|---:|---:|---:|')
+    for n in spread:
+        P('| %s | %s | %s | %s | %s |' % ('main thread only' if n.endswith('it0') else '--iothreads 2', mb(n),
+          fmt(v(n, 'daemon_us_per_io'), 2), fmt(100 * (v(n, 'daemon_cpu') or 0), 0) + '%',
+          fmt(v(n, 'lat_us.all.p99'), 0)))
     P('')
 
 qd1 = [n for n in ('qd1-null-vscsid', 'qd1-null-qsd', 'qd1-tmpfs-vscsid', 'qd1-tmpfs-qsd',

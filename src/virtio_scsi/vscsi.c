@@ -191,9 +191,11 @@ static void req_put(struct vscsi_req *r)
 /* Threads: a request queue is served by one loop (the controller's, or an
  * iothread's); the control and event queues by the controller's. Everything
  * here runs under the SCSI lock (scsi.h), which the loop callbacks below take:
- * the SCSI layer completes commands on whichever thread finished their I/O,
- * and the vhost layer changes rings and memory from the controller's thread.
- * ev_loop_defer onto another thread's loop posts the call there. */
+ * shared on an iothread, which then touches only its own queues; exclusive on
+ * the controller's thread, which may touch any queue (a TMF taking what the
+ * rings hold, a command the SCSI layer ran there completing) and changes rings
+ * and memory for the vhost layer. ev_loop_defer onto another thread's loop
+ * posts the call there. */
 
 static void notify_deferred(void *opaque)
 {
