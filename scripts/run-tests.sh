@@ -63,6 +63,17 @@ TIMEOUT_MULT=3 run_meson_suite build-asan "asan+ubsan" -Db_sanitize=address,unde
 # layer's own threads test (two I/O threads on one LU, shared lock) is built
 # and run instrumented as a whole.
 TSAN_OPTS="halt_on_error=1:exitcode=66:suppressions=$PWD/tests/tsan.supp"
+tsan_run() {   # tsan_run LABEL LOG TIMEOUT CMD...: one TSan-instrumented program, counted
+    local label=$1 log=$2 limit=$3; shift 3
+    if TSAN_OPTIONS="$TSAN_OPTS" timeout "$limit" "$@" >"$log" 2>&1; then
+        echo "ok   tsan $label: $(tail -n 1 "$log")"
+        passed=$((passed + 1))
+    else
+        echo "FAIL tsan $label (log $log):"
+        grep -A30 -m1 "ThreadSanitizer" "$log" || tail -n 30 "$log"
+        failed=$((failed + 1)); failures+=("tsan: $label")
+    fi
+}
 if [ "${VSCSI_SKIP_TSAN:-0}" != 1 ]; then
     echo "=== tsan: build vscsid (build-tsan)"
     if [ ! -f build-tsan/build.ninja ]; then
@@ -71,32 +82,16 @@ if [ "${VSCSI_SKIP_TSAN:-0}" != 1 ]; then
     fi
     if [ -f build-tsan/build.ninja ] &&
         ninja -C build-tsan vscsid tests/unit/scsi/test-scsi-threads >build-tsan.build.log 2>&1; then
-        log=build-tsan/test-scsi-threads.log
-        if TSAN_OPTIONS="$TSAN_OPTS" timeout 600 build-tsan/tests/unit/scsi/test-scsi-threads >"$log" 2>&1; then
-            echo "ok   tsan scsi-threads: $(tail -n 1 "$log")"
-            passed=$((passed + 1))
-        else
-            echo "FAIL tsan scsi-threads (log $log):"
-            grep -A30 -m1 "ThreadSanitizer" "$log" || tail -n 30 "$log"
-            failed=$((failed + 1)); failures+=("tsan: scsi-threads")
-        fi
+        tsan_run scsi-threads build-tsan/test-scsi-threads.log 600 build-tsan/tests/unit/scsi/test-scsi-threads
         echo "=== tsan: harness tests with --iothreads=2 against build-tsan/vscsid"
         mkdir -p build-tsan/harness-logs
         for t in basic hostile_ring hostile_msg mgmt media robust_restart robust_hostile poll errpol; do
-            log=build-tsan/harness-logs/$t.log
             if [ ! -x "build/tests/harness/t_${t}_it" ]; then
                 failed=$((failed + 1)); failures+=("tsan: no build/tests/harness/t_${t}_it")
                 continue
             fi
-            if TSAN_OPTIONS="$TSAN_OPTS" VUF_VSCSID_ARGS=--iothreads=2 \
-                timeout 900 "build/tests/harness/t_${t}_it" "$PWD/build-tsan/vscsid" >"$log" 2>&1; then
-                echo "ok   tsan harness-iothreads-$t: $(tail -n 1 "$log")"
-                passed=$((passed + 1))
-            else
-                echo "FAIL tsan harness-iothreads-$t (log $log):"
-                grep -A30 -m1 "ThreadSanitizer" "$log" || tail -n 30 "$log"
-                failed=$((failed + 1)); failures+=("tsan: harness-iothreads-$t")
-            fi
+            VUF_VSCSID_ARGS=--iothreads=2 tsan_run "harness-iothreads-$t" "build-tsan/harness-logs/$t.log" 900 \
+                "build/tests/harness/t_${t}_it" "$PWD/build-tsan/vscsid"
         done
     elif [ -f build-tsan/build.ninja ]; then
         tail -40 build-tsan.build.log
