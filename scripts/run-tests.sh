@@ -85,7 +85,7 @@ if [ "${VSCSI_SKIP_TSAN:-0}" != 1 ]; then
         tsan_run scsi-threads build-tsan/test-scsi-threads.log 600 build-tsan/tests/unit/scsi/test-scsi-threads
         echo "=== tsan: harness tests with --iothreads=2 against build-tsan/vscsid"
         mkdir -p build-tsan/harness-logs
-        for t in basic hostile_ring hostile_msg mgmt media robust_restart robust_hostile poll errpol; do
+        for t in basic hostile_ring hostile_msg mgmt media robust_restart robust_hostile poll coalesce errpol; do
             if [ ! -x "build/tests/harness/t_${t}_it" ]; then
                 failed=$((failed + 1)); failures+=("tsan: no build/tests/harness/t_${t}_it")
                 continue

@@ -1249,6 +1249,7 @@ int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *
         .socket_path = conf->socket_path,
         .num_queues = conf->num_queues,
         .polling = conf->poll_us > 0,
+        .coalesce_us = conf->coalesce_us,
         .iothreads = d->vits,
         .num_iothreads = d->num_iothreads,
     };

@@ -42,6 +42,7 @@ struct ctrl_conf {
     char socket_path[108];
     unsigned num_queues;
     unsigned poll_us;           /* adaptive polling window after activity; 0 = off */
+    unsigned coalesce_us;       /* completion interrupt held up to this long; 0 = off */
 };
 
 /* The calling thread becomes the control thread: it runs loop (the

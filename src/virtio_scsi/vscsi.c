@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "scsi/scsi.h"
@@ -75,6 +76,11 @@ struct vscsi_queue {
     bool notify_pending;
     bool starved;                   /* stopped popping for lack of free slots */
     bool process_pending;
+    /* interrupt coalescing (coalesce_us): a timer on loop, armed while a
+     * signal is held back; touched only by loop's thread */
+    int sig_fd;
+    struct ev_handler *sig_h;
+    bool sig_armed;
 };
 
 struct pending_event {
@@ -96,6 +102,7 @@ struct vscsi_ctrl {
     bool quiesced;
     bool paused;                    /* vscsi_ctrl_pause: request and control queues not popped */
     bool polling;                   /* request queues are polled by the loop */
+    unsigned coalesce_us;           /* request queue signals held up to this long (0: none) */
 };
 
 static unsigned queue_process(struct vscsi_queue *q);
@@ -197,13 +204,52 @@ static void req_put(struct vscsi_req *r)
  * and memory for the vhost layer. ev_loop_defer onto another thread's loop
  * posts the call there. */
 
+/* Signal the guest about q's completions (EVENT_IDX or NO_INTERRUPT decide
+ * whether it wants one): at once, or, with coalescing, when the queue's timer
+ * fires. The timer starts at the first completion not yet signalled, so no
+ * completion waits longer than coalesce_us, and the one signal covers every
+ * completion pushed meanwhile. On the queue's own thread. */
+static void queue_signal(struct vscsi_queue *q, struct vq *vq)
+{
+    unsigned us = q->ctrl->coalesce_us;
+    struct itimerspec its = { .it_value = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 } };
+
+    if (q->sig_fd < 0) {
+        vq_notify(vq);
+        return;
+    }
+    if (q->sig_armed)
+        return;
+    if (timerfd_settime(q->sig_fd, 0, &its, NULL) < 0) {
+        vq_notify(vq);
+        return;
+    }
+    q->sig_armed = true;
+}
+
+static void sig_cb(void *opaque, int fd, uint32_t events)
+{
+    struct vscsi_queue *q = opaque;
+    uint64_t v;
+
+    (void)events;
+    /* whatever read says, the held signal goes out: a spare one is harmless */
+    if (read(fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
+        return;     /* not expired yet (re-armed meanwhile) */
+    scsi_lock();
+    q->sig_armed = false;
+    if (q->vq)
+        vq_notify(q->vq);
+    scsi_unlock();
+}
+
 static void notify_deferred(void *opaque)
 {
     struct vscsi_queue *q = opaque;
 
     scsi_lock();
     q->notify_pending = false;
-    vq_notify(vhost_dev_vq(q->ctrl->dev, q->idx));
+    queue_signal(q, vhost_dev_vq(q->ctrl->dev, q->idx));
     scsi_unlock();
 }
 
@@ -238,7 +284,7 @@ static void req_complete(struct vscsi_req *r, uint32_t len)
          * reaping while the round goes on; the rest of the round is
          * signalled once, at its end. */
         if (ev_loop_is_current(q->loop))
-            vq_notify(vq);
+            queue_signal(q, vq);
         if (ev_loop_defer(q->loop, notify_deferred, q) == 0)
             q->notify_pending = true;
     }
@@ -697,6 +743,34 @@ static void kick_cb(void *opaque, int fd, uint32_t events)
     scsi_unlock();
 }
 
+/* The coalescing timer follows the queue like its kick watch: a request queue
+ * that runs has one (when coalescing is on), a stopped one none. A signal held
+ * back when the queue starts again goes out at once. */
+static void coalesce_sync(struct vscsi_queue *q)
+{
+    if (q->sig_armed && q->vq)
+        vq_notify(q->vq);
+    q->sig_armed = false;
+    if (q->sig_h) {
+        ev_loop_del_fd(q->loop, q->sig_h);
+        q->sig_h = NULL;
+    }
+    if (q->sig_fd >= 0) {
+        close(q->sig_fd);
+        q->sig_fd = -1;
+    }
+    if (!q->vq || !q->ctrl->coalesce_us || q->idx < VQ_REQ0)
+        return;
+    q->sig_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (q->sig_fd >= 0 && (q->sig_h = ev_loop_add_fd(q->loop, q->sig_fd, EPOLLIN, sig_cb, q)))
+        return;
+    log_err("queue %u: cannot set up interrupt coalescing (%s); it signals the guest at once",
+            q->idx, strerror(errno));
+    if (q->sig_fd >= 0)
+        close(q->sig_fd);
+    q->sig_fd = -1;
+}
+
 /* Make the queue's kick watch match its state (q->vq), on the queue's own
  * thread (kick_watch_update). An iothread watches its own copy of the kick fd:
  * the frontend replacing or closing the original on the control thread
@@ -723,6 +797,7 @@ static void kick_watch_sync(void *opaque)
     }
     if (fd >= 0 && !(q->kick_h = ev_loop_add_fd(q->loop, fd, EPOLLIN, kick_cb, q)))
         log_err("queue %u: cannot watch kick fd: %s", q->idx, strerror(errno));
+    coalesce_sync(q);
     /* Buffers may already be waiting (e.g. after a reconnect or re-enable). */
     if (q->vq)
         schedule_process(q);
@@ -842,6 +917,7 @@ struct vscsi_ctrl *vscsi_ctrl_new(struct ev_loop *loop, struct blk_ctx *blk_ctx,
     ctrl->bus = bus;
     ctrl->nexus = cfg->nexus;
     ctrl->polling = cfg->polling;
+    ctrl->coalesce_us = cfg->coalesce_us;
     ctrl->num_vqs = 2 + cfg->num_queues;
     for (unsigned i = 0; i < ctrl->num_vqs; i++) {
         struct vscsi_queue *q = &ctrl->queues[i];
@@ -851,6 +927,7 @@ struct vscsi_ctrl *vscsi_ctrl_new(struct ev_loop *loop, struct blk_ctx *blk_ctx,
         q->loop = loop;
         q->blk_ctx = blk_ctx;
         q->kick_fd = -1;
+        q->sig_fd = -1;
         /* request queues spread over the iothreads, round robin */
         if (i >= VQ_REQ0 && cfg->num_iothreads) {
             const struct vscsi_iothread *it = &cfg->iothreads[(i - VQ_REQ0) % cfg->num_iothreads];
@@ -919,6 +996,10 @@ void vscsi_ctrl_free(struct vscsi_ctrl *ctrl)
             ev_loop_del_fd(q->loop, q->kick_h);
         if (q->kick_fd >= 0)
             close(q->kick_fd);
+        if (q->sig_h)
+            ev_loop_del_fd(q->loop, q->sig_h);
+        if (q->sig_fd >= 0)
+            close(q->sig_fd);
         if (q->reqs)
             munmap(q->reqs, q->reqs_bytes);
     }

@@ -26,6 +26,10 @@ struct vscsi_ctrl_config {
     unsigned num_queues;        /* request queues; virtqueues = 2 + num_queues */
     uint32_t nexus;             /* initiator port id given to the SCSI layer */
     bool polling;               /* the loops poll request queues (vscsi_ctrl_poll) */
+    /* Interrupt coalescing: a request queue's guest signal waits up to this
+     * many microseconds after the first completion it would announce, and
+     * then covers all completed meanwhile (0: signal at once) */
+    unsigned coalesce_us;
     /* Request queue i goes to iothreads[i % num_iothreads]; none: every
      * queue on the controller's loop. The control and event queues and the
      * vhost-user session always stay on the controller's loop. An iothread's
