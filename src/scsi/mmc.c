@@ -593,7 +593,7 @@ const struct scsi_optable mmc_optable = {
         [0x25] = OP("READ CAPACITY", sbc_parse_read_capacity10, sbc_exec_read_capacity10,
                     F_IN | SCSI_OPF_MEDIUM | SCSI_OPF_PR_ALLOW, 10, u_rc10),
         [0x28] = OP("READ(10)", sbc_parse_rw, sbc_exec_rw,
-                    SCSI_OPF_DATA_IN | SCSI_OPF_LBA | SCSI_OPF_RW | F_MED, 10, u_read10),
+                    SCSI_OPF_DATA_IN | SCSI_OPF_LBA | SCSI_OPF_RW | SCSI_OPF_MT | F_MED, 10, u_read10),
         [0x2b] = OP("SEEK(10)", parse_seek, exec_good, SCSI_OPF_LBA | F_MED, 10, u_seek10),
         [0x35] = OP("SYNCHRONIZE CACHE", NULL, exec_good, F_MED, 10, u_sync10),
         [0x43] = OP("READ TOC/PMA/ATIP", parse_alloc7, exec_read_toc, F_IN | F_MED, 10, u_read_toc),
@@ -614,7 +614,7 @@ const struct scsi_optable mmc_optable = {
         /* SPC MAINTENANCE IN: MMC's SEND KEY (A3h, CSS) is not implemented */
         [0xa3] = { "MAINTENANCE IN", NULL, NULL, 0, 12, 0, NULL, NULL, spc_maint_in_ops, SPC_N_MAINT_IN_OPS },
         [0xa8] = OP("READ(12)", sbc_parse_rw, sbc_exec_rw,
-                    SCSI_OPF_DATA_IN | SCSI_OPF_LBA | SCSI_OPF_RW | F_MED, 12, u_read12),
+                    SCSI_OPF_DATA_IN | SCSI_OPF_LBA | SCSI_OPF_RW | SCSI_OPF_MT | F_MED, 12, u_read12),
         [0xac] = OP("GET PERFORMANCE", parse_get_performance, exec_get_performance, F_IN | SCSI_OPF_PR_READ, 12,
                     u_get_perf),
         [0xad] = OP("READ DVD STRUCTURE", parse_alloc8, exec_read_dvd_structure, F_IN | SCSI_OPF_PR_READ, 12,
