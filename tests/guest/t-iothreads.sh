@@ -2,6 +2,8 @@
 # Request queues on iothreads (--iothreads 2, two request queues: one per thread) with a
 # 2-vCPU guest, so that both threads carry I/O at once while the main thread serves the
 # control queue and QMP:
+#  - every completion signal is held up to 200 us (--coalesce-us), by a timer on the
+#    queue's own iothread;
 #  - vscsid runs the two iothreads (named vscsi-io0/1 in /proc/PID/task/*/comm), and
 #    QMP query-iothreads gives the same names with their thread ids;
 #  - fio crc32c write+verify on two LUNs, one job pinned to each vCPU (blk-mq maps a
@@ -27,7 +29,9 @@ e2e_image "$img2" 8M
 e2e_lun 0 0 "$img0"
 e2e_lun 0 1 "$img1"
 E2E_VHOST_OPTS=num_queues=2
-VSCSID_ARGS="${VSCSID_ARGS:-} --iothreads 2 --num-queues 2"
+# --coalesce-us: completion signals are held by timers on the iothreads' loops,
+# across the stop/cont cycles, the hot-plug and the reset below
+VSCSID_ARGS="${VSCSID_ARGS:-} --iothreads 2 --num-queues 2 --coalesce-us 200"
 mgmt_backend_start
 
 pid=$(daemon_pid vscsid)
