@@ -109,19 +109,21 @@ void scsi_run_exclusive(struct ev_call *c, ev_defer_cb *cb, void *opaque)
 
 /* ------------------------------------------------------------- LU shares */
 
-/* Set when the command starts on its LU (dispatch); lun_io_reserve moves it
- * with the array. */
-static struct scsi_lun_io *cmd_share(const struct scsi_cmd *cmd)
+/* The share of I/O slot `slot` (-1: the exclusive one, io0). A command's is
+ * cmd->share, set when it starts on its LU (dispatch) and moved with the
+ * array by lun_io_grow. */
+static struct scsi_lun_io *lun_share(const struct scsi_lun *lu, int slot)
 {
-    return cmd->share;
+    /* const for the readers (sums, lookups); every LU is heap memory */
+    return slot < 0 ? (struct scsi_lun_io *)&lu->io0 : &lu->io[slot];
 }
 
 unsigned scsi_lun_io_sum(const struct scsi_lun *lu, size_t offset)
 {
-    unsigned n = *(const unsigned *)((const char *)&lu->io0 + offset);
+    unsigned n = 0;
 
-    for (unsigned i = 0; i < lu->nio; i++)
-        n += *(const unsigned *)((const char *)&lu->io[i] + offset);
+    for (int s = -1; s < (int)lu->nio; s++)
+        n += *(const unsigned *)((const char *)lun_share(lu, s) + offset);
     return n;
 }
 
@@ -568,7 +570,7 @@ size_t scsi_dataout(struct scsi_cmd *cmd, void *buf, size_t len)
 
 void *scsi_cmd_alloc(struct scsi_cmd *cmd, size_t want, size_t min, size_t *got)
 {
-    struct scsi_lun_io *share = cmd_share(cmd);
+    struct scsi_lun_io *share = cmd->share;
     size_t left = share->buf_bytes < SCSI_LUN_BUF_BUDGET ? SCSI_LUN_BUF_BUDGET - share->buf_bytes : 0;
     size_t n = want < left ? want : left;
 
@@ -667,7 +669,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     }
     if (cmd->priv) {
         if (lu)
-            cmd_share(cmd)->buf_bytes -= cmd->priv_len;
+            cmd->share->buf_bytes -= cmd->priv_len;
         free(cmd->priv);
         cmd->priv = NULL;
         cmd->priv_len = 0;
@@ -675,7 +677,7 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     /* the I/O is over: a removal waiting for this medium may finish */
     if (cmd->medium) {
         cmd->medium = NULL;
-        scsi_lun_medium_put(lu, cmd_share(cmd));
+        scsi_lun_medium_put(lu, cmd->share);
     }
 
     if (!tracked || !lu) {     /* tracked commands have an LU; said for the analyzer */
@@ -685,11 +687,11 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, int reason)
     inflight_unlink(cmd);
     gate = cmd->flags & SCSI_CMDF_GATE;
     if (gate & SCSI_CMDF_WCOUNTED)
-        cmd_share(cmd)->nwrites--;
+        cmd->share->nwrites--;
     if (gate & SCSI_CMDF_EXCL)
         lu->excl_active = false;
     if (gate & SCSI_CMDF_RWCOUNTED)
-        cmd_share(cmd)->nrw--;
+        cmd->share->nrw--;
     if (gate & SCSI_CMDF_ATOMIC)
         lu->atomic_active = false;
     cmd->flags &= ~(SCSI_CMDF_INFLIGHT | SCSI_CMDF_GATE);
@@ -801,7 +803,7 @@ static bool gate_open(const struct scsi_lun *lu, enum gate_class c)
 
 static void gate_take(struct scsi_lun *lu, struct scsi_cmd *cmd, enum gate_class c)
 {
-    cmd_share(cmd)->nrw++;
+    cmd->share->nrw++;
     cmd->flags |= SCSI_CMDF_RWCOUNTED;
     switch (c) {
     case G_ATOMIC:
@@ -813,7 +815,7 @@ static void gate_take(struct scsi_lun *lu, struct scsi_cmd *cmd, enum gate_class
         cmd->flags |= SCSI_CMDF_EXCL;
         break;
     case G_WRITE:
-        cmd_share(cmd)->nwrites++;
+        cmd->share->nwrites++;
         cmd->flags |= SCSI_CMDF_WCOUNTED;
         break;
     default:
@@ -861,7 +863,7 @@ static void lun_hold(struct scsi_lun *lu)
 
 static inline void lun_release(struct scsi_lun *lu, int slot)
 {
-    struct scsi_lun_io *share = slot < 0 ? &lu->io0 : &lu->io[slot];
+    struct scsi_lun_io *share = lun_share(lu, slot);
 
     /* on an I/O thread removed is false (complete_needs_exclusive) */
     if (--share->ninflight == 0 && lu->removed && !LUN_IO_SUM(lu, ninflight))
@@ -949,8 +951,7 @@ static void dispatch(struct scsi_cmd *cmd, const struct scsi_optable *t)
 
     if (lu) {
         uint32_t flags = t->op[cmd->cdb[0]].flags;
-
-        struct scsi_lun_io *share = cmd->io_slot < 0 ? &lu->io0 : &lu->io[cmd->io_slot];
+        struct scsi_lun_io *share = lun_share(lu, cmd->io_slot);
 
         cmd->share = share;
         inflight_link(share, cmd);
@@ -1032,7 +1033,7 @@ static void dispatch_run(struct scsi_cmd *cmd, const struct scsi_optable *t)
         if (r)
             goto done;
         /* the medium the command uses to its end (a removal waits for it) */
-        cmd->medium = scsi_lun_medium_get(lu, cmd_share(cmd));
+        cmd->medium = scsi_lun_medium_get(lu, cmd->share);
         if ((op->flags & SCSI_OPF_MEDIUM) && !cmd->medium) {
             r = scsi_lun_no_medium(lu);
             goto done;
@@ -1208,10 +1209,8 @@ static unsigned lun_abort(struct scsi_lun *lu, enum abort_match m, uint32_t nexu
 {
     unsigned n = 0;
 
-    for (unsigned i = 0; i <= lu->nio; i++) {
-        const struct scsi_lun_io *share = i ? &lu->io[i - 1] : &lu->io0;
-
-        for (struct scsi_cmd *c = share->inflight; c; c = c->next_inflight) {
+    for (int s = -1; s < (int)lu->nio; s++) {
+        for (struct scsi_cmd *c = lun_share(lu, s)->inflight; c; c = c->next_inflight) {
             if (m != MATCH_ALL && c->nexus != nexus)
                 continue;
             if (m == MATCH_TAG && c->tag != tag)
@@ -1234,10 +1233,8 @@ void scsi_lun_abort_nexus(struct scsi_lun *lu, uint32_t nexus)
 
 static bool lun_has_task(const struct scsi_lun *lu, bool by_tag, uint32_t nexus, uint64_t tag)
 {
-    for (unsigned i = 0; i <= lu->nio; i++) {
-        const struct scsi_lun_io *share = i ? &lu->io[i - 1] : &lu->io0;
-
-        for (const struct scsi_cmd *c = share->inflight; c; c = c->next_inflight)
+    for (int s = -1; s < (int)lu->nio; s++) {
+        for (const struct scsi_cmd *c = lun_share(lu, s)->inflight; c; c = c->next_inflight)
             if (!(c->flags & SCSI_CMDF_ABORTED) && c->nexus == nexus && (!by_tag || c->tag == tag))
                 return true;
     }
