@@ -212,7 +212,7 @@ static void req_put(struct vscsi_req *r)
 static void queue_signal(struct vscsi_queue *q, struct vq *vq)
 {
     unsigned us = q->ctrl->coalesce_us;
-    struct itimerspec its = { .it_value = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 } };
+    struct itimerspec its = { 0 };
 
     if (q->sig_fd < 0) {
         vq_notify(vq);
@@ -220,6 +220,8 @@ static void queue_signal(struct vscsi_queue *q, struct vq *vq)
     }
     if (q->sig_armed)
         return;
+    its.it_value.tv_sec = us / 1000000;
+    its.it_value.tv_nsec = (long)(us % 1000000) * 1000;
     if (timerfd_settime(q->sig_fd, 0, &its, NULL) < 0) {
         vq_notify(vq);
         return;
@@ -233,9 +235,10 @@ static void sig_cb(void *opaque, int fd, uint32_t events)
     uint64_t v;
 
     (void)events;
-    /* whatever read says, the held signal goes out: a spare one is harmless */
+    /* a spurious wakeup (EAGAIN: the timer has not fired) changes nothing;
+     * on any other outcome the held signal goes out (a spare one is harmless) */
     if (read(fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
-        return;     /* not expired yet (re-armed meanwhile) */
+        return;
     scsi_lock();
     q->sig_armed = false;
     if (q->vq)
@@ -743,6 +746,19 @@ static void kick_cb(void *opaque, int fd, uint32_t events)
     scsi_unlock();
 }
 
+/* Stop watching *fd (if watched) and close it (if open). */
+static void fd_unwatch(struct ev_loop *loop, struct ev_handler **h, int *fd)
+{
+    if (*h) {
+        ev_loop_del_fd(loop, *h);
+        *h = NULL;
+    }
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
 /* The coalescing timer follows the queue like its kick watch: a request queue
  * that runs has one (when coalescing is on), a stopped one none. A signal held
  * back when the queue starts again goes out at once. */
@@ -751,14 +767,7 @@ static void coalesce_sync(struct vscsi_queue *q)
     if (q->sig_armed && q->vq)
         vq_notify(q->vq);
     q->sig_armed = false;
-    if (q->sig_h) {
-        ev_loop_del_fd(q->loop, q->sig_h);
-        q->sig_h = NULL;
-    }
-    if (q->sig_fd >= 0) {
-        close(q->sig_fd);
-        q->sig_fd = -1;
-    }
+    fd_unwatch(q->loop, &q->sig_h, &q->sig_fd);
     if (!q->vq || !q->ctrl->coalesce_us || q->idx < VQ_REQ0)
         return;
     q->sig_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -766,9 +775,7 @@ static void coalesce_sync(struct vscsi_queue *q)
         return;
     log_err("queue %u: cannot set up interrupt coalescing (%s); it signals the guest at once",
             q->idx, strerror(errno));
-    if (q->sig_fd >= 0)
-        close(q->sig_fd);
-    q->sig_fd = -1;
+    fd_unwatch(q->loop, &q->sig_h, &q->sig_fd);
 }
 
 /* Make the queue's kick watch match its state (q->vq), on the queue's own
@@ -781,14 +788,8 @@ static void kick_watch_sync(void *opaque)
     int fd;
 
     scsi_lock();
-    if (q->kick_h) {
-        ev_loop_del_fd(q->loop, q->kick_h);
-        q->kick_h = NULL;
-    }
-    if (q->kick_fd >= 0) {
-        close(q->kick_fd);
-        q->kick_fd = -1;
-    }
+    /* kick_fd is -1 when the watch is on the frontend's own fd (not ours) */
+    fd_unwatch(q->loop, &q->kick_h, &q->kick_fd);
     fd = q->vq ? vq_kick_fd(q->vq) : -1;
     if (fd >= 0 && q->loop != q->ctrl->loop) {
         fd = q->kick_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -992,14 +993,8 @@ void vscsi_ctrl_free(struct vscsi_ctrl *ctrl)
 
         /* iothreads have stopped (vscsi_ctrl_free's contract), so their
          * loops may be touched from here */
-        if (q->kick_h)
-            ev_loop_del_fd(q->loop, q->kick_h);
-        if (q->kick_fd >= 0)
-            close(q->kick_fd);
-        if (q->sig_h)
-            ev_loop_del_fd(q->loop, q->sig_h);
-        if (q->sig_fd >= 0)
-            close(q->sig_fd);
+        fd_unwatch(q->loop, &q->kick_h, &q->kick_fd);
+        fd_unwatch(q->loop, &q->sig_h, &q->sig_fd);
         if (q->reqs)
             munmap(q->reqs, q->reqs_bytes);
     }
