@@ -34,12 +34,16 @@ static uint64_t call_count(struct vuf *h, int timeout_ms)
     return v;
 }
 
-/* NCMD READs in one kick; returns once all are in the used ring (or 2 s). */
-static unsigned submit_reads(struct vuf *h, struct vuf_scsi_req **req, uint16_t used0)
+/* NCMD READs in one kick, after taking any signal the session's set-up left;
+ * returns how many are in the used ring once all are (or after 2 s). */
+static unsigned submit_reads(struct vuf *h, struct vuf_scsi_req **req)
 {
     uint8_t cdb[NCMD][16];
+    uint16_t used0;
     unsigned n = 0;
 
+    call_count(h, 0);
+    used0 = vuf_vq_used_idx(h, VUF_SCSI_REQQ);
     vuf_vq_set_interrupts(h, VUF_SCSI_REQQ, true);
     for (unsigned i = 0; i < NCMD; i++) {
         struct vuf_scsi_io io = { .cdb = cdb[i], .cdb_len = 10, .data_in = rbuf[i], .in_len = 8 * BS,
@@ -76,13 +80,10 @@ static void test_held_then_one_signal(void)
 {
     struct vuf *h = session();
     struct vuf_scsi_req *req[NCMD] = { NULL };
-    uint16_t used0;
 
     if (!h)
         return;
-    call_count(h, 0);       /* what the session's set-up left */
-    used0 = vuf_vq_used_idx(h, VUF_SCSI_REQQ);
-    CHECK_EQ(submit_reads(h, req, used0), NCMD);
+    CHECK_EQ(submit_reads(h, req), NCMD);
     /* all completed, none signalled: the timer holds the signal */
     CHECK_EQ(call_count(h, 0), 0);
     /* then one signal covers the four */
@@ -96,13 +97,10 @@ static void test_signal_at_once(void)
 {
     struct vuf *h = session();
     struct vuf_scsi_req *req[NCMD] = { NULL };
-    uint16_t used0;
 
     if (!h)
         return;
-    call_count(h, 0);
-    used0 = vuf_vq_used_idx(h, VUF_SCSI_REQQ);
-    CHECK_EQ(submit_reads(h, req, used0), NCMD);
+    CHECK_EQ(submit_reads(h, req), NCMD);
     /* signalled with the first completion, not a window later */
     CHECK(call_count(h, 200) >= 1);
     collect(h, req);
@@ -130,9 +128,7 @@ int main(int argc, char **argv)
 
     start_daemon(argc, argv, disks, 1, coalesce_on);
     RUN(test_held_then_one_signal);
-    if (vuf_vscsid_stop(&g_d) < 0)
-        test_failures++;
-    vuf_vscsid_cleanup(&g_d);
+    stop_daemon();
     start_daemon(argc, argv, disks, 1, coalesce_off);
     RUN(test_signal_at_once);
     RUN(test_bad_value);

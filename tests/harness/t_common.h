@@ -202,12 +202,18 @@ static void start_daemon(int argc, char **argv, const struct vuf_vscsid_disk *di
     }
 }
 
-/* Stop the daemon: it must still be running and exit cleanly. */
-static int finish(void)
+/* Stop the daemon: it must still be running and exit cleanly (a test
+ * failure otherwise). A suite may start it again with other options. */
+static void stop_daemon(void)
 {
     if (vuf_vscsid_stop(&g_d) < 0)
         test_failures++;
     vuf_vscsid_cleanup(&g_d);
+}
+
+static int finish(void)
+{
+    stop_daemon();
     if (g_crashes)
         fprintf(stderr, "vscsid crashed %u time(s)\n", g_crashes);
     return test_exit();

@@ -622,9 +622,7 @@ int main(int argc, char **argv)
     RUN(test_queue_stop);
     RUN(test_many_and_flood);
     qmp_close(&g_q);
-    if (vuf_vscsid_stop(&g_d) < 0)
-        test_failures++;
-    vuf_vscsid_cleanup(&g_d);
+    stop_daemon();
     extra[5] = "200000";
     start_daemon(argc, argv, disks, NDISKS, extra);
     if (qmp_connect_daemon() < 0)

@@ -69,9 +69,7 @@ int main(int argc, char **argv)
 
     start_daemon(argc, argv, disks, 1, poll_on);
     RUN(test_served_without_kick);
-    if (vuf_vscsid_stop(&g_d) < 0)
-        test_failures++;
-    vuf_vscsid_cleanup(&g_d);
+    stop_daemon();
     start_daemon(argc, argv, disks, 1, poll_off);
     RUN(test_waits_for_kick_without_polling);
     return finish();
