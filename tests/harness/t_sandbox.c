@@ -108,6 +108,13 @@ static void test_default_is_on(void)
 {
     unsigned ntasks, n = filtered_tasks(g_d.proc.pid, &ntasks);
 
+    /* vscsid listens before start-up is over and installs the filter at its
+     * end: give it that moment (at most 5 s) before looking */
+    for (int ms = 0; ms < 5000 && (n == 0 || n != ntasks); ms += 10) {
+        usleep(10 * 1000);
+        n = filtered_tasks(g_d.proc.pid, &ntasks);
+    }
+
     if (n == 0 && !sandbox_supported()) {
         fprintf(stderr, "  the sandbox is not available to this vscsid (--sandbox=on fails): "
                 "checks that it is on are skipped\n");
