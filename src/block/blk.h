@@ -188,6 +188,9 @@ unsigned blk_ctx_inflight(const struct blk_ctx *ctx);
 /* Drives whose file ctx's io_uring holds registered (requests name a slot of
  * the ring's file table, not the fd); for statistics and tests. */
 unsigned blk_ctx_fixed_files(const struct blk_ctx *ctx);
+/* io_uring_submit calls of ctx that handed SQEs to the kernel; for
+ * statistics and tests (how requests were batched). */
+uint64_t blk_ctx_submit_calls(const struct blk_ctx *ctx);
 /* The calling thread issues its requests through ctx: blk_submit with a
  * context that belongs to another thread uses this one instead, so that the
  * completion runs on the thread that issued the request. */

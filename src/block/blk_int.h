@@ -139,6 +139,7 @@ struct blk_ctx {
     uint32_t ring_busy;         /* SQEs prepared or in flight */
     uint32_t ring_unsubmitted;  /* prepared, not yet io_uring_submit()ted */
     bool ring_submit_retry;     /* last submit hit -EBUSY/-EAGAIN */
+    uint64_t submit_calls;      /* io_uring_submit calls that took SQEs (atomic) */
     struct blk_fifo pending;    /* requests waiting for ring space */
     /* registered files: fixed_gen[slot] = generation of the drive whose fd
      * the ring holds in that slot (0: none); atomic (uring_drive_release

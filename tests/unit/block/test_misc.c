@@ -500,6 +500,64 @@ static void test_fixed_files(void)
     unlink(path2);
 }
 
+/* Ramp-up submission: with O_DIRECT, 32 requests queued in one go reach the
+ * kernel in growing batches as they are queued (1, 1, 1, 2, 3, 4, 6, 9: eight
+ * calls before the loop runs, the last 5 at the end of the round); buffered,
+ * they wait for the end of the round and go in one call. Either way every
+ * request completes with the right data. */
+static void test_ramp(void)
+{
+    enum { N = 32 };
+    static const uint64_t before_round[2] = { 0, 8 };
+    char path[PATH_MAX];
+    unsigned char *w = t_alloc(N * 4096), *r = t_alloc(N * 4096);
+
+    CHECK_EQ(t_make_file(g_dir, MiB, path, sizeof(path)), 0);
+    t_fill(w, N * 4096, 31);
+    for (int c = 0; c < 2; c++) {
+        struct blk_drive *d = t_open(path, c ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK,
+                                     BLK_AIO_IO_URING, false, false);
+        struct t_done done[N];
+        struct iovec v[N];
+        struct blk_req req[N];
+        uint64_t base;
+
+        CHECK(d != NULL);
+        if (!d)
+            continue;
+        for (int op = 0; op < 2; op++) {
+            memset(done, 0, sizeof(done));
+            base = blk_ctx_submit_calls(t_ctx);
+            for (int i = 0; i < N; i++) {
+                unsigned char *buf = (op ? r : w) + i * 4096;
+
+                v[i] = (struct iovec){ .iov_base = buf, .iov_len = 4096 };
+                req[i] = (struct blk_req){ .op = op ? BLK_OP_READ : BLK_OP_WRITE,
+                                           .offset = (uint64_t)i * 8192, .len = 4096,
+                                           .iov = &v[i], .iovcnt = 1, .done_cb = t_done_cb,
+                                           .opaque = &done[i] };
+                CHECK_EQ(blk_submit(t_ctx, d, &req[i]), 0);
+            }
+            if (blk_ctx_fixed_files(t_ctx) || c) {   /* tmpfs is served inline */
+                CHECK_EQ(blk_ctx_submit_calls(t_ctx) - base, before_round[c]);
+                CHECK_EQ(blk_ctx_inflight(t_ctx), N);
+            }
+            for (int i = 0; i < N; i++) {
+                CHECK(t_wait(&done[i].calls, 1));
+                CHECK_EQ(done[i].ret, 0);
+            }
+            if (blk_ctx_fixed_files(t_ctx) || c)
+                CHECK_EQ(blk_ctx_submit_calls(t_ctx) - base, before_round[c] + 1);
+        }
+        CHECK_MEM(r, w, N * 4096);
+        memset(r, 0, N * 4096);
+        blk_close(d);
+    }
+    unlink(path);
+    free(w);
+    free(r);
+}
+
 static void test_uring_fallback(void)
 {
     pid_t pid;
@@ -532,6 +590,7 @@ int main(void)
     RUN_TEST(test_free_in_callback);
     RUN_TEST(test_threads);
     RUN_TEST(test_fixed_files);
+    RUN_TEST(test_ramp);
     t_teardown();
     RUN_TEST(test_uring_fallback);
     return test_exit();
