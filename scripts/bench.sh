@@ -537,10 +537,14 @@ def series_row(label, names):
         m = summary.get(n, {}).get('iops')
         cells += ['%.1f' % m['med'], '%.1f' % m['min'], '%.1f' % m['max']] if m else ['0', '0', '0']
     return ' '.join(cells)
+# A group left out (--only) leaves its data file empty, and gnuplot is not run
+# for it: an empty plot would hide that nothing was measured.
 with open(os.path.join(out, 'plot-file.dat'), 'w') as f:
     for s in stores:
         for rw in ('randread', 'randwrite'):
-            f.write(series_row('"%s %s"' % (s, rw), ['file-%s-%s-%s' % (s, rw, x) for x in ('vscsid', 'qsd', 'fio')]) + '\n')
+            names = ['file-%s-%s-%s' % (s, rw, x) for x in ('vscsid', 'qsd', 'fio')]
+            if any(n in summary for n in names):
+                f.write(series_row('"%s %s"' % (s, rw), names) + '\n')
 with open(os.path.join(out, 'plot-null.dat'), 'w') as f:
     for n, b, mode in rows:
         if n in summary:
@@ -551,6 +555,8 @@ with open(os.path.join(out, 'plot-scale.dat'), 'w') as f:
         ma, mb = summary.get(a, {}).get('iops'), summary.get(b, {}).get('iops')
         m1 = summary.get('scale-vscsid-it1-q%d' % q, {}).get('iops')
         m2 = summary.get('scale-vscsid-it2-q%d' % q, {}).get('iops')
+        if not (ma or mb or m1 or m2):
+            continue
         f.write('%d %s %s %s %s %s %s\n' % (q, '%.1f' % ma['med'] if ma else 'NaN', '%.1f' % mb['med'] if mb else 'NaN',
                                       '%.1f' % ma['max'] if ma else 'NaN', '%.1f' % mb['max'] if mb else 'NaN',
                                       '%.1f' % m1['med'] if m1 else 'NaN', '%.1f' % m2['med'] if m2 else 'NaN'))
