@@ -497,6 +497,12 @@ int vscsid_del_device(struct vscsid *d, const char *id, char *err, size_t errlen
         return -EBUSY;
     }
     dev->deleting = true;
+    /* What the guest queued before device_del runs first, so that
+     * DEVICE_DELETED means no command for the LUN is left, in flight or in a
+     * ring (without this, a loop round that took only part of a ring would
+     * leave the rest to be refused after the removal). */
+    if (dev->bus->ctrl)
+        vscsi_ctrl_take_queued(dev->bus->ctrl);
     /* The callback may run before this returns (no command in flight). */
     ret = scsi_bus_remove_lun(dev->bus->bus, dev->conf.target, dev->conf.lun, device_deleted_cb, dev);
     if (ret < 0) {

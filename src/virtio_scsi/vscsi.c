@@ -526,10 +526,7 @@ static void handle_ctrl(struct vscsi_queue *q, struct vscsi_req *r)
          * that the TMF covers them, whichever thread serves their queue
          * (virtio orders nothing across queues; SAM has the TMF act on the
          * tasks the device server has received). */
-        for (unsigned i = VQ_REQ0; i < ctrl->num_vqs; i++)
-            while (ctrl->queues[i].vq && !vq_is_broken(ctrl->queues[i].vq) &&
-                   queue_process(&ctrl->queues[i]) == POP_BUDGET)
-                ;   /* all of it, not one budget's worth */
+        vscsi_ctrl_take_queued(ctrl);
         scsi_bus_tmf(ctrl->bus, tmf);
         return;
     }
@@ -953,6 +950,14 @@ void vscsi_ctrl_quiesce(struct vscsi_ctrl *ctrl)
     for (unsigned i = 0; i < ctrl->num_vqs; i++)
         if (ctrl->queues[i].vq)
             queue_stop_cb(ctrl, i, ctrl->queues[i].vq);
+}
+
+void vscsi_ctrl_take_queued(struct vscsi_ctrl *ctrl)
+{
+    for (unsigned i = VQ_REQ0; i < ctrl->num_vqs; i++)
+        while (ctrl->queues[i].vq && !vq_is_broken(ctrl->queues[i].vq) &&
+               queue_process(&ctrl->queues[i]) == POP_BUDGET)
+            ;   /* all of it, not one budget's worth */
 }
 
 void vscsi_ctrl_pause(struct vscsi_ctrl *ctrl, bool paused)

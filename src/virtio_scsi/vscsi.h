@@ -62,6 +62,11 @@ void vscsi_ctrl_quiesce(struct vscsi_ctrl *ctrl);
  * request and control queues are not popped (what the guest adds waits in
  * the rings; a TMF cannot overtake the commands queued before it), commands
  * already taken complete normally, events are still delivered. */
+/* Take every command the request queues hold now (whichever thread serves
+ * them), so that what comes next (a TMF, a LUN's removal) finds them started:
+ * what the guest queued before it is not left behind in a ring. Nothing while
+ * paused. Control thread, SCSI lock held. */
+void vscsi_ctrl_take_queued(struct vscsi_ctrl *ctrl);
 void vscsi_ctrl_pause(struct vscsi_ctrl *ctrl, bool paused);
 bool vscsi_ctrl_paused(const struct vscsi_ctrl *ctrl);
 /* Adaptive polling (see ev_loop_set_poller), from the thread of loop: handle
