@@ -329,18 +329,25 @@ static void test_two_io_threads(void)
     for (unsigned i = 0; i < WORKERS; i++)
         pthread_join(w[i].tid, NULL);
 
+    unsigned elsewhere = 0, retries = 0;
+
     for (unsigned i = 0; i < WORKERS; i++) {
         fprintf(stderr, "worker %u: %u completions on its thread, %u on the control thread, %u sent again\n",
                 i, w[i].on_worker, w[i].elsewhere, w[i].retries);
         CHECK_EQ(w[i].lost, 0);
         CHECK_EQ(w[i].double_done, 0);
         CHECK_EQ(w[i].bad_data, 0);
-        /* READ/WRITE ran on the worker itself, unit attentions and resets
-         * went through the control thread */
+        /* READ/WRITE ran on the worker itself */
         CHECK(w[i].on_worker > ROUNDS * DEPTH);
-        CHECK(w[i].elsewhere > 0);
-        CHECK(w[i].retries > 0);
+        elsewhere += w[i].elsewhere;
+        retries += w[i].retries;
     }
+    /* unit attentions and resets went through the control thread. Not per
+     * worker: the unit attention goes to whichever command of the shared
+     * nexus comes first, and a reset aborts only what is in flight at that
+     * moment, so one worker may, rarely, be hit by none of the six. */
+    CHECK(elsewhere > 0);
+    CHECK(retries > 0);
     fprintf(stderr, "control: %u unit attentions, %u resets (%d done), %u COMPARE AND WRITE (%u good)\n",
             uas, resets, g_tmfs_done, caws, caw_good);
     CHECK(uas > 0 && resets > 0 && caws > 0);
