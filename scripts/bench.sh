@@ -155,6 +155,8 @@ Q32="--iodepth 32 --bs 4k"
 if want null; then
     cfg null-vscsid-poll null bench "scsi;$(vscsid_null 4);$Q32 --rw randread --queues 1"
     cfg null-vscsid-event null bench "scsi;$(vscsid_null 4);$Q32 --rw randread --queues 1 --event"
+    # driver=memory: the same path plus a copy to or from the daemon's memory
+    cfg null-vscsid-memory null bench "scsi;taskset -c 0 $VSCSID -s @SOCK@ --drive driver=memory,size=1G,id=d0 --device scsi-hd,drive=d0,scsi-id=0,lun=0;$Q32 --rw randread --queues 1"
     [ "$HAVE_QSD" = 1 ] && cfg null-qsd-poll null bench "blk;$(qsd_null 1);$Q32 --rw randread --queues 1"
 fi
 if want file; then
@@ -400,6 +402,7 @@ P('Daemons on CPU 0, vscsi-bench (the guest) on CPU 1, fio alone on CPU 0. "us/I
   '100% in poll mode means other load took CPU 1.\n')
 
 rows = [('null-vscsid-poll', 'vscsid', 'poll'), ('null-vscsid-event', 'vscsid', 'event'),
+        ('null-vscsid-memory', 'vscsid driver=memory', 'poll'),
         ('null-qsd-poll', 'qemu-storage-daemon (null-co)', 'poll')]
 if any(n in summary for n, _, _ in rows):
     P('## (a) Device path: null drive, 4 KiB randread, QD32, 1 queue (bench polls)\n')
@@ -549,7 +552,7 @@ with open(os.path.join(out, 'plot-null.dat'), 'w') as f:
     for n, b, mode in rows:
         if n in summary:
             m = summary[n]['iops']
-            f.write('"%s" %.1f %.1f %.1f %.1f\n' % (b.split(' ')[0] + ' ' + mode, m['med'], m['min'], m['max'], percore(n) or 0))
+            f.write('"%s" %.1f %.1f %.1f %.1f\n' % (b.split(' ')[0] + ' ' + ('memory' if 'memory' in b else mode), m['med'], m['min'], m['max'], percore(n) or 0))
 with open(os.path.join(out, 'plot-scale.dat'), 'w') as f:
     for q, a, b in scale:
         ma, mb = summary.get(a, {}).get('iops'), summary.get(b, {}).get('iops')
@@ -569,21 +572,21 @@ if [ "$HAVE_GNUPLOT" = 1 ]; then
     (
         cd "$OUT"
         common='set terminal pngcairo size 900,500 font "sans,10"; set grid ytics; set key top left; set style fill solid 0.8 border -1; set boxwidth 0.9; set format y "%.1s%c"'
-        [ -s plot-file.dat ] && gnuplot -e "$common; set output 'file.png';
+        [ ! -s plot-file.dat ] || gnuplot -e "$common; set output 'file.png';
             set title 'Same file, 4 KiB QD32 (median, min-max)'; set ylabel 'IOPS'; set key below;
             set style data histogram; set style histogram errorbars gap 2 lw 1; set yrange [0:*];
             plot 'plot-file.dat' using 2:3:4:xtic(1) title 'vscsid', '' using 5:6:7 title 'qemu-storage-daemon', '' using 8:9:10 title 'fio io\\_uring (host)'"
-        [ -s plot-null.dat ] && gnuplot -e "$common; set output 'null.png';
+        [ ! -s plot-null.dat ] || gnuplot -e "$common; set output 'null.png';
             set title 'Null drive, 4 KiB randread QD32, 1 queue'; set ylabel 'IOPS';
             set style data histogram; set style histogram errorbars gap 2 lw 1; set yrange [0:*]; set key below;
             set arrow from graph 0, first 1700000 to graph 1, first 1700000 nohead dt 2 lc rgb 'red';
             set label 'target 1.7M' at graph 0.85, first 1800000 tc rgb 'red';
             plot 'plot-null.dat' using 2:3:4:xtic(1) title 'IOPS (median, min-max)', '' using 5:5:5 title 'IOPS per daemon core (1e6 / us per IO)'"
-        [ -s plot-scale.dat ] && gnuplot -e "$common; set output 'scaling.png';
+        [ ! -s plot-scale.dat ] || gnuplot -e "$common; set output 'scaling.png';
             set title 'Null drive, 4 KiB randread, QD32 per queue'; set xlabel 'request queues'; set ylabel 'IOPS';
             set xtics (1,2,4); set yrange [0:*]; set key below; set xrange [0.8:4.2];
             plot 'plot-scale.dat' using 1:2 with linespoints lw 2 title 'vscsid (median)', '' using 1:3 with linespoints lw 2 title 'qemu-storage-daemon (median)', '' using 1:4 with points pt 6 ps 1.5 title 'vscsid (best run)', '' using 1:5 with points pt 8 ps 1.5 title 'qemu-storage-daemon (best run)', '' using 1:6 with linespoints lw 2 dt 2 title 'vscsid --iothreads 1 (median)', '' using 1:7 with linespoints lw 2 dt 3 title 'vscsid --iothreads 2 (median)'"
-        [ -s plot-qd1.dat ] && gnuplot -e "$common; set output 'latency.png';
+        [ ! -s plot-qd1.dat ] || gnuplot -e "$common; set output 'latency.png';
             set title 'QD1 4 KiB randread latency'; set ylabel 'microseconds'; set logscale y; set format y '%g';
             set style data histogram; set style histogram clustered gap 2; set xtics rotate by -20; set key below;
             plot 'plot-qd1.dat' using 2:xtic(1) title 'p50', '' using 3 title 'p99'"

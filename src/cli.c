@@ -125,7 +125,7 @@ int cli_drive_from_opts(struct opts *o, struct drive_conf *conf, const char *wha
                                                "unsafe", NULL };
     static const char *const discard_modes[] = { "ignore", "unmap", "off", "on", NULL };
     static const char *const aio_modes[] = { "io_uring", "threads", NULL };
-    static const char *const drivers[] = { "file", "null", NULL };
+    static const char *const drivers[] = { "file", "null", "memory", NULL };   /* blk_driver_kind */
     static const char *const media[] = { "disk", "cdrom", NULL };
     int v, ret;
     bool ro, ro_off;
@@ -181,8 +181,21 @@ int cli_drive_from_opts(struct opts *o, struct drive_conf *conf, const char *wha
         goto out;
     }
     if (conf->blk.driver == BLK_DRIVER_FILE && !conf->filename[0] && !conf->cdrom) {
-        snprintf(err, errlen, "%s id=%s: missing file=PATH (or use driver=null,size=N; only "
-                 "media=cdrom may be empty)", what, conf->id);
+        snprintf(err, errlen, "%s id=%s: missing file=PATH (or use driver=memory,size=N or "
+                 "driver=null,size=N; only media=cdrom may be empty)", what, conf->id);
+        goto out;
+    }
+    if (conf->blk.driver != BLK_DRIVER_FILE && conf->filename[0]) {
+        snprintf(err, errlen, "%s id=%s: file= does not apply to driver=%s (it has no file); "
+                 "drop it, or drop driver= for an image file", what, conf->id,
+                 drivers[conf->blk.driver]);
+        goto out;
+    }
+    if (conf->blk.driver == BLK_DRIVER_MEMORY &&
+        (conf->blk.cache == BLK_CACHE_NONE || conf->blk.cache == BLK_CACHE_DIRECTSYNC)) {
+        snprintf(err, errlen, "%s id=%s: driver=memory has no O_DIRECT, so cache=%s does not "
+                 "apply; use cache=writeback (the default) or writethrough", what, conf->id,
+                 cache_modes[conf->blk.cache]);
         goto out;
     }
     if (conf->cdrom && ro_off) {
@@ -196,8 +209,14 @@ int cli_drive_from_opts(struct opts *o, struct drive_conf *conf, const char *wha
                  "discard=", what, conf->id);
         goto out;
     }
-    if (conf->blk.driver == BLK_DRIVER_NULL && !conf->blk.size) {
-        snprintf(err, errlen, "%s id=%s: driver=null needs size= (e.g. size=1G)", what, conf->id);
+    if (conf->blk.driver != BLK_DRIVER_FILE && !conf->blk.size) {
+        snprintf(err, errlen, "%s id=%s: driver=%s needs size= (e.g. size=1G)", what, conf->id,
+                 drivers[conf->blk.driver]);
+        goto out;
+    }
+    if (conf->blk.driver == BLK_DRIVER_FILE && conf->blk.size) {
+        snprintf(err, errlen, "%s id=%s: size= applies only to driver=null and driver=memory (an "
+                 "image file has its own size)", what, conf->id);
         goto out;
     }
     if (conf->format[0] && strcmp(conf->format, "raw")) {

@@ -808,8 +808,8 @@ static void print_done(struct conn *c, const char *cmd, const struct json_value 
             printf("device %s deleted\n", arg_str(args, "id", a, sizeof(a)));
     } else if (!strcmp(cmd, "blockdev-add")) {
         const char *drv = json_get_str(lookup(args, "driver"));
-        if (drv && !strcmp(drv, "null-co"))
-            snprintf(a, sizeof(a), "null-co");
+        if (drv && (!strcmp(drv, "null-co") || !strcmp(drv, "memory")))
+            snprintf(a, sizeof(a), "%s", drv);
         else if (lookup(args, "file.filename"))
             arg_str(args, "file.filename", a, sizeof(a));
         else

@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,6 +93,30 @@ static void drive_free(struct blk_drive *d)
     free(d);
 }
 
+/* driver=memory: a memfd of size bytes. Pages are allocated as they are
+ * first written, and a discard gives them back (hole punching), so the drive
+ * costs what it holds. Served like a file on tmpfs: inline, in the loop. */
+static int memory_create(struct blk_drive *d, uint64_t size, char *err, size_t errlen)
+{
+    char name[64];
+    int ret;
+
+    snprintf(name, sizeof(name), "vscsid-drive-%s", d->id);
+    d->fd = memfd_create(name, MFD_CLOEXEC);
+    if (d->fd < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "drive %s: cannot create its memory: %s", d->id, strerror(-ret));
+        return ret;
+    }
+    if (ftruncate(d->fd, (off_t)size) < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "drive %s: cannot size its memory to %" PRIu64 " bytes: %s",
+                 d->id, size, strerror(-ret));
+        return ret;
+    }
+    return 0;
+}
+
 int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, size_t errlen)
 {
     const char *id = opts && opts->id ? opts->id : "(unnamed)";
@@ -111,12 +136,22 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
         return -ENOTSUP;
     }
     if ((unsigned)opts->cache > BLK_CACHE_UNSAFE || (unsigned)opts->aio > BLK_AIO_THREADS ||
-        (unsigned)opts->driver > BLK_DRIVER_NULL) {
+        (unsigned)opts->driver > BLK_DRIVER_MEMORY) {
         snprintf(err, errlen, "drive %s: invalid cache, aio or driver value", id);
         return -EINVAL;
     }
     if (opts->driver == BLK_DRIVER_FILE && (!opts->filename || !opts->filename[0])) {
         snprintf(err, errlen, "drive %s: no file name given", id);
+        return -EINVAL;
+    }
+    if (opts->driver == BLK_DRIVER_MEMORY && (!opts->size || opts->size > (uint64_t)INT64_MAX)) {
+        snprintf(err, errlen, "drive %s: driver=memory needs a size (e.g. size=1G)", id);
+        return -EINVAL;
+    }
+    if (opts->driver == BLK_DRIVER_MEMORY && cache_direct(opts->cache)) {
+        snprintf(err, errlen, "drive %s: driver=memory has no O_DIRECT, so cache=%s does not "
+                 "apply; use cache=writeback (the default) or writethrough", id,
+                 cache_names[opts->cache]);
         return -EINVAL;
     }
     if ((unsigned)opts->werror > BLK_ERR_ENOSPC || (unsigned)opts->rerror > BLK_ERR_STOP) {
@@ -132,8 +167,18 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
     pthread_mutex_init(&d->rmw_lock, NULL);
     pthread_mutex_init(&d->inject_lock, NULL);
     d->id = strdup(id);
-    d->filename = opts->filename ? strdup(opts->filename) : NULL;
-    if (!d->id || (opts->filename && !d->filename))
+    if (opts->driver == BLK_DRIVER_MEMORY) {
+        /* what messages about the file call it */
+        if (asprintf(&d->filename, "memory:%s", id) < 0)
+            d->filename = NULL;
+        if (!d->filename)
+            goto nomem;
+    } else {
+        d->filename = opts->filename ? strdup(opts->filename) : NULL;
+        if (opts->filename && !d->filename)
+            goto nomem;
+    }
+    if (!d->id)
         goto nomem;
     d->driver = opts->driver;
     d->cache = opts->cache;
@@ -162,6 +207,12 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
         return 0;
     }
 
+    if (opts->driver == BLK_DRIVER_MEMORY) {
+        ret = memory_create(d, opts->size, err, errlen);
+        if (ret < 0)
+            goto fail;
+        goto probe;
+    }
     d->direct = cache_direct(opts->cache);
     int flags = (opts->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (d->direct ? O_DIRECT : 0);
     d->fd = open(opts->filename, flags);
@@ -176,6 +227,7 @@ int blk_open(const struct blk_opts *opts, struct blk_drive **out, char *err, siz
                      strerror(-ret));
         goto fail;
     }
+probe:
     ret = blk_probe_file(d, err, errlen);
     if (ret < 0)
         goto fail;

@@ -28,7 +28,11 @@ enum blk_cache_mode {
 
 enum blk_aio { BLK_AIO_IO_URING, BLK_AIO_THREADS };
 
-enum blk_driver_kind { BLK_DRIVER_FILE, BLK_DRIVER_NULL };
+/* FILE: an image file or block device. NULL: no storage (reads return
+ * zeroes, writes are dropped). MEMORY: size bytes of anonymous memory (a
+ * memfd, so it is sparse, can be resized, discarded and searched for data
+ * like a file on tmpfs); the data lives as long as the drive. */
+enum blk_driver_kind { BLK_DRIVER_FILE, BLK_DRIVER_NULL, BLK_DRIVER_MEMORY };
 
 /* What to do when a request fails (QEMU's werror/rerror, BlockdevOnError).
  * The policy belongs to whoever owns the drive, as QEMU's belongs to the
@@ -57,7 +61,7 @@ struct blk_opts {
     bool readonly;
     bool discard_unmap;         /* discard=unmap: pass discards to the file */
     enum blk_aio aio;
-    uint64_t size;              /* BLK_DRIVER_NULL: size in bytes */
+    uint64_t size;              /* BLK_DRIVER_NULL, _MEMORY: size in bytes */
     bool null_no_read_zeroes;   /* BLK_DRIVER_NULL: leave read buffers untouched
                                  * (benchmarks of the device path; QEMU's
                                  * null-co read-zeroes=off) */

@@ -24,7 +24,7 @@ static const struct qmp_arg blockdev_add_args[] = {
     { "file", QMP_ARG_OBJECT, true },       /* raw: the protocol node */
     { "filename", QMP_ARG_STR, true },      /* driver=file at the top */
     { "aio", QMP_ARG_STR, true },           /* driver=file at the top */
-    { "size", QMP_ARG_INT, true },          /* null-co */
+    { "size", QMP_ARG_INT, true },          /* null-co, memory */
     { "read-zeroes", QMP_ARG_BOOL, true },  /* null-co: reads always return zeroes */
     { "read-only", QMP_ARG_BOOL, true },
     { "auto-read-only", QMP_ARG_BOOL, true },   /* accepted, no effect (libvirt sends it) */
@@ -102,20 +102,21 @@ static int blockdev_opts(struct opt_list *l, const struct json_value *args)
     const char *dz = qmp_arg_str(args, "detect-zeroes");
     const struct json_value *file = json_obj_get(args, "file");
     bool is_null = !strcmp(driver, "null-co"), is_raw = !strcmp(driver, "raw");
-    bool is_file = !strcmp(driver, "file");
+    bool is_file = !strcmp(driver, "file"), is_mem = !strcmp(driver, "memory");
     char num[32];
     int64_t size;
 
-    if (!is_null && !is_raw && !is_file)
+    if (!is_null && !is_raw && !is_file && !is_mem)
         return qmp_req_error(req, QMP_ERR_GENERIC, "Parameter 'driver' does not accept value '%.*s' "
-                             "(vscsid has raw, file and null-co)", SHOWN, driver);
+                             "(vscsid has raw, file, null-co and memory)", SHOWN, driver);
     /* Each driver's own members only, with QEMU's message for the others. */
     static const char *const raw_only[] = { "file", NULL };
     static const char *const file_only[] = { "filename", "aio", NULL };
-    static const char *const null_only[] = { "size", "read-zeroes", NULL };
-    const char *const *groups[] = { raw_only, file_only, null_only };
-    const bool allowed[] = { is_raw, is_file, is_null };
-    for (int g = 0; g < 3; g++)
+    static const char *const sized[] = { "size", NULL };
+    static const char *const null_only[] = { "read-zeroes", NULL };
+    const char *const *groups[] = { raw_only, file_only, sized, null_only };
+    const bool allowed[] = { is_raw, is_file, is_null || is_mem, is_null };
+    for (int g = 0; g < 4; g++)
         for (const char *const *k = groups[g]; *k; k++)
             if (!allowed[g] && json_obj_get(args, *k))
                 return qmp_req_error(req, QMP_ERR_GENERIC, "Parameter '%s' is unexpected", *k);
@@ -127,14 +128,14 @@ static int blockdev_opts(struct opt_list *l, const struct json_value *args)
                              "name: " CLI_ID_RULE, SHOWN, qmp_arg_str(args, "node-name"));
     if (put(l, "id", qmp_arg_str(args, "node-name")) < 0)
         return -EINVAL;
-    if (is_null) {
+    if (is_null || is_mem) {
         if (qmp_arg_int(req, args, "size", 1, INT64_MAX, &size) < 0)
             return -EINVAL;
         if (!json_obj_get(args, "size"))
-            return qmp_req_error(req, QMP_ERR_GENERIC, "Parameter 'size' is missing (null-co has "
-                                 "no default size in vscsid)");
+            return qmp_req_error(req, QMP_ERR_GENERIC, "Parameter 'size' is missing (%s has "
+                                 "no default size in vscsid)", driver);
         snprintf(num, sizeof(num), "%" PRId64, size);
-        if (put(l, "driver", "null") < 0 || put(l, "size", num) < 0)
+        if (put(l, "driver", is_null ? "null" : "memory") < 0 || put(l, "size", num) < 0)
             return -EINVAL;
     } else if (is_raw) {
         const char *fdrv;

@@ -94,8 +94,10 @@ static void write_drive(struct json_buf *ret, const struct vscsid_drive_info *in
 {
     const struct drive_conf *conf = info->medium ? info->medium : info->conf;
     bool null_drv = conf->blk.driver == BLK_DRIVER_NULL;
-    const char *file = null_drv ? "null-co://" : conf->filename;
-    const char *drv = null_drv ? "null-co" : (conf->format[0] ? conf->format : "raw");
+    bool mem_drv = conf->blk.driver == BLK_DRIVER_MEMORY;
+    const char *file = null_drv ? "null-co://" : mem_drv ? "memory://" : conf->filename;
+    const char *drv = null_drv ? "null-co" : mem_drv ? "memory" :
+                      (conf->format[0] ? conf->format : "raw");
 
     json_buf_begin_object(ret);
     json_buf_kv_str(ret, "device", info->conf->id);

@@ -185,7 +185,8 @@ e2e_image() {
 # --- LUNs and backends ------------------------------------------------------------
 LUNS=()   # "target lun image device drive-opts" each
 # e2e_lun TARGET LUN IMAGE [DRIVE_OPTS [DEVICE]]: DRIVE_OPTS as for QEMU's -drive
-# (discard=unmap,...), DEVICE scsi-hd (default) or scsi-cd.
+# (discard=unmap,...), DEVICE scsi-hd (default) or scsi-cd. IMAGE memory:SIZE is a
+# vscsid driver=memory drive (the builtin backend gets a file of that size instead).
 e2e_lun() {
     LUNS+=("$1 $2 $3 ${5:-scsi-hd} ${4:-}")
 }
@@ -196,15 +197,22 @@ E2E_VHOST_OPTS=${E2E_VHOST_OPTS:-}
 # e2e_backend_start: start what serves the LUNs. E2E_VHOST_OPTS (e.g. num_queues=2) go
 # to run-guest.sh --vhost-user. Sets GUEST_ARGS for e2e_guest.
 e2e_backend_start() {
-    local opts=$E2E_VHOST_OPTS spec t l img dev drv i=0
+    local opts=$E2E_VHOST_OPTS spec t l img dev drv src i=0
     local args=()
     GUEST_ARGS=()
     for spec in "${LUNS[@]}"; do
         read -r t l img dev drv <<< "$spec"
+        src=file=$img
+        if [[ $img == memory:* && $E2E_BACKEND == builtin ]]; then
+            e2e_image "$E2E_TMP/memory-d$i.img" "${img#memory:}"
+            img=$E2E_TMP/memory-d$i.img
+        elif [[ $img == memory:* ]]; then
+            src=driver=memory,size=${img#memory:}
+        fi
         if [ "$E2E_BACKEND" = builtin ]; then
             GUEST_ARGS+=(--builtin-scsi "$img,scsi-id=$t,lun=$l,driver=$dev${drv:+,$drv}")
         else
-            args+=(--drive "file=$img,id=d$i${drv:+,$drv}"
+            args+=(--drive "$src,id=d$i${drv:+,$drv}"
                    --device "$dev,drive=d$i,scsi-id=$t,lun=$l")
         fi
         i=$((i + 1))

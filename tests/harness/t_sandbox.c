@@ -225,13 +225,14 @@ static int ctl(const char *args)
     return 0;
 }
 
-/* A drive and a device added over QMP, used, resized, queried, removed. */
-static void hot_lun(const char *node, const char *file_opts, unsigned lun)
+/* A drive and a device added over QMP, used, queried, removed. drv_opts: the
+ * blockdev-add members after node-name. */
+static void hot_lun(const char *node, const char *drv_opts, unsigned lun)
 {
     char a[512];
     struct vuf *h;
 
-    snprintf(a, sizeof(a), "blockdev-add node-name=%s driver=raw discard=unmap %s", node, file_opts);
+    snprintf(a, sizeof(a), "blockdev-add node-name=%s discard=unmap %s", node, drv_opts);
     CHECK_EQ(ctl(a), 0);
     snprintf(a, sizeof(a), "device_add driver=scsi-hd drive=%s scsi-id=1 lun=%u id=dev-%s", node,
              lun, node);
@@ -257,10 +258,12 @@ static void test_qmp_runtime(void)
 
     snprintf(path, sizeof(path), "%s/hot.img", g_tmp);
     CHECK_EQ(vuf_make_image(path, 8 * MiB, 4242), 0);
-    snprintf(a, sizeof(a), "file.driver=file file.filename=%s file.aio=threads", path);
+    snprintf(a, sizeof(a), "driver=raw file.driver=file file.filename=%s file.aio=threads", path);
     /* grown while attached: ftruncate under the sandbox */
     CHECK_EQ(ctl("query-version"), 0);
     hot_lun("hot1", a, 0);
+    /* driver=memory made at run time: memfd_create, hole punching */
+    hot_lun("mem1", "driver=memory size=8388608", 2);
     snprintf(a, sizeof(a), "blockdev-add node-name=grow driver=raw file.driver=file "
              "file.filename=%s", path);
     CHECK_EQ(ctl(a), 0);
@@ -271,7 +274,8 @@ static void test_qmp_runtime(void)
     if (g_loop[0]) {
         /* a block device opened at run time: BLKGETSIZE64, BLKSSZGET,
          * BLKDISCARD, BLKZEROOUT */
-        snprintf(a, sizeof(a), "file.driver=file file.filename=%s file.aio=threads", g_loop);
+        snprintf(a, sizeof(a), "driver=raw file.driver=file file.filename=%s file.aio=threads",
+                 g_loop);
         hot_lun("bdev", a, 1);
     } else {
         fprintf(stderr, "  (no loop device: the block-device ioctls are not exercised)\n");

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #define MiB (1u << 20)
+#define KiB (1u << 10)
 
 static const char *g_dir;
 
@@ -154,6 +155,88 @@ static void test_null(void)
     CHECK_EQ(blk_size(d), MiB);
     blk_close(d);
     free(buf);
+}
+
+/* driver=memory: data written is read back, unwritten and discarded ranges
+ * read as zeroes and are reported unmapped, resizing keeps the data, two
+ * drives do not share memory, requests are served inline; size and O_DIRECT
+ * cache modes are refused with a message. */
+static void test_memory(void)
+{
+    struct blk_opts o = { .id = "m0", .driver = BLK_DRIVER_MEMORY, .size = 8 * MiB,
+                          .discard_unmap = true };
+    struct blk_drive *d, *d2;
+    struct blk_stats st;
+    char err[256];
+    unsigned char *w = t_alloc(MiB), *r = t_alloc(MiB), *zero = calloc(1, MiB);
+    bool mapped;
+    uint64_t run;
+
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), 0);
+    if (!d)
+        return;
+    CHECK_EQ(blk_size(d), 8 * MiB);
+    CHECK(blk_can_discard(d));
+    CHECK(blk_discard_zeroes(d));
+    /* a fresh drive is zeroes and holds no data */
+    memset(r, 0xaa, MiB);
+    CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 7 * MiB, r, MiB), 0);
+    CHECK_MEM(r, zero, MiB);
+    CHECK_EQ(blk_get_status(d, 0, 8 * MiB, &mapped, &run), 0);
+    CHECK(!mapped);
+    CHECK_EQ(run, 8 * MiB);
+    /* written data comes back, and is mapped */
+    t_fill(w, MiB, 41);
+    CHECK_EQ(t_rw(d, BLK_OP_WRITE, 0, 2 * MiB, w, MiB), 0);
+    CHECK_EQ(t_rw(d, BLK_OP_WRITE, BLK_F_FUA, 8 * MiB - 4096, w, 4096), 0);
+    CHECK_EQ(t_io(d, BLK_OP_FLUSH, 0, 0, NULL, 0, 0), 0);
+    CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 2 * MiB, r, MiB), 0);
+    CHECK_MEM(r, w, MiB);
+    CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 8 * MiB - 4096, r, 4096), 0);
+    CHECK_MEM(r, w, 4096);
+    CHECK_EQ(blk_get_status(d, 2 * MiB, MiB, &mapped, &run), 0);
+    CHECK(mapped);
+    CHECK_EQ(run, MiB);
+    CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 8 * MiB, r, 512), -EINVAL);   /* beyond the end */
+    /* discard and write zeroes give the memory back and read as zeroes */
+    CHECK_EQ(t_io(d, BLK_OP_DISCARD, 0, 2 * MiB, NULL, 0, 512 * KiB), 0);
+    CHECK_EQ(t_io(d, BLK_OP_WRITE_ZEROES, BLK_F_MAY_UNMAP, 2 * MiB + 512 * KiB, NULL, 0,
+                  256 * KiB), 0);
+    CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 2 * MiB, r, MiB), 0);
+    CHECK_MEM(r, zero, 768 * KiB);
+    CHECK_MEM(r + 768 * KiB, w + 768 * KiB, 256 * KiB);
+    CHECK_EQ(blk_get_status(d, 2 * MiB, MiB, &mapped, &run), 0);
+    CHECK(!mapped);
+    CHECK_EQ(run, 768 * KiB);
+    /* growing keeps the data; the new part is zeroes */
+    CHECK_EQ(blk_resize(d, 16 * MiB), 0);
+    CHECK_EQ(blk_size(d), 16 * MiB);
+    CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 8 * MiB - 4096, r, 4096), 0);
+    CHECK_MEM(r, w, 4096);
+    CHECK_EQ(t_rw(d, BLK_OP_READ, 0, 15 * MiB, r, MiB), 0);
+    CHECK_MEM(r, zero, MiB);
+    blk_get_stats(d, &st);
+    CHECK(st.inline_ops > 0);       /* served in the loop, like tmpfs */
+    /* a second drive has memory of its own */
+    o.id = "m1";
+    CHECK_EQ(blk_open(&o, &d2, err, sizeof(err)), 0);
+    if (d2) {
+        CHECK_EQ(t_rw(d2, BLK_OP_READ, 0, 2 * MiB + 768 * KiB, r, 4096), 0);
+        CHECK_MEM(r, zero, 4096);
+        blk_close(d2);
+    }
+    blk_close(d);
+    /* refused, with what to do */
+    o.size = 0;
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "needs a size") != NULL);
+    o.size = MiB;
+    o.cache = BLK_CACHE_NONE;
+    CHECK_EQ(blk_open(&o, &d, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "O_DIRECT") != NULL && strstr(err, "cache=writeback") != NULL);
+    free(w);
+    free(r);
+    free(zero);
 }
 
 /* Far more requests than the ring holds: all complete, none is lost. */
@@ -585,6 +668,7 @@ int main(void)
     RUN_TEST(test_open_errors);
     RUN_TEST(test_validation);
     RUN_TEST(test_null);
+    RUN_TEST(test_memory);
     RUN_TEST(test_concurrent);
     RUN_TEST(test_errors);
     RUN_TEST(test_free_in_callback);

@@ -26,6 +26,11 @@ static void test_drive_ok(void)
     CHECK(c.blk.null_no_read_zeroes);
     CHECK_EQ(cli_parse_drive("file=/x,id=f,read-zeroes=off", &c, err, sizeof(err)), -EINVAL);
     CHECK(strstr(err, "only to driver=null") != NULL);
+    CHECK_EQ(cli_parse_drive("driver=memory,size=64M,id=m", &c, err, sizeof(err)), 0);
+    CHECK_EQ(c.blk.driver, BLK_DRIVER_MEMORY);
+    CHECK_EQ(c.blk.size, 64ull << 20);
+    CHECK_EQ(c.blk.cache, BLK_CACHE_WRITEBACK);
+    CHECK_EQ(cli_parse_drive("driver=memory,size=1M,id=m,cache=writethrough", &c, err, sizeof(err)), 0);
 }
 
 static void test_drive_errors(void)
@@ -45,6 +50,19 @@ static void test_drive_errors(void)
     CHECK(strstr(err, "supported: raw") != NULL);
     CHECK_EQ(cli_parse_drive("file=/x,id=d,readonly=maybe", &c, err, sizeof(err)), -EINVAL);
     CHECK_EQ(cli_parse_drive("driver=null,id=n", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "driver=null needs size=") != NULL);
+    CHECK_EQ(cli_parse_drive("driver=memory,id=m", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "driver=memory needs size=") != NULL);
+    CHECK_EQ(cli_parse_drive("driver=memory,size=1G,id=m,file=/x", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "file= does not apply to driver=memory") != NULL);
+    CHECK_EQ(cli_parse_drive("driver=memory,size=1G,id=m,cache=none", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "no O_DIRECT") != NULL && strstr(err, "cache=writeback") != NULL);
+    CHECK_EQ(cli_parse_drive("driver=memory,size=1G,id=m,read-zeroes=off", &c, err, sizeof(err)),
+             -EINVAL);
+    CHECK_EQ(cli_parse_drive("file=/x,id=d,size=1G", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "its own size") != NULL);
+    CHECK_EQ(cli_parse_drive("driver=disk,id=d,size=1G", &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "memory") != NULL);   /* the message lists the drivers */
 }
 
 /* werror/rerror (QEMU's -drive values) and inject rules (checked at once) */

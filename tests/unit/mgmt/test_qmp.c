@@ -460,6 +460,29 @@ static void test_run_state(void)
     CHECK(is_error(cmd(&c, "{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"w2\", "
                            "\"driver\": \"null-co\", \"size\": 4096, \"rerror\": \"enospc\"}}"),
                    "GenericError", "blockdev-add: rerror=enospc: expected report, ignore or stop", true));
+    /* driver=memory: size required, no file members, no O_DIRECT */
+    CHECK(is_empty_return(cmd(&c, "{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"m1\", "
+                                  "\"driver\": \"memory\", \"size\": 1048576}}")));
+    CHECK_EQ(g_d.last_drive.blk.driver, BLK_DRIVER_MEMORY);
+    CHECK_EQ(g_d.last_drive.blk.size, 1048576);
+    CHECK(is_error(cmd(&c, "{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"m2\", "
+                           "\"driver\": \"memory\"}}"),
+                   "GenericError", "Parameter 'size' is missing (memory has no default size in vscsid)",
+                   false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"m2\", "
+                           "\"driver\": \"memory\", \"size\": 4096, \"filename\": \"/x\"}}"),
+                   "GenericError", "Parameter 'filename' is unexpected", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"m2\", "
+                           "\"driver\": \"memory\", \"size\": 4096, \"read-zeroes\": false}}"),
+                   "GenericError", "Parameter 'read-zeroes' is unexpected", false));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"m2\", "
+                           "\"driver\": \"memory\", \"size\": 4096, \"cache\": {\"direct\": true}}}"),
+                   "GenericError", "blockdev-add id=m2: driver=memory has no O_DIRECT, so cache=none",
+                   true));
+    CHECK(is_error(cmd(&c, "{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"m2\", "
+                           "\"driver\": \"qcow2\"}}"),
+                   "GenericError", "Parameter 'driver' does not accept value 'qcow2' (vscsid has raw, "
+                   "file, null-co and memory)", false));
     tclose(&c);
     stub_init(true);
 }

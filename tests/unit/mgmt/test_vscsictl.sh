@@ -187,6 +187,10 @@ vscsid)
     expect "device_del gone" 1 "vscsictl: Device 'hpdisk' not found" $V device_del id=hpdisk
     expect "device_del --no-wait" 0 "" $V --no-wait device_del id=scsi0-0-5
     expect "blockdev-del" 0 "drive hp deleted" $V blockdev-del node-name=hp
+    expect "blockdev-add memory" 0 "drive mem added: memory" \
+        $V blockdev-add node-name=mem driver=memory size=4194304
+    expect "block table memory" 0 "mem    -       memory   no   4M    -     memory://" $V query-block
+    expect "blockdev-del memory" 0 "drive mem deleted" $V blockdev-del node-name=mem
     # removable media on a real scsi-cd (needs the SCSI layer's MMC)
     truncate -s 4M "$DIR/a.iso"
     truncate -s 6M "$DIR/b.iso"
