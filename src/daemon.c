@@ -1256,6 +1256,7 @@ int vscsid_add_controller(struct vscsid *d, const struct ctrl_conf *conf, char *
         .num_queues = conf->num_queues,
         .polling = conf->poll_us > 0,
         .coalesce_us = conf->coalesce_us,
+        .coalesce_auto = conf->coalesce_auto,
         .iothreads = d->vits,
         .num_iothreads = d->num_iothreads,
     };

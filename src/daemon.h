@@ -43,6 +43,7 @@ struct ctrl_conf {
     unsigned num_queues;
     unsigned poll_us;           /* adaptive polling window after activity; 0 = off */
     unsigned coalesce_us;       /* completion interrupt held up to this long; 0 = off */
+    bool coalesce_auto;         /* ... only while holding measures faster */
 };
 
 /* The calling thread becomes the control thread: it runs loop (the

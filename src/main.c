@@ -28,7 +28,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: vscsid --socket PATH [--num-queues N] [--iothreads N] [--poll-us N] [--coalesce-us N]\n"
+"Usage: vscsid --socket PATH [--num-queues N] [--iothreads N] [--poll-us N] [--coalesce-us N|auto]\n"
 "              [--qmp PATH]\n"
 "              --drive file=PATH,id=ID[,format=raw][,cache=MODE][,readonly=on|off]\n"
 "                      [,discard=ignore|unmap][,aio=io_uring|threads][,media=disk|cdrom]\n"
@@ -60,7 +60,9 @@ static void usage(FILE *f)
 "                        N us after its first unsignalled completion, so the\n"
 "                        guest takes several per interrupt (default 0: signal at\n"
 "                        once); helps guests whose interrupts and kicks are\n"
-"                        costly (TCG), adds up to N us of latency\n"
+"                        costly (TCG), adds up to N us of latency; auto: each\n"
+"                        queue holds (50 us, or N) only while it measures that\n"
+"                        holding completes more requests per second\n"
 "  --drive OPTS          a backing image (see above); cache modes: writeback\n"
 "                        (default), none, writethrough, directsync, unsafe;\n"
 "                        driver=null,size=N gives a data-less disk for benchmarks,\n"
@@ -298,10 +300,16 @@ int main(int argc, char **argv)
         }
         case 'c': {
             uint64_t n;
+            if (!strcmp(optarg, "auto")) {
+                ctrl.coalesce_auto = true;
+                ctrl.coalesce_us = 0;       /* the controller's default hold */
+                break;
+            }
             if (parse_u64(optarg, &n) < 0 || n > 1000000)
                 return usage_error("--coalesce-us %s: expected microseconds from 0 (off: signal at once) "
-                                   "to 1000000", optarg);
+                                   "to 1000000, or auto", optarg);
             ctrl.coalesce_us = (unsigned)n;
+            ctrl.coalesce_auto = false;
             break;
         }
         case 'I': {
@@ -398,6 +406,7 @@ int main(int argc, char **argv)
             ctrls[i].num_queues = ctrl.num_queues;
         ctrls[i].poll_us = ctrl.poll_us;
         ctrls[i].coalesce_us = ctrl.coalesce_us;
+        ctrls[i].coalesce_auto = ctrl.coalesce_auto;
     }
     log_set_level(verbose >= 2 ? LOG_DEBUG : LOG_INFO);
 

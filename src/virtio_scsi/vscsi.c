@@ -6,6 +6,7 @@
  * header -> vq_push; the first completion of a loop round signals the guest
  * at once, the rest of the round once at its end (req_complete). */
 #include "virtio_scsi/vscsi.h"
+#include "virtio_scsi/coalesce.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -81,6 +82,7 @@ struct vscsi_queue {
     int sig_fd;
     struct ev_handler *sig_h;
     bool sig_armed;
+    struct vscsi_ac ac;             /* adaptive coalescing (coalesce_auto) */
 };
 
 struct pending_event {
@@ -103,6 +105,7 @@ struct vscsi_ctrl {
     bool paused;                    /* vscsi_ctrl_pause: request and control queues not popped */
     bool polling;                   /* request queues are polled by the loop */
     unsigned coalesce_us;           /* request queue signals held up to this long (0: none) */
+    bool coalesce_auto;             /* ... while holding measures faster (coalesce.h) */
 };
 
 static unsigned queue_process(struct vscsi_queue *q);
@@ -220,6 +223,10 @@ static void queue_signal(struct vscsi_queue *q, struct vq *vq)
     }
     if (q->sig_armed)
         return;
+    if (q->ctrl->coalesce_auto && !vscsi_ac_holding(&q->ac)) {
+        vq_notify(vq);
+        return;
+    }
     its.it_value.tv_sec = us / 1000000;
     its.it_value.tv_nsec = (long)(us % 1000000) * 1000;
     if (timerfd_settime(q->sig_fd, 0, &its, NULL) < 0) {
@@ -281,6 +288,8 @@ static void req_complete(struct vscsi_req *r, uint32_t len)
 
     vq_push(vq, &r->elem, len);
     req_put(r);
+    if (q->ctrl->coalesce_auto && q->idx >= VQ_REQ0 && ev_loop_is_current(q->loop))
+        vscsi_ac_completed(&q->ac, ev_loop_now(q->loop));
     if (!q->notify_pending) {
         /* The first completion of a round signals at once (if the guest
          * wants it: EVENT_IDX or NO_INTERRUPT decide), so the guest starts
@@ -916,6 +925,9 @@ struct vscsi_ctrl *vscsi_ctrl_new(struct ev_loop *loop, struct blk_ctx *blk_ctx,
     ctrl->nexus = cfg->nexus;
     ctrl->polling = cfg->polling;
     ctrl->coalesce_us = cfg->coalesce_us;
+    ctrl->coalesce_auto = cfg->coalesce_auto;
+    if (cfg->coalesce_auto && !cfg->coalesce_us)
+        ctrl->coalesce_us = VSCSI_COALESCE_AUTO_US;
     ctrl->num_vqs = 2 + cfg->num_queues;
     for (unsigned i = 0; i < ctrl->num_vqs; i++) {
         struct vscsi_queue *q = &ctrl->queues[i];

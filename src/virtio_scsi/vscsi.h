@@ -21,6 +21,9 @@ struct vscsi_iothread {
     struct blk_ctx *blk_ctx;
 };
 
+/* --coalesce-us auto: the hold tried */
+#define VSCSI_COALESCE_AUTO_US 50
+
 struct vscsi_ctrl_config {
     const char *socket_path;
     unsigned num_queues;        /* request queues; virtqueues = 2 + num_queues */
@@ -30,6 +33,10 @@ struct vscsi_ctrl_config {
      * many microseconds after the first completion it would announce, and
      * then covers all completed meanwhile (0: signal at once) */
     unsigned coalesce_us;
+    /* Adaptive coalescing: each request queue holds its signals (for
+     * coalesce_us, or VSCSI_COALESCE_AUTO_US when 0) only while that measures
+     * faster than not holding (coalesce.h) */
+    bool coalesce_auto;
     /* Request queue i goes to iothreads[i % num_iothreads]; none: every
      * queue on the controller's loop. The control and event queues and the
      * vhost-user session always stay on the controller's loop. An iothread's

@@ -1,4 +1,4 @@
-/* Interrupt coalescing (--coalesce-us). With it, completions reach the used
+/* Interrupt coalescing (--coalesce-us N, and auto). With it, completions reach the used
  * ring at once but the guest's signal waits for the queue's timer and then
  * covers all of them; without it, every completion round is signalled as it
  * ends. The window is 1 s, far longer than the test's own steps, so "not
@@ -107,6 +107,38 @@ static void test_signal_at_once(void)
     vuf_free(h);
 }
 
+/* --coalesce-us auto with a guest that sends one READ at a time and waits
+ * for its signal: 400 of them cover the epochs without holding, with holding
+ * (cut short: holding makes this guest slower) and after. Every completion is
+ * signalled, within the hold, whichever phase the queue is in. */
+static void test_auto(void)
+{
+    struct vuf *h = session();
+    unsigned signalled = 0, n = 400;
+
+    if (!h)
+        return;
+    vuf_vq_set_interrupts(h, VUF_SCSI_REQQ, true);
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t cdb[16];
+        struct vuf_scsi_io io = { .cdb = cdb, .cdb_len = 10, .data_in = rbuf[0], .in_len = 8 * BS };
+        struct vuf_scsi_req *r;
+        struct vuf_scsi_result res;
+
+        call_count(h, 0);
+        vuf_cdb_rw10(cdb, false, 8 * (i % 16), 8);
+        r = vuf_scsi_submit(h, &io);
+        CHECK(r != NULL);
+        if (!r)
+            break;
+        signalled += call_count(h, 1000) >= 1;
+        CHECK_EQ(vuf_scsi_complete(h, r, &res, 2000), 0);
+        CHECK_EQ(res.status, 0);
+    }
+    CHECK_EQ(signalled, n);
+    vuf_free(h);
+}
+
 static void test_bad_value(void)
 {
     char cmd[600];
@@ -114,6 +146,10 @@ static void test_bad_value(void)
 
     snprintf(cmd, sizeof(cmd), "'%s' --socket /nonexistent/s --coalesce-us 1000001 2>&1 | "
              "grep -q -- '--coalesce-us 1000001: expected microseconds'", g_exe);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    snprintf(cmd, sizeof(cmd), "'%s' --socket /nonexistent/s --coalesce-us x 2>&1 | "
+             "grep -q -- 'to 1000000, or auto'", g_exe);
     st = system(cmd);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     snprintf(cmd, sizeof(cmd), "'%s' --socket /nonexistent/s --coalesce-us x >/dev/null 2>&1", g_exe);
@@ -125,9 +161,13 @@ int main(int argc, char **argv)
 {
     static const char *const coalesce_on[] = { "--coalesce-us", "1000000", NULL };
     static const char *const coalesce_off[] = { "--coalesce-us", "0", NULL };
+    static const char *const coalesce_auto[] = { "--coalesce-us", "auto", NULL };
 
     start_daemon(argc, argv, disks, 1, coalesce_on);
     RUN(test_held_then_one_signal);
+    stop_daemon();
+    start_daemon(argc, argv, disks, 1, coalesce_auto);
+    RUN(test_auto);
     stop_daemon();
     start_daemon(argc, argv, disks, 1, coalesce_off);
     RUN(test_signal_at_once);
