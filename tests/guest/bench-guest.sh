@@ -2,8 +2,9 @@
 # make bench-guest: fio 4 KiB randread and randwrite at QD16 in a TCG Linux guest (1 vCPU,
 # libaio, O_DIRECT) on the same image file served three ways:
 #   vscsid       vscsid LUN through -device vhost-user-scsi-pci
-#   vscsid-coalesce  the same with --coalesce-us (BENCH_GUEST_COALESCE_US, 50): the
-#                guest gets several completions per interrupt (docs/performance.md)
+#   vscsid-coalesce  the same with --coalesce-us (BENCH_GUEST_COALESCE_US: auto, or a
+#                window in us such as 50): the guest gets several completions per
+#                interrupt (docs/performance.md)
 #   scsi-hd      QEMU's built-in virtio-scsi-pci + scsi-hd
 #   virtio-blk   QEMU's built-in virtio-blk-pci
 # Boots are interleaved (one of each device per round) and the report gives medians:
@@ -15,7 +16,7 @@
 #   BENCH_GUEST_DRIVE ("" : extra -drive options of the built-in devices, e.g.
 #   aio=io_uring; QEMU's defaults are cache=writeback, aio=threads),
 #   BENCH_GUEST_VSCSID_DRIVE (cache=writeback), BENCH_GUEST_VSCSID_ARGS (more vscsid
-#   options, e.g. "--poll-us 200"), BENCH_GUEST_COALESCE_US (50),
+#   options, e.g. "--poll-us 200"), BENCH_GUEST_COALESCE_US (auto),
 #   BENCH_GUEST_KINDS (all four),
 #   VSCSI_QEMU, VSCSID, BENCH_OUT (build/bench).
 # Output: BENCH_OUT/bench-guest.md, bench-guest.json, bench-guest-runs.jsonl,
@@ -79,7 +80,7 @@ boot() {   # boot KIND ROUND
     vscsid | vscsid-coalesce)
         E2E_BACKEND=vscsid
         local extra=()
-        [ "$kind" = vscsid-coalesce ] && extra=(--coalesce-us "${BENCH_GUEST_COALESCE_US:-50}")
+        [ "$kind" = vscsid-coalesce ] && extra=(--coalesce-us "${BENCH_GUEST_COALESCE_US:-auto}")
         # shellcheck disable=SC2086 # BENCH_GUEST_VSCSID_ARGS: words
         daemon_start vscsid "$VSCSID" --socket "$VSCSID_SOCK" \
             --drive "file=$img,id=d0${VSCSID_OPTS:+,$VSCSID_OPTS}" \
