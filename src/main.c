@@ -61,7 +61,7 @@ static void usage(FILE *f)
 "                        guest takes several per interrupt (default 0: signal at\n"
 "                        once); helps guests whose interrupts and kicks are\n"
 "                        costly (TCG), adds up to N us of latency; auto: each\n"
-"                        queue holds (50 us, or N) only while it measures that\n"
+"                        queue holds for 50 us, and only while it measures that\n"
 "                        holding completes more requests per second\n"
 "  --drive OPTS          a backing image (see above); cache modes: writeback\n"
 "                        (default), none, writethrough, directsync, unsafe;\n"
